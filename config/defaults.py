@@ -1,0 +1,48 @@
+"""Built-in defaults for phonein.
+
+Every name here can be overridden by an environment variable with the ``PHONEIN_``
+prefix (``PHONEIN_SMS_RATE=5`` sets ``SMS_RATE``); values are parsed as JSON where they
+can be (``false``, ``5``, ``[1, 2]``) and kept as strings otherwise. See
+``config/example.env`` for a documented production environment.
+"""
+
+# SQLAlchemy URL. None means a SQLite file in the instance folder.
+DATABASE_URL = None
+
+# Session and CSRF secret. None means: generate one and keep it in the instance folder,
+# which is allowed only for the embedded SQLite setup. PostgreSQL deployments and
+# ENV = "production" refuse to start without a real one.
+SECRET_KEY = None
+ENV = "development"
+
+# External base URL: links in pages and SMS, webhook URLs, Twilio signature checks.
+PUBLIC_URL = "http://127.0.0.1:5000"
+
+# Country for national-format numbers when neither the form's country nor the
+# listener's timezone tells (ISO 3166 alpha-2).
+DEFAULT_REGION = "GB"
+
+# Flask-Limiter: limit on signup POSTs per client address.
+SIGNUP_RATE_LIMIT = "20/minute"
+RATELIMIT_ENABLED = True
+RATELIMIT_STORAGE_URI = "memory://"
+RATELIMIT_HEADERS_ENABLED = True
+
+# Largest request body accepted, in bytes (413 above it).
+MAX_CONTENT_LENGTH = 64 * 1024
+
+# Trust this many proxies in front of the app for X-Forwarded-For/-Proto/-Host
+# (werkzeug ProxyFix). 0 trusts none.
+PROXY_COUNT = 0
+
+# SMS (sending arrives with the scheduler; the settings are read already).
+SMS_BACKEND = None
+SMS_RATE = 1
+SCHEDULER = "embedded"
+
+# How often the producer and presenter boards poll for changes, in milliseconds.
+BOARD_POLL_MS = 1000
+
+# Forum defaults.
+DEFAULT_REMINDER_OFFSETS = [86400, 3600, 600]
+DEFAULT_DURATION_MINUTES = 60

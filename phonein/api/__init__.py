@@ -1,0 +1,50 @@
+"""JSON API v1 (flask-smorest), its OpenAPI document, and the health check."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+from flask_smorest import Api as SmorestApi
+
+from .. import database
+from ..extensions import csrf
+
+
+class Api(SmorestApi):
+    """flask-smorest without its app-wide error handler: phonein's own handlers answer
+    every error in the contract's ``{"error": {...}}`` shape (and pages with HTML)."""
+
+    def _register_error_handlers(self) -> None:
+        pass
+
+
+def init_app(app: Flask) -> None:
+    app.config.update(
+        API_TITLE="phonein",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    api = Api(
+        app,
+        spec_kwargs={
+            "info": {
+                "description": "Listener signups, screening, the caller queue and "
+                "publication for a broadcaster's live phone-in."
+            },
+        },
+    )
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "phonein tokens create"}
+    )
+    from . import forums, queue, signups
+
+    for blueprint in (forums.blp, signups.blp, queue.blp):
+        csrf.exempt(blueprint)
+        api.register_blueprint(blueprint, url_prefix="/api/v1")
+
+    @app.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        if database.healthy():
+            return jsonify(status="ok")
+        return jsonify(status="unavailable"), 503

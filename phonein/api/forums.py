@@ -1,0 +1,95 @@
+"""Forums in the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+
+from .. import forums
+from ..auth import api_user, require_api
+from ..extensions import db
+from ..models import Forum, Role
+from ..times import utcnow
+from .common import PRODUCER_DOC, documented_errors, forum_url, is_producer
+from .schemas import ForumCreate, ForumList, ForumOut, ForumPatch
+
+blp = Blueprint("api_forums", __name__, description="Forums: live phone-in sessions")
+
+
+def forum_json(forum: Forum, *, with_counts: bool) -> dict[str, Any]:
+    now = utcnow()
+    data = {
+        column: getattr(forum, column)
+        for column in (
+            "slug",
+            "title",
+            "question",
+            "correspondent",
+            "description",
+            "starts_at",
+            "ends_at",
+            "duration_minutes",
+            "timezone",
+            "signup_closes_at",
+            "reminder_offsets",
+        )
+    }
+    data["status"] = forum.status_at(now).value
+    data["accepting_signups"] = forum.accepts_signups_at(now)
+    data["url"] = forum_url(forum)
+    if with_counts:
+        data["counts"] = forums.signup_counts(forum)
+    return data
+
+
+@blp.route("/forums", methods=["GET"])
+@blp.response(200, ForumList)
+def list_forums():  # type: ignore[no-untyped-def]
+    """Upcoming and live forums, soonest first."""
+    return {"forums": [forum_json(f, with_counts=False) for f in forums.list_upcoming(utcnow())]}
+
+
+@blp.route("/forums", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.arguments(ForumCreate)
+@blp.response(201, ForumOut)
+@documented_errors(blp, 401, 403, 409, 422)
+@blp.doc(**PRODUCER_DOC)
+def create_forum(values: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Create a forum."""
+    config = current_app.config
+    forum = forums.create(
+        values,
+        utcnow(),
+        defaults={
+            "duration_minutes": config["DEFAULT_DURATION_MINUTES"],
+            "reminder_offsets": config["DEFAULT_REMINDER_OFFSETS"],
+        },
+    )
+    db.session.commit()
+    return forum_json(forum, with_counts=True)
+
+
+@blp.route("/forums/<slug>", methods=["GET"])
+@blp.response(200, ForumOut)
+@documented_errors(blp, 404)
+def get_forum(slug: str):  # type: ignore[no-untyped-def]
+    """One forum; producers also get signup counts by status."""
+    forum = forums.get_by_slug(slug)
+    return forum_json(forum, with_counts=is_producer(api_user()))
+
+
+@blp.route("/forums/<slug>", methods=["PATCH"])
+@require_api(Role.PRODUCER)
+@blp.arguments(ForumPatch)
+@blp.response(200, ForumOut)
+@documented_errors(blp, 401, 403, 404, 409, 422)
+@blp.doc(**PRODUCER_DOC)
+def patch_forum(values: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+    """Change fields, or the status: live (start early), closed, published, cancelled."""
+    forum = forums.get_by_slug(slug, for_update=True)
+    forums.update(forum, values, utcnow())
+    db.session.commit()
+    return forum_json(forum, with_counts=True)

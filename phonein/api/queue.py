@@ -1,0 +1,101 @@
+"""The caller queue in the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from .. import forums, queue
+from ..auth import require_api
+from ..extensions import db
+from ..models import Role
+from ..times import utcnow
+from .common import PRODUCER_DOC, documented_errors
+from .schemas import QueueOut, QueuePlace, QueuePlaced, QueueQuery, QueueStep
+
+blp = Blueprint("api_queue", __name__, description="The caller queue")
+
+
+def queue_json(slug: str, limit: int | None = None) -> dict[str, Any]:
+    forum = forums.get_by_slug(slug)
+    snap = queue.snapshot(forum, limit)
+    for i, signup in enumerate(snap.waiting, start=1):
+        signup.queue_position = i  # type: ignore[attr-defined]
+    return {
+        "on_air": snap.on_air,
+        "waiting": snap.waiting,
+        "total_waiting": snap.total_waiting,
+        "version": snap.version,
+    }
+
+
+@blp.route("/forums/<slug>/queue", methods=["GET"])
+@require_api(Role.PRESENTER)
+@blp.arguments(QueueQuery, location="query")
+@blp.response(200, QueueOut)
+@documented_errors(blp, 401, 403, 404, 422)
+@blp.doc(**PRODUCER_DOC)
+def get_queue(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+    """Who is on air and who waits, in order; ``version`` changes with every queue change."""
+    return queue_json(slug, args.get("limit"))
+
+
+@blp.route("/forums/<slug>/queue", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.arguments(QueuePlace)
+@blp.response(200, QueuePlaced)
+@documented_errors(blp, 401, 403, 404, 409, 422)
+@blp.doc(**PRODUCER_DOC)
+def place(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+    """Add an approved signup at a 1-based position (default last), or move a queued one."""
+    forum = forums.get_by_slug(slug)
+    signup, position = queue.place(forum, data["signup_id"], data.get("position"), utcnow())
+    db.session.commit()
+    signup.queue_position = position  # type: ignore[attr-defined]
+    return {"signup": signup, "position": position, "version": forum.queue_version}
+
+
+@blp.route("/forums/<slug>/queue/<int:signup_id>", methods=["DELETE"])
+@require_api(Role.PRODUCER)
+@blp.response(200, QueuePlaced)
+@documented_errors(blp, 401, 403, 404, 409)
+@blp.doc(**PRODUCER_DOC)
+def remove(slug: str, signup_id: int):  # type: ignore[no-untyped-def]
+    """Take a caller out of the queue (back to approved)."""
+    forum = forums.get_by_slug(slug)
+    signup = queue.remove(forum, signup_id, utcnow())
+    db.session.commit()
+    return {"signup": signup, "position": None, "version": forum.queue_version}
+
+
+def _step(step: queue.Step) -> dict[str, Any]:
+    db.session.commit()
+    if step.next_up is not None:
+        step.next_up.queue_position = 1  # type: ignore[attr-defined]
+    return {
+        "done": step.done,
+        "on_air": step.on_air,
+        "next_up": step.next_up,
+        "version": step.version,
+    }
+
+
+@blp.route("/forums/<slug>/queue/next", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.response(200, QueueStep)
+@documented_errors(blp, 401, 403, 404, 409)
+@blp.doc(**PRODUCER_DOC)
+def advance(slug: str):  # type: ignore[no-untyped-def]
+    """The caller on air is done; the head of the queue goes on air."""
+    return _step(queue.advance(forums.get_by_slug(slug), utcnow()))
+
+
+@blp.route("/forums/<slug>/queue/finish", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.response(200, QueueStep)
+@documented_errors(blp, 401, 403, 404, 409)
+@blp.doc(**PRODUCER_DOC)
+def finish(slug: str):  # type: ignore[no-untyped-def]
+    """The caller on air is done; nobody goes on air."""
+    return _step(queue.finish(forums.get_by_slug(slug), utcnow()))

@@ -1,0 +1,203 @@
+"""Marshmallow schemas: the shapes of the API, and its OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from ..models import (
+    EMAIL_MAX,
+    LOCATION_MAX,
+    NAME_MAX,
+    NOTES_MAX,
+    PULL_QUOTE_MAX,
+    QUESTION_MAX,
+    TITLE_MAX,
+    ForumStatus,
+    SignupStatus,
+    Stance,
+)
+from ..times import rfc3339
+
+
+class UTC(fields.AwareDateTime):
+    """An RFC 3339 time with its offset in; UTC with a 'Z' out."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        return rfc3339(value)
+
+
+class ErrorDetail(Schema):
+    code = fields.Str(required=True)
+    message = fields.Str(required=True)
+    fields = fields.Dict(keys=fields.Str(), values=fields.Str())
+
+
+class ApiError(Schema):
+    error = fields.Nested(ErrorDetail, required=True)
+
+
+class ForumOut(Schema):
+    slug = fields.Str()
+    title = fields.Str()
+    question = fields.Str()
+    correspondent = fields.Str()
+    description = fields.Str()
+    starts_at = UTC()
+    ends_at = UTC()
+    duration_minutes = fields.Int()
+    timezone = fields.Str()
+    signup_closes_at = UTC()
+    reminder_offsets = fields.List(fields.Int())
+    status = fields.Str(metadata={"enum": [s.value for s in ForumStatus]})
+    accepting_signups = fields.Bool()
+    url = fields.Str()
+    counts = fields.Dict(
+        keys=fields.Str(),
+        values=fields.Int(),
+        metadata={"description": "Signups by status; only for producers."},
+    )
+
+
+class ForumList(Schema):
+    forums = fields.List(fields.Nested(ForumOut))
+
+
+class ForumFields(Schema):
+    slug = fields.Str(validate=validate.Length(1, 80))
+    title = fields.Str(validate=validate.Length(1, TITLE_MAX))
+    question = fields.Str(validate=validate.Length(max=QUESTION_MAX))
+    correspondent = fields.Str(validate=validate.Length(max=TITLE_MAX))
+    description = fields.Str(validate=validate.Length(max=20000))
+    starts_at = UTC()
+    duration_minutes = fields.Int(strict=True)
+    timezone = fields.Str(validate=validate.Length(1, 64))
+    signup_closes_at = UTC(allow_none=True)
+    reminder_offsets = fields.List(fields.Int(strict=True), validate=validate.Length(max=20))
+
+
+class ForumCreate(ForumFields):
+    title = fields.Str(required=True, validate=validate.Length(1, TITLE_MAX))
+    starts_at = UTC(required=True)
+
+
+class ForumPatch(ForumFields):
+    status = fields.Str(validate=validate.OneOf(["live", "closed", "published", "cancelled"]))
+
+
+class SignupIn(Schema):
+    name = fields.Str(required=True, validate=validate.Length(max=NAME_MAX * 4))
+    location = fields.Str(required=True, validate=validate.Length(max=LOCATION_MAX * 4))
+    phone = fields.Str(required=True, validate=validate.Length(max=40))
+    country = fields.Str(allow_none=True, validate=validate.Length(max=2))
+    email = fields.Str(allow_none=True, validate=validate.Length(max=EMAIL_MAX))
+    question = fields.Str(required=True, validate=validate.Length(max=QUESTION_MAX * 2))
+    sms_consent = fields.Bool(load_default=False)
+    publish_consent = fields.Bool(load_default=False)
+    timezone = fields.Str(allow_none=True, validate=validate.Length(max=64))
+
+
+class SignupCreated(Schema):
+    id = fields.Int()
+    forum = fields.Str(attribute="forum.slug")
+    status = fields.Str()
+    name = fields.Str()
+    location = fields.Str()
+    phone = fields.Str(metadata={"description": "E.164"})
+    country = fields.Str(allow_none=True)
+    timezone = fields.Str(allow_none=True)
+    sms_consent = fields.Bool()
+    publish_consent = fields.Bool()
+    manage_url = fields.Str(metadata={"description": "The listener's private link."})
+
+
+class SignupOut(Schema):
+    id = fields.Int()
+    forum = fields.Str(attribute="forum.slug")
+    name = fields.Str()
+    location = fields.Str()
+    phone = fields.Str(allow_none=True)
+    country = fields.Str(allow_none=True)
+    email = fields.Str(allow_none=True)
+    question = fields.Str()
+    sms_consent = fields.Bool()
+    publish_consent = fields.Bool()
+    timezone = fields.Str(allow_none=True)
+    status = fields.Str(metadata={"enum": [s.value for s in SignupStatus]})
+    stance = fields.Str(allow_none=True)
+    rating = fields.Int(allow_none=True)
+    notes = fields.Str(allow_none=True)
+    queue_position = fields.Method("_position", allow_none=True)
+    published = fields.Bool()
+    pull_quote = fields.Str(allow_none=True)
+    publish_order = fields.Int(allow_none=True)
+    created_at = UTC()
+    updated_at = UTC()
+    screened_at = UTC(allow_none=True)
+    on_air_at = UTC(allow_none=True)
+    done_at = UTC(allow_none=True)
+
+    def _position(self, signup: Any) -> int | None:
+        return getattr(signup, "queue_position", None)
+
+
+class SignupPage(Schema):
+    items = fields.List(fields.Nested(SignupOut))
+    total = fields.Int()
+    page = fields.Int()
+    per_page = fields.Int()
+
+
+class SignupQuery(Schema):
+    status = fields.Str(validate=validate.OneOf([s.value for s in SignupStatus]))
+    q = fields.Str(validate=validate.Length(max=200))
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100000))
+    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class ScreenIn(Schema):
+    decision = fields.Str(validate=validate.OneOf(["approve", "reject"]))
+    stance = fields.Str(allow_none=True, validate=validate.OneOf([s.value for s in Stance]))
+    rating = fields.Int(strict=True, allow_none=True, validate=validate.Range(1, 5))
+    notes = fields.Str(allow_none=True, validate=validate.Length(max=NOTES_MAX))
+
+
+class QueueOut(Schema):
+    on_air = fields.Nested(SignupOut, allow_none=True)
+    waiting = fields.List(fields.Nested(SignupOut))
+    total_waiting = fields.Int()
+    version = fields.Int()
+
+
+class QueueQuery(Schema):
+    limit = fields.Int(validate=validate.Range(min=0, max=100000))
+
+
+class QueuePlace(Schema):
+    signup_id = fields.Int(required=True, strict=True)
+    position = fields.Int(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "1-based; past the end (or absent) means last."},
+    )
+
+
+class QueuePlaced(Schema):
+    signup = fields.Nested(SignupOut)
+    position = fields.Int(allow_none=True)
+    version = fields.Int()
+
+
+class QueueStep(Schema):
+    done = fields.Nested(SignupOut, allow_none=True)
+    on_air = fields.Nested(SignupOut, allow_none=True)
+    next_up = fields.Nested(SignupOut, allow_none=True)
+    version = fields.Int()
+
+
+class PublishIn(Schema):
+    published = fields.Bool(required=True)
+    pull_quote = fields.Str(allow_none=True, validate=validate.Length(max=PULL_QUOTE_MAX))
+    order = fields.Int(strict=True, allow_none=True)

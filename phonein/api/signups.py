@@ -1,0 +1,117 @@
+"""Signups in the API: the public signup, and producers' screening and publication."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+
+from .. import forums, publication, queue, signups
+from ..auth import require_api
+from ..extensions import db, limiter
+from ..models import Role, Signup
+from ..times import utcnow
+from .common import PRODUCER_DOC, documented_errors, manage_url
+from .schemas import (
+    PublishIn,
+    ScreenIn,
+    SignupCreated,
+    SignupIn,
+    SignupOut,
+    SignupPage,
+    SignupQuery,
+)
+
+blp = Blueprint("api_signups", __name__, description="Listener signups")
+
+
+def signup_limit() -> str:
+    return current_app.config["SIGNUP_RATE_LIMIT"]
+
+
+# One budget per client for the API and the signup page together.
+signup_rate = limiter.shared_limit(signup_limit, scope="signup", methods=["POST"])
+
+
+def with_position(signup: Signup) -> Signup:
+    signup.queue_position = queue.position_of(signup)  # type: ignore[attr-defined]
+    return signup
+
+
+@blp.route("/forums/<slug>/signups", methods=["POST"])
+@signup_rate
+@blp.arguments(SignupIn)
+@blp.response(201, SignupCreated, description="A new signup")
+@blp.alt_response(200, schema=SignupCreated, description="The phone was registered: updated")
+@documented_errors(blp, 404, 409, 422)
+def create_signup(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+    """Sign up for a forum. The same phone again updates that signup."""
+    forum = forums.get_by_slug(slug)
+    result = signups.register(
+        forum, data, utcnow(), default_region=current_app.config["DEFAULT_REGION"]
+    )
+    db.session.commit()
+    body = SignupCreated().dump(result.signup)
+    body["manage_url"] = manage_url(result.manage_token)
+    return body, 201 if result.created else 200
+
+
+@blp.route("/forums/<slug>/signups", methods=["GET"])
+@require_api(Role.PRODUCER)
+@blp.arguments(SignupQuery, location="query")
+@blp.response(200, SignupPage)
+@documented_errors(blp, 401, 403, 404, 422)
+@blp.doc(**PRODUCER_DOC)
+def list_signups(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+    """List and search a forum's signups, newest first (q searches name, location, text)."""
+    forum = forums.get_by_slug(slug)
+    items, total = signups.search(
+        forum,
+        status=args.get("status"),
+        q=args.get("q"),
+        page=args["page"],
+        per_page=args["per_page"],
+    )
+    places = queue.positions(forum) if any(s.queue_key is not None for s in items) else {}
+    for signup in items:
+        signup.queue_position = places.get(signup.id)  # type: ignore[attr-defined]
+    return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
+
+
+@blp.route("/signups/<int:signup_id>", methods=["GET"])
+@require_api(Role.PRODUCER)
+@blp.response(200, SignupOut)
+@documented_errors(blp, 401, 403, 404)
+@blp.doc(**PRODUCER_DOC)
+def get_signup(signup_id: int):  # type: ignore[no-untyped-def]
+    """One signup, everything producers know about it."""
+    return with_position(signups.get(signup_id))
+
+
+@blp.route("/signups/<int:signup_id>/screen", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.arguments(ScreenIn)
+@blp.response(200, SignupOut)
+@documented_errors(blp, 401, 403, 404, 409, 422)
+@blp.doc(**PRODUCER_DOC)
+def screen_signup(data: dict[str, Any], signup_id: int):  # type: ignore[no-untyped-def]
+    """Approve or reject, and set stance, rating and notes (each optional)."""
+    signup = signups.get(signup_id)
+    signups.screen(signup, data, utcnow())
+    db.session.commit()
+    return with_position(signup)
+
+
+@blp.route("/signups/<int:signup_id>/publish", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.arguments(PublishIn)
+@blp.response(200, SignupOut)
+@documented_errors(blp, 401, 403, 404, 409, 422)
+@blp.doc(**PRODUCER_DOC)
+def publish_signup(data: dict[str, Any], signup_id: int):  # type: ignore[no-untyped-def]
+    """Put a comment in the published selection (only with the listener's consent)."""
+    signup = signups.get(signup_id)
+    publication.set_published(signup, data, utcnow())
+    db.session.commit()
+    return with_position(signup)

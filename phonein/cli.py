@@ -1,0 +1,119 @@
+"""The ``phonein`` command: a Flask CLI group bound to the app."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate import upgrade
+
+from . import auth, signups
+from .errors import DomainError
+from .extensions import db
+from .models import Role
+from .times import utcnow
+
+
+def _create_app() -> Flask:
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
+def main() -> None:
+    """Run and manage phonein. Settings come from config/defaults.py and PHONEIN_* variables."""
+
+
+def _fail(error: DomainError) -> None:
+    db.session.rollback()
+    raise click.ClickException(error.message)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@with_appcontext
+def serve(host: str, port: int, threads: int) -> None:
+    """Serve the app (embedded default: one process, schema upgraded on start)."""
+    from waitress import serve as waitress_serve
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    upgrade()
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    click.echo(f"phonein on http://{host}:{port}  (database: {url.split('@')[-1]})")
+    waitress_serve(app, host=host, port=port, threads=threads, ident="phonein")
+
+
+@main.group("users")
+def users() -> None:
+    """Manage staff accounts."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def users_add(email: str, role: str, password_stdin: bool) -> None:
+    """Create a staff account (asks for the password unless --password-stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = auth.create_user(email, role, password)
+    except DomainError as error:
+        _fail(error)
+    db.session.commit()
+    click.echo(f"Created {user.email} ({user.role}).", err=True)
+
+
+@main.group("tokens")
+def tokens() -> None:
+    """Manage API tokens."""
+
+
+@tokens.command("create")
+@click.argument("email")
+@with_appcontext
+def tokens_create(email: str) -> None:
+    """Print a new API bearer token for EMAIL, and nothing else, on stdout."""
+    user = auth.user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No staff account for {email}: use 'phonein users add'.")
+    token = auth.create_token(user)
+    db.session.commit()
+    click.echo(token)
+
+
+@main.command("demo")
+@with_appcontext
+def demo() -> None:
+    """Load a demo forum with demo signups (and a past, published one)."""
+    from . import demo as demo_data
+
+    upgrade()
+    summary = demo_data.load(utcnow())
+    db.session.commit()
+    click.echo(summary)
+
+
+@main.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=0),
+    required=True,
+    metavar="DAYS",
+    help="Erase data of forums closed more than DAYS days ago.",
+)
+@with_appcontext
+def purge(days: int) -> None:
+    """Erase personal data of forums closed longer ago than DAYS."""
+    count = signups.purge(utcnow(), days)
+    db.session.commit()
+    click.echo(f"Erased personal data of {count} signup(s) of forums closed over {days} days ago.")

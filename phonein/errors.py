@@ -1,0 +1,140 @@
+"""Domain errors and how they reach users: the contract's JSON on the API, pages elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+
+DEFAULT_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class DomainError(Exception):
+    """An operation refused: carries the HTTP status, a stable code and a message."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, fields: dict[str, str] | None = None
+    ):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.fields = fields or {}
+
+
+class Invalid(DomainError):
+    status = 422
+    code = "invalid"
+
+    def __init__(self, fields: dict[str, str], message: str | None = None):
+        first = next(iter(fields.items()), ("input", "is invalid"))
+        super().__init__(message or f"{first[0]}: {first[1]}", fields=fields)
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+def wants_json() -> bool:
+    return request.path.startswith(("/api/", "/webhooks/", "/healthz")) or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def error_response(
+    status: int, code: str, message: str, fields: dict[str, str] | None = None
+) -> tuple[Response | str, int]:
+    if wants_json():
+        body: dict[str, Any] = {"code": code, "message": message}
+        if fields:
+            body["fields"] = fields
+        return jsonify(error=body), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def _flatten_webargs(messages: Any) -> dict[str, str]:
+    """Turn webargs' {"json": {"phone": ["Not a valid string."]}} into {"phone": "…"}."""
+    fields: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                name = str(key) if key != "_schema" else "input"
+                walk(f"{prefix}.{name}" if prefix else name, value)
+        elif isinstance(node, list) and node and all(isinstance(m, str) for m in node):
+            fields[prefix or "input"] = " ".join(node)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(f"{prefix}.{i}", value)
+        else:
+            fields[prefix or "input"] = str(node)
+
+    if isinstance(messages, dict):
+        # The top level names where the input came from (json, query, form): drop it.
+        for value in messages.values():
+            walk("", value)
+    return fields
+
+
+def handle_http_exception(error: HTTPException) -> tuple[Response | str, int]:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    fields = _flatten_webargs(data.get("messages")) if "messages" in data else {}
+    if status == 422 and fields:
+        name, text = next(iter(fields.items()))
+        return error_response(422, "invalid", f"{name}: {text}", fields)
+    if status == 400 and request.path.startswith("/api/"):
+        message = "The request body is not valid JSON (or not UTF-8)."
+    elif status == 413:
+        message = "The request body is too large."
+    elif status == 429:
+        message = f"Too many requests: {error.description}. Please wait and try again."
+    else:
+        message = data.get("message") or error.description or "Request failed."
+    return error_response(status, DEFAULT_CODES.get(status, "error"), message)
+
+
+def handle_domain_error(error: DomainError) -> tuple[Response | str, int]:
+    db.session.rollback()
+    return error_response(error.status, error.code, error.message, error.fields)
+
+
+def handle_unexpected(error: Exception) -> tuple[Response | str, int]:
+    db.session.rollback()
+    if isinstance(error, HTTPException):
+        return handle_http_exception(error)
+    from flask import current_app
+
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(Exception, handle_unexpected)

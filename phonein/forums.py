@@ -1,0 +1,272 @@
+"""Forum operations: create, change, lifecycle. They may flush, never commit."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from .errors import Conflict, Invalid, NotFound
+from .extensions import db
+from .models import TITLE_MAX, Forum, ForumStatus, Signup, SignupStatus
+from .times import zone_or_none
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_DURATION_MINUTES = 24 * 60
+MAX_REMINDER_OFFSET = 60 * 86400
+
+# Which status a producer may set, from which effective status.
+TRANSITIONS: dict[ForumStatus, set[ForumStatus]] = {
+    ForumStatus.LIVE: {ForumStatus.OPEN},
+    ForumStatus.CLOSED: {ForumStatus.OPEN, ForumStatus.LIVE},
+    ForumStatus.PUBLISHED: {ForumStatus.CLOSED},
+    ForumStatus.CANCELLED: {ForumStatus.OPEN, ForumStatus.LIVE},
+}
+
+EDITABLE = (
+    "title",
+    "question",
+    "correspondent",
+    "description",
+    "starts_at",
+    "duration_minutes",
+    "timezone",
+    "signup_closes_at",
+    "reminder_offsets",
+    "slug",
+)
+
+
+@dataclass
+class ForumChange:
+    """What an update did, for the effects that follow it (reminders, texts)."""
+
+    forum: Forum
+    moved_from: datetime | None = None
+    status_from: ForumStatus | None = None
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:60].rstrip("-") or "forum"
+
+
+def get_by_slug(slug: str, *, for_update: bool = False) -> Forum:
+    stmt = sa.select(Forum).where(Forum.slug == slug)
+    if for_update:
+        stmt = stmt.with_for_update()
+    forum = db.session.scalars(stmt).one_or_none()
+    if forum is None:
+        raise NotFound(f"There is no forum called '{slug}'.")
+    return forum
+
+
+def list_upcoming(now: datetime) -> list[Forum]:
+    """Return forums still open or live at ``now``, soonest first."""
+    stmt = (
+        sa.select(Forum)
+        .where(Forum.status.in_([ForumStatus.OPEN, ForumStatus.LIVE]), Forum.ends_at > now)
+        .order_by(Forum.starts_at)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def list_all() -> list[Forum]:
+    return list(db.session.scalars(sa.select(Forum).order_by(Forum.starts_at.desc())))
+
+
+def signup_counts(forum: Forum) -> dict[str, int]:
+    """Return the number of signups in each status, every status present."""
+    rows = db.session.execute(
+        sa.select(Signup.status, sa.func.count())
+        .where(Signup.forum_id == forum.id)
+        .group_by(Signup.status)
+    )
+    counts = {s.value: 0 for s in SignupStatus}
+    counts.update({status: n for status, n in rows})
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def _validate(values: dict[str, Any], now: datetime, *, creating: bool) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if "title" in values:
+        title = (values["title"] or "").strip()
+        if not title or len(title) > TITLE_MAX:
+            errors["title"] = f"Give a title of 1 to {TITLE_MAX} characters."
+        values["title"] = title
+    slug = values.get("slug")
+    if slug is not None and (not SLUG_RE.match(slug) or len(slug) > 80):
+        errors["slug"] = "Use lowercase letters, digits and single dashes, like 'budget-2027'."
+    if "timezone" in values and zone_or_none(values["timezone"]) is None:
+        errors["timezone"] = "Give an IANA time zone name, like 'Europe/London'."
+    if "starts_at" in values:
+        starts = values["starts_at"]
+        if not isinstance(starts, datetime) or starts.tzinfo is None:
+            errors["starts_at"] = "Give a date and time with its UTC offset (RFC 3339)."
+        elif creating and starts <= now:
+            errors["starts_at"] = "A new forum must start in the future."
+    if "duration_minutes" in values:
+        minutes = values["duration_minutes"]
+        if not isinstance(minutes, int) or not 1 <= minutes <= MAX_DURATION_MINUTES:
+            errors["duration_minutes"] = (
+                f"Give a whole number of minutes, 1 to {MAX_DURATION_MINUTES}."
+            )
+    if "reminder_offsets" in values:
+        offsets = values["reminder_offsets"]
+        if not isinstance(offsets, list) or not all(
+            isinstance(o, int) and 0 <= o <= MAX_REMINDER_OFFSET for o in offsets
+        ):
+            errors["reminder_offsets"] = (
+                "Give a list of whole seconds before the start, each 0 to 60 days."
+            )
+        else:
+            values["reminder_offsets"] = sorted(set(offsets), reverse=True)
+    return errors
+
+
+def create(values: dict[str, Any], now: datetime, *, defaults: dict[str, Any]) -> Forum:
+    """Create a forum from validated-shape ``values``; raise Invalid or Conflict."""
+    values = {k: v for k, v in values.items() if k in EDITABLE and v is not None}
+    values.setdefault("duration_minutes", defaults["duration_minutes"])
+    values.setdefault("reminder_offsets", list(defaults["reminder_offsets"]))
+    values.setdefault("timezone", "UTC")
+    missing = {f: "This field is required." for f in ("title", "starts_at") if f not in values}
+    errors = missing or _validate(values, now, creating=True)
+    if errors:
+        raise Invalid(errors)
+    values.setdefault("slug", _free_slug(slugify(values["title"])))
+    forum = Forum(status=ForumStatus.OPEN, queue_version=0, **values)
+    _derive_times(forum, explicit_close="signup_closes_at" in values)
+    _check_close(forum)
+    if _slug_taken(forum.slug):
+        raise Conflict(f"The slug '{forum.slug}' is taken.", code="slug_taken")
+    db.session.add(forum)
+    db.session.flush()
+    return forum
+
+
+def update(forum: Forum, values: dict[str, Any], now: datetime) -> ForumChange:
+    """Apply a producer's changes (fields and/or status) to ``forum``."""
+    change = ForumChange(forum)
+    status = values.pop("status", None)
+    values = {k: v for k, v in values.items() if k in EDITABLE}
+    errors = _validate(values, now, creating=False)
+    for required in ("title", "starts_at", "duration_minutes", "timezone", "reminder_offsets"):
+        if required in values and values[required] is None:
+            errors[required] = "This field cannot be empty."
+    if errors:
+        raise Invalid(errors)
+    current = forum.status_at(now)
+    if values and current in (ForumStatus.PUBLISHED, ForumStatus.CANCELLED):
+        raise Conflict(
+            f"This forum is {current.value}; it can no longer be changed.", code="forum_final"
+        )
+    if "slug" in values and values["slug"] != forum.slug and _slug_taken(values["slug"]):
+        raise Conflict(f"The slug '{values['slug']}' is taken.", code="slug_taken")
+    moving = "starts_at" in values and values["starts_at"] != forum.starts_at
+    if moving and current not in (ForumStatus.OPEN,):
+        raise Conflict("Only a forum that has not started can be moved.", code="forum_started")
+    old_start = forum.starts_at
+    explicit_close = "signup_closes_at" in values and values["signup_closes_at"] is not None
+    keep_close = forum.signup_closes_at != forum.ends_at
+    for key, value in values.items():
+        if key == "signup_closes_at" and value is None:
+            continue
+        setattr(forum, key, value)
+    if values:
+        _derive_times(forum, explicit_close=explicit_close or keep_close)
+        _check_close(forum)
+    if moving:
+        if forum.starts_at <= now:
+            raise Invalid({"starts_at": "A forum can only be moved to a time in the future."})
+        change.moved_from = old_start
+    if status is not None:
+        change.status_from = current
+        set_status(forum, status, now)
+    db.session.flush()
+    return change
+
+
+def set_status(forum: Forum, target: str, now: datetime) -> None:
+    """Move ``forum`` to ``target`` if the lifecycle allows it from where it is now."""
+    try:
+        wanted = ForumStatus(target)
+    except ValueError:
+        raise Invalid({"status": "Use live, closed, published or cancelled."}) from None
+    current = forum.status_at(now)
+    if wanted == current:
+        return
+    if current not in TRANSITIONS.get(wanted, set()):
+        raise Conflict(
+            f"A {current.value} forum cannot become {wanted.value}.", code="bad_transition"
+        )
+    if wanted == ForumStatus.LIVE and forum.starts_at > now:
+        # Going live early: the show starts now, its end stays where it was planned.
+        forum.starts_at = now
+        forum.duration_minutes = max(1, round((forum.ends_at - now).total_seconds() / 60))
+        forum.ends_at = now + forum.duration
+    if wanted in (ForumStatus.CLOSED, ForumStatus.CANCELLED):
+        forum.closed_at = min(now, forum.ends_at) if current != ForumStatus.OPEN else now
+        _end_on_air(forum, now)
+    forum.status = wanted
+
+
+def sync_statuses(now: datetime) -> int:
+    """Persist the clock-driven transitions (open -> live -> closed); return rows changed."""
+    went_live = db.session.execute(
+        sa.update(Forum)
+        .where(Forum.status == ForumStatus.OPEN, Forum.starts_at <= now, Forum.ends_at > now)
+        .values(status=ForumStatus.LIVE)
+    ).rowcount
+    over = list(
+        db.session.scalars(
+            sa.select(Forum).where(
+                Forum.status.in_([ForumStatus.OPEN, ForumStatus.LIVE]), Forum.ends_at <= now
+            )
+        )
+    )
+    for forum in over:
+        forum.status = ForumStatus.CLOSED
+        forum.closed_at = forum.ends_at
+        _end_on_air(forum, now)
+    db.session.flush()
+    return went_live + len(over)
+
+
+def _end_on_air(forum: Forum, now: datetime) -> None:
+    db.session.execute(
+        sa.update(Signup)
+        .where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
+        .values(status=SignupStatus.DONE, done_at=now)
+    )
+
+
+def _derive_times(forum: Forum, *, explicit_close: bool) -> None:
+    forum.ends_at = forum.starts_at + timedelta(minutes=forum.duration_minutes)
+    if not explicit_close or forum.signup_closes_at is None:
+        forum.signup_closes_at = forum.ends_at
+
+
+def _check_close(forum: Forum) -> None:
+    if forum.signup_closes_at.tzinfo is None:
+        raise Invalid({"signup_closes_at": "Give a date and time with its UTC offset."})
+    if forum.signup_closes_at > forum.ends_at:
+        raise Invalid({"signup_closes_at": "Signups must close by the end of the forum."})
+
+
+def _slug_taken(slug: str) -> bool:
+    return db.session.scalar(sa.select(sa.func.count()).where(Forum.slug == slug)) > 0
+
+
+def _free_slug(base: str) -> str:
+    slug, n = base, 1
+    while _slug_taken(slug):
+        n += 1
+        slug = f"{base}-{n}"
+    return slug

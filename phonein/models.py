@@ -1,0 +1,215 @@
+"""Database models (SQLAlchemy 2 typed declarative).
+
+Models hold data and derived read-only facts; the operations that change them live in
+``forums``, ``signups``, ``queue``, ``publication`` and ``auth``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+from .times import UTCDateTime, utcnow
+
+NAME_MAX = 80
+LOCATION_MAX = 120
+QUESTION_MAX = 5000
+EMAIL_MAX = 254
+NOTES_MAX = 5000
+PULL_QUOTE_MAX = 300
+TITLE_MAX = 200
+SLUG_MAX = 80
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    PRODUCER = "producer"
+    PRESENTER = "presenter"
+
+
+class ForumStatus(StrEnum):
+    OPEN = "open"
+    LIVE = "live"
+    CLOSED = "closed"
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+
+
+class SignupStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    QUEUED = "queued"
+    ON_AIR = "on_air"
+    DONE = "done"
+    DROPPED = "dropped"
+    WITHDRAWN = "withdrawn"
+
+
+class Stance(StrEnum):
+    FOR = "for"
+    AGAINST = "against"
+    NEUTRAL = "neutral"
+    OTHER = "other"
+
+
+def _check_in(column: str, values: type[StrEnum], name: str) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{v.value}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (_check_in("role", Role, "ck_users_role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(EMAIL_MAX), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    is_active_user: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.is_active_user
+
+    def can(self, needed: Role) -> bool:
+        """Say whether this user's role includes ``needed`` (admin > producer > presenter)."""
+        rank = {Role.PRESENTER: 1, Role.PRODUCER: 2, Role.ADMIN: 3}
+        return rank[Role(self.role)] >= rank[needed]
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    # Only a SHA-256 of the token is kept: a database leak does not leak API access.
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Forum(db.Model):
+    __tablename__ = "forums"
+    __table_args__ = (_check_in("status", ForumStatus, "ck_forums_status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(SLUG_MAX), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(TITLE_MAX))
+    question: Mapped[str] = mapped_column(sa.Text, default="")
+    correspondent: Mapped[str] = mapped_column(sa.String(TITLE_MAX), default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_minutes: Mapped[int]
+    # Derived from starts_at + duration and kept in step by forums.apply_changes, so that
+    # "which forums are over" is a plain indexed comparison on every database.
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    timezone: Mapped[str] = mapped_column(sa.String(64))
+    signup_closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reminder_offsets: Mapped[list[int]] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(16), default=ForumStatus.OPEN)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every queue change; boards poll it, and the UPDATE that bumps it is the
+    # per-forum lock that serialises queue operations.
+    queue_version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    signups: Mapped[list[Signup]] = relationship(
+        back_populates="forum", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=self.duration_minutes)
+
+    def status_at(self, now: datetime) -> ForumStatus:
+        """Return the status at ``now``: the stored one advanced by the clock.
+
+        ``open`` becomes ``live`` at ``starts_at`` and ``live`` becomes ``closed`` at
+        ``ends_at``; producer decisions (cancelled, closed early, published) stand.
+        """
+        status = ForumStatus(self.status)
+        if status in (ForumStatus.OPEN, ForumStatus.LIVE):
+            if now >= self.ends_at:
+                return ForumStatus.CLOSED
+            if now >= self.starts_at:
+                return ForumStatus.LIVE
+        return status
+
+    def accepts_signups_at(self, now: datetime) -> bool:
+        return (
+            self.status_at(now) in (ForumStatus.OPEN, ForumStatus.LIVE)
+            and now < self.signup_closes_at
+        )
+
+
+class Signup(db.Model):
+    __tablename__ = "signups"
+    __table_args__ = (
+        # One signup per phone per forum, enforced by the database so that two
+        # simultaneous requests cannot both insert.
+        sa.UniqueConstraint("forum_id", "phone", name="uq_signups_forum_phone"),
+        # The caller queue's order. Keys are sparse so that a move touches one row.
+        sa.UniqueConstraint("forum_id", "queue_key", name="uq_signups_forum_queue_key"),
+        sa.Index(
+            "uq_signups_one_on_air",
+            "forum_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'on_air'"),
+            postgresql_where=sa.text("status = 'on_air'"),
+        ),
+        sa.Index("ix_signups_forum_status", "forum_id", "status"),
+        _check_in("status", SignupStatus, "ck_signups_status"),
+        sa.CheckConstraint(
+            "stance IS NULL OR stance IN ('for', 'against', 'neutral', 'other')",
+            name="ck_signups_stance",
+        ),
+        sa.CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="ck_signups_rating"),
+        sa.CheckConstraint(
+            "(queue_key IS NULL) = (status <> 'queued')", name="ck_signups_queue_key_iff_queued"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    forum_id: Mapped[int] = mapped_column(sa.ForeignKey("forums.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX))
+    location: Mapped[str] = mapped_column(sa.String(LOCATION_MAX))
+    # E.164; NULL once erased by a purge.
+    phone: Mapped[str | None] = mapped_column(sa.String(20))
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    email: Mapped[str | None] = mapped_column(sa.String(EMAIL_MAX))
+    question: Mapped[str] = mapped_column(sa.Text)
+    sms_consent: Mapped[bool] = mapped_column(default=False)
+    publish_consent: Mapped[bool] = mapped_column(default=False)
+    timezone: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16), default=SignupStatus.PENDING)
+    stance: Mapped[str | None] = mapped_column(sa.String(16))
+    rating: Mapped[int | None]
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    queue_key: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # SHA-256 of the private manage token; the token itself is only ever in the link.
+    manage_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    published: Mapped[bool] = mapped_column(default=False)
+    pull_quote: Mapped[str | None] = mapped_column(sa.String(PULL_QUOTE_MAX))
+    publish_order: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    screened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    on_air_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    forum: Mapped[Forum] = relationship(back_populates="signups")

@@ -1,0 +1,72 @@
+"""Publishing a selection of comments after the forum, and the balance of opinion."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from .errors import Conflict, Invalid
+from .extensions import db
+from .models import PULL_QUOTE_MAX, Forum, Signup, SignupStatus, Stance
+from .signups import clean_text
+
+UNSCREENED = (SignupStatus.PENDING, SignupStatus.WITHDRAWN)
+
+
+def set_published(signup: Signup, data: dict[str, Any], now: datetime) -> None:
+    """Put a signup in the published selection (or take it out), with quote and order."""
+    published = data.get("published")
+    if not isinstance(published, bool):
+        raise Invalid({"published": "Give true or false."})
+    pull_quote = data.get("pull_quote")
+    if pull_quote is not None:
+        pull_quote = clean_text(pull_quote)
+        if len(pull_quote) > PULL_QUOTE_MAX:
+            raise Invalid({"pull_quote": f"Keep the pull quote to {PULL_QUOTE_MAX} characters."})
+    order = data.get("order")
+    if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+        raise Invalid({"order": "Give a whole number."})
+    if published:
+        if not signup.publish_consent:
+            raise Conflict("This listener did not agree to publication.", code="no_publish_consent")
+        if signup.status in UNSCREENED or signup.erased_at is not None:
+            raise Conflict(f"A {signup.status} signup cannot be published.", code="not_publishable")
+    signup.published = published
+    if "pull_quote" in data:
+        signup.pull_quote = pull_quote or None
+    if "order" in data:
+        signup.publish_order = order
+    signup.updated_at = now
+
+
+def selection(forum: Forum) -> list[Signup]:
+    """Return the published comments in the producers' order (unordered ones last)."""
+    return list(
+        db.session.scalars(
+            sa.select(Signup)
+            .where(
+                Signup.forum_id == forum.id,
+                Signup.published.is_(True),
+                Signup.publish_consent.is_(True),
+            )
+            .order_by(Signup.publish_order.is_(None), Signup.publish_order, Signup.id)
+        )
+    )
+
+
+def balance(forum: Forum) -> dict[str, int]:
+    """Count screened signups by stance: the balance of opinion the selection reflects."""
+    rows = db.session.execute(
+        sa.select(Signup.stance, sa.func.count())
+        .where(
+            Signup.forum_id == forum.id,
+            Signup.stance.is_not(None),
+            Signup.status.not_in(UNSCREENED),
+        )
+        .group_by(Signup.stance)
+    )
+    counts = {s.value: 0 for s in Stance}
+    counts.update({stance: n for stance, n in rows})
+    return counts

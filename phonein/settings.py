@@ -1,0 +1,88 @@
+"""Load configuration in one order: config/defaults.py, PHONEIN_* environment, test overrides."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+TWILIO_VARIABLES = (
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID",
+)
+WEAK_SECRETS = {"", "dev", "secret", "changeme", "change-me", "replace-with-a-long-random-string"}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely; the message says what to set."""
+
+
+def load(app: Flask, overrides: dict[str, Any] | None) -> None:
+    app.config.from_pyfile(str(ROOT / "config" / "defaults.py"))
+    app.config.from_prefixed_env("PHONEIN")
+    for name in TWILIO_VARIABLES:
+        if os.environ.get(name):
+            app.config[name] = os.environ[name]
+    if overrides:
+        app.config.update(overrides)
+    _derive(app)
+
+
+def _derive(app: Flask) -> None:
+    config = app.config
+    url = config.get("SQLALCHEMY_DATABASE_URI") or config.get("DATABASE_URL")
+    if not url:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        url = "sqlite:///" + str(Path(app.instance_path) / "phonein.sqlite3")
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    config["SQLALCHEMY_DATABASE_URI"] = url
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    if url.startswith("postgresql"):
+        config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
+
+    production = config.get("ENV") == "production" or not url.startswith("sqlite")
+    secret = config.get("SECRET_KEY")
+    if not secret:
+        if production and not config.get("TESTING"):
+            raise ConfigError(
+                "PHONEIN_SECRET_KEY is not set. A deployment on PostgreSQL (or with "
+                "PHONEIN_ENV=production) needs a long random secret: "
+                'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
+        config["SECRET_KEY"] = _instance_secret(app)
+    elif (
+        production
+        and not config.get("TESTING")
+        and (str(secret).lower() in WEAK_SECRETS or len(str(secret)) < 32)
+    ):
+        raise ConfigError("PHONEIN_SECRET_KEY is too weak: use at least 32 random characters.")
+
+    config["PUBLIC_URL"] = str(config["PUBLIC_URL"]).rstrip("/")
+    config["DEFAULT_REGION"] = str(config["DEFAULT_REGION"]).upper()
+    if not config.get("SMS_BACKEND"):
+        has_twilio = config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN")
+        config["SMS_BACKEND"] = "twilio" if has_twilio else "console"
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config.setdefault("SESSION_COOKIE_SECURE", config["PUBLIC_URL"].startswith("https://"))
+    config["WTF_CSRF_TIME_LIMIT"] = None
+
+
+def _instance_secret(app: Flask) -> str:
+    """Return the dev secret kept in the instance folder, creating it on first use."""
+    path = Path(app.instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

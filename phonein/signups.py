@@ -1,0 +1,341 @@
+"""Listener signups: register, change, withdraw, erase, screen, search, purge.
+
+Operations may flush but never commit; views commit once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from . import phones
+from .errors import Conflict, Invalid, NotFound
+from .extensions import db
+from .models import (
+    EMAIL_MAX,
+    LOCATION_MAX,
+    NAME_MAX,
+    NOTES_MAX,
+    QUESTION_MAX,
+    Forum,
+    Signup,
+    SignupStatus,
+    Stance,
+)
+from .times import zone_or_none
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Control characters other than tab and newline: PostgreSQL refuses NUL in text, and none
+# of them belongs in a name or a question.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+LISTENER_FIELDS = ("name", "location", "email", "question", "sms_consent", "publish_consent")
+# Statuses in which the listener's own changes no longer apply: the call is under way.
+LOCKED = {SignupStatus.QUEUED, SignupStatus.ON_AIR, SignupStatus.DONE, SignupStatus.DROPPED}
+SCREENABLE = {
+    SignupStatus.PENDING,
+    SignupStatus.APPROVED,
+    SignupStatus.REJECTED,
+    SignupStatus.QUEUED,
+}
+
+
+@dataclass
+class Registration:
+    signup: Signup
+    manage_token: str
+    created: bool
+
+
+def clean_text(value: Any) -> str:
+    """Return ``value`` as text with newlines normalised and control characters removed."""
+    if value is None:
+        return ""
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
+    return CONTROL_RE.sub("", text).strip()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "on", "yes", "y")
+    return bool(value)
+
+
+def _length(errors: dict[str, str], name: str, value: str, low: int, high: int, label: str) -> None:
+    if not low <= len(value) <= high:
+        errors[name] = (
+            f"Please give your {label}."
+            if not value
+            else f"Keep your {label} to {high} characters."
+        )
+
+
+def validate_listener(data: dict[str, Any], *, default_region: str) -> dict[str, Any]:
+    """Check a listener's form or JSON and return clean column values; raise Invalid."""
+    errors: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    out["name"] = clean_text(data.get("name"))
+    out["location"] = clean_text(data.get("location"))
+    out["question"] = clean_text(data.get("question"))
+    _length(errors, "name", out["name"], 1, NAME_MAX, "name")
+    _length(errors, "location", out["location"], 1, LOCATION_MAX, "location")
+    _length(errors, "question", out["question"], 1, QUESTION_MAX, "question or comment")
+    email = clean_text(data.get("email")) or None
+    if email and (len(email) > EMAIL_MAX or not EMAIL_RE.match(email)):
+        errors["email"] = "That does not look like an email address."
+    out["email"] = email
+    out["sms_consent"] = _bool(data.get("sms_consent"))
+    out["publish_consent"] = _bool(data.get("publish_consent"))
+
+    zone = clean_text(data.get("timezone")) or None
+    if zone and zone_or_none(zone) is None:
+        errors["timezone"] = "Unknown time zone; give an IANA name like 'Europe/Paris'."
+        zone = None
+    country = (clean_text(data.get("country")) or "").upper() or None
+    if country and country not in phones.country_names():
+        errors["country"] = "Unknown country; give a two-letter ISO code like 'US'."
+        country = None
+    if "phone" in data:
+        try:
+            out["phone"] = phones.normalize(
+                clean_text(data.get("phone")),
+                country=country,
+                timezone=zone,
+                default_region=default_region,
+            )
+        except Invalid as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise Invalid(errors)
+    if "phone" in out:
+        out["timezone"] = zone or phones.guess_timezone(out["phone"])
+        out["country"] = country or phones.country_for_timezone(out["timezone"])
+    return out
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def register(
+    forum: Forum, data: dict[str, Any], now: datetime, *, default_region: str
+) -> Registration:
+    """Sign a listener up, or update their signup when the phone is already registered.
+
+    The database's unique (forum, phone) constraint decides which: the insert does nothing
+    on conflict, so two simultaneous requests for one number yield one row.
+    """
+    if not forum.accepts_signups_at(now):
+        raise Conflict("Signups for this forum are closed.", code="signups_closed")
+    values = validate_listener(data, default_region=default_region)
+    token = secrets.token_urlsafe(24)
+    dialect = db.session.get_bind().dialect.name
+    stmt = (
+        _insert(dialect)(Signup)
+        .values(
+            forum_id=forum.id,
+            status=SignupStatus.PENDING,
+            manage_token_hash=hash_token(token),
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+        .on_conflict_do_nothing(index_elements=["forum_id", "phone"])
+        .returning(Signup.id)
+    )
+    new_id = db.session.scalar(stmt)
+    if new_id is not None:
+        return Registration(db.session.get_one(Signup, new_id), token, created=True)
+
+    signup = db.session.scalars(
+        sa.select(Signup)
+        .where(Signup.forum_id == forum.id, Signup.phone == values["phone"])
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    change_by_listener(signup, values, now)
+    signup.timezone = values["timezone"]
+    signup.country = values["country"]
+    signup.manage_token_hash = hash_token(token)
+    db.session.flush()
+    return Registration(signup, token, created=False)
+
+
+def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) -> None:
+    """Apply a listener's own changes; screened signups go back to screening."""
+    status = SignupStatus(signup.status)
+    if status in LOCKED:
+        raise Conflict(
+            "Your call is already in the producers' queue, so it can no longer be changed "
+            "online. You can still withdraw.",
+            code="signup_locked",
+        )
+    content_changed = any(getattr(signup, f) != values[f] for f in ("name", "location", "question"))
+    for field in LISTENER_FIELDS:
+        setattr(signup, field, values[field])
+    if status == SignupStatus.WITHDRAWN or (
+        content_changed and status in (SignupStatus.APPROVED, SignupStatus.REJECTED)
+    ):
+        signup.status = SignupStatus.PENDING
+    if not signup.publish_consent:
+        signup.published = False
+    signup.updated_at = now
+
+
+def by_manage_token(token: str) -> Signup:
+    signup = None
+    if token and len(token) <= 64:
+        signup = db.session.scalars(
+            sa.select(Signup).where(Signup.manage_token_hash == hash_token(token))
+        ).one_or_none()
+    if signup is None:
+        raise NotFound("This link is not valid any more. It may have been replaced by a newer one.")
+    return signup
+
+
+def get(signup_id: int) -> Signup:
+    signup = db.session.get(Signup, signup_id)
+    if signup is None:
+        raise NotFound(f"There is no signup {signup_id}.")
+    return signup
+
+
+def withdraw(signup: Signup, now: datetime) -> None:
+    """Take the listener out of the forum at their request."""
+    if signup.status == SignupStatus.ON_AIR:
+        raise Conflict("You are on air right now.", code="on_air")
+    if signup.status == SignupStatus.QUEUED:
+        signup.forum.queue_version += 1
+    signup.status = SignupStatus.WITHDRAWN
+    signup.queue_key = None
+    signup.published = False
+    signup.updated_at = now
+
+
+def erase(signup: Signup) -> None:
+    """Delete the signup and everything it holds, at the listener's request."""
+    if signup.status in (SignupStatus.QUEUED, SignupStatus.ON_AIR):
+        signup.forum.queue_version += 1
+    db.session.delete(signup)
+    db.session.flush()
+
+
+def screen(signup: Signup, data: dict[str, Any], now: datetime) -> None:
+    """Record a producer's screening: decision, stance, rating, notes (each optional)."""
+    errors: dict[str, str] = {}
+    decision = data.get("decision")
+    if decision not in (None, "approve", "reject"):
+        errors["decision"] = "Use 'approve' or 'reject'."
+    stance = data.get("stance")
+    if stance not in (None, "", *[s.value for s in Stance]):
+        errors["stance"] = "Use for, against, neutral or other."
+    rating = data.get("rating")
+    if rating not in (None, "") and (
+        isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5
+    ):
+        errors["rating"] = "Give a whole number from 1 to 5."
+    notes = data.get("notes")
+    if notes is not None:
+        notes = clean_text(notes)
+        if len(notes) > NOTES_MAX:
+            errors["notes"] = f"Keep notes to {NOTES_MAX} characters."
+    if errors:
+        raise Invalid(errors)
+
+    status = SignupStatus(signup.status)
+    if decision and status not in SCREENABLE:
+        raise Conflict(f"A {status.value} signup cannot be screened.", code="not_screenable")
+    if decision == "approve" and status in (SignupStatus.PENDING, SignupStatus.REJECTED):
+        signup.status = SignupStatus.APPROVED
+    elif decision == "reject" and status != SignupStatus.REJECTED:
+        if status == SignupStatus.QUEUED:
+            signup.forum.queue_version += 1
+        signup.status = SignupStatus.REJECTED
+        signup.queue_key = None
+        signup.published = False
+    if decision:
+        signup.screened_at = now
+    if "stance" in data:
+        signup.stance = stance or None
+    if "rating" in data:
+        signup.rating = rating if rating != "" else None
+    if notes is not None:
+        signup.notes = notes or None
+    signup.updated_at = now
+
+
+def search(
+    forum: Forum, *, status: str | None, q: str | None, page: int, per_page: int
+) -> tuple[list[Signup], int]:
+    """Return one page of a forum's signups, newest first, and the total that match."""
+    conditions: list[Any] = [Signup.forum_id == forum.id]
+    if status:
+        try:
+            conditions.append(Signup.status == SignupStatus(status))
+        except ValueError:
+            raise Invalid({"status": "Unknown status."}) from None
+    text = clean_text(q)[:200]
+    if text:
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+        conditions.append(
+            sa.or_(
+                Signup.name.ilike(pattern, escape="\\"),
+                Signup.location.ilike(pattern, escape="\\"),
+                Signup.question.ilike(pattern, escape="\\"),
+            )
+        )
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(Signup).where(*conditions))
+    rows = db.session.scalars(
+        sa.select(Signup)
+        .where(*conditions)
+        .order_by(Signup.created_at.desc(), Signup.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return list(rows), total or 0
+
+
+def purge(now: datetime, older_than_days: int) -> int:
+    """Erase personal data of forums closed more than ``older_than_days`` ago.
+
+    Phone, email, notes, zone and manage link go from every signup. Published comments
+    (always with publish consent) keep name, location and text; every other signup keeps
+    only what the balance of opinion needs: its status and stance.
+    Return the number of signups erased.
+    """
+    cutoff = now - timedelta(days=older_than_days)
+    closed_at = sa.func.coalesce(Forum.closed_at, Forum.ends_at)
+    # Whatever the stored status, a forum whose close (or planned end) is that old is over.
+    forum_ids = sa.select(Forum.id).where(closed_at < cutoff)
+    base = [Signup.forum_id.in_(forum_ids), Signup.erased_at.is_(None)]
+    personal = dict(
+        phone=None,
+        email=None,
+        notes=None,
+        timezone=None,
+        country=None,
+        manage_token_hash=None,
+        erased_at=now,
+    )
+    kept = db.session.execute(
+        sa.update(Signup)
+        .where(*base, Signup.published.is_(True), Signup.publish_consent.is_(True))
+        .values(**personal)
+    ).rowcount
+    wiped = db.session.execute(
+        sa.update(Signup)
+        .where(*base)
+        .values(name="", location="", question="", pull_quote=None, published=False, **personal)
+    ).rowcount
+    return kept + wiped

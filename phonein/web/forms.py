@@ -1,0 +1,99 @@
+"""WTForms for the pages. Field rules live in the operations; forms carry CSRF and shape."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    EmailField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import InputRequired, Optional
+
+from .. import phones
+from ..models import Stance
+
+
+class SignupForm(FlaskForm):
+    name = StringField("Your name")
+    location = StringField("Where you are", description="Town and country, e.g. Accra, Ghana")
+    phone = StringField("Phone number", description="We call or text you on this number.")
+    country = SelectField("Country of that number", validate_choice=False)
+    email = EmailField("Email (optional)")
+    question = TextAreaField("Your question or comment")
+    sms_consent = BooleanField("Text me a confirmation, reminders and when it is my turn")
+    publish_consent = BooleanField(
+        "You may publish my comment with my name and location after the programme"
+    )
+    timezone = HiddenField()
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.country.choices = [("", "Choose…")] + [
+            (code, f"{name} (+{phones.calling_code(code)})")
+            for code, name in phones.country_names().items()
+        ]
+
+
+class ListenerEditForm(FlaskForm):
+    name = StringField("Your name")
+    location = StringField("Where you are")
+    email = EmailField("Email (optional)")
+    question = TextAreaField("Your question or comment")
+    sms_consent = BooleanField("Text me reminders and when it is my turn")
+    publish_consent = BooleanField("You may publish my comment with my name and location")
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form: a CSRF-protected button."""
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[InputRequired()])
+    password = PasswordField("Password", validators=[InputRequired()])
+
+
+class ForumForm(FlaskForm):
+    title = StringField("Title", validators=[InputRequired()])
+    slug = StringField("Address (slug)", description="Left empty, made from the title.")
+    question = TextAreaField("Lead question put to listeners")
+    correspondent = StringField("Guest correspondent")
+    description = TextAreaField("Description")
+    timezone = StringField("Time zone (IANA)", default="Europe/London")
+    starts_at = DateTimeLocalField("Starts at (in that time zone)", validators=[InputRequired()])
+    duration_minutes = IntegerField("Duration (minutes)", default=60)
+    signup_closes_at = DateTimeLocalField(
+        "Signups close (optional; default the end)", validators=[Optional()]
+    )
+    reminder_offsets = StringField(
+        "Reminders (minutes before the start, comma-separated)", default="1440, 60, 10"
+    )
+
+
+class ScreenForm(FlaskForm):
+    decision = SelectField(
+        "Decision",
+        choices=[("", "—"), ("approve", "Approve"), ("reject", "Reject")],
+        validate_choice=False,
+    )
+    stance = SelectField(
+        "Stance", choices=[("", "—")] + [(s.value, s.value) for s in Stance], validate_choice=False
+    )
+    rating = SelectField(
+        "Rating",
+        choices=[("", "—")] + [(str(i), str(i)) for i in range(1, 6)],
+        validate_choice=False,
+    )
+    notes = TextAreaField("Notes")
+
+
+class PublishForm(FlaskForm):
+    published = BooleanField("Publish")
+    pull_quote = StringField("Pull quote")
+    order = IntegerField("Order", validators=[Optional()])

@@ -1,0 +1,304 @@
+"""Producer pages: login, forums, screening, the queue board, publication."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
+
+from .. import auth, forums, publication, signups
+from ..errors import Conflict, DomainError, Invalid
+from ..extensions import db
+from ..models import Forum, Role, Signup, SignupStatus
+from ..times import utcnow, zone_or_none
+from .forms import ConfirmForm, ForumForm, LoginForm, PublishForm, ScreenForm
+
+bp = Blueprint("producer", __name__, url_prefix="/producer")
+producer_only = auth.require_staff(Role.PRODUCER)
+PER_PAGE = 50
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():  # type: ignore[no-untyped-def]
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = auth.check_login(form.email.data, form.password.data)
+        if user is not None:
+            login_user(user)
+            target = request.args.get("next", "")
+            # Only same-site paths: a crafted ?next= must not send staff elsewhere.
+            if not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+                target = url_for("producer.home") if user.can(Role.PRODUCER) else "/"
+            return redirect(target)
+        form.form_errors.append("Wrong email or password.")
+    return render_template("producer/login.html", form=form), 200 if not form.errors else 401
+
+
+@bp.post("/logout")
+def logout():  # type: ignore[no-untyped-def]
+    if ConfirmForm().validate_on_submit():
+        logout_user()
+    return redirect(url_for("public.index"))
+
+
+@bp.get("/")
+@auth.require_staff(Role.PRESENTER)
+def home():  # type: ignore[no-untyped-def]
+    items = [(f, forums.signup_counts(f)) for f in forums.list_all()]
+    return render_template("producer/home.html", items=items, now=utcnow())
+
+
+def _to_utc(local: datetime | None, zone: str) -> datetime | None:
+    if local is None:
+        return None
+    return local.replace(tzinfo=zone_or_none(zone) or ZoneInfo("UTC"))
+
+
+def _forum_values(form: ForumForm) -> dict[str, Any]:
+    zone = (form.timezone.data or "").strip()
+    values: dict[str, Any] = {
+        "title": form.title.data,
+        "question": form.question.data or "",
+        "correspondent": form.correspondent.data or "",
+        "description": form.description.data or "",
+        "timezone": zone,
+        "starts_at": _to_utc(form.starts_at.data, zone),
+        "duration_minutes": form.duration_minutes.data,
+        "signup_closes_at": _to_utc(form.signup_closes_at.data, zone),
+    }
+    slug = (form.slug.data or "").strip()
+    if slug:
+        values["slug"] = slug
+    try:
+        values["reminder_offsets"] = [
+            int(part) * 60 for part in (form.reminder_offsets.data or "").split(",") if part.strip()
+        ]
+    except ValueError:
+        raise Invalid({"reminder_offsets": "Give whole minutes separated by commas."}) from None
+    return values
+
+
+def _forum_form_page(form: ForumForm, forum: Forum | None, status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template(
+        "producer/forum_form.html",
+        form=form,
+        forum=forum,
+        confirm=ConfirmForm(),
+        state=forum.status_at(utcnow()).value if forum else None,
+    ), status
+
+
+def _save_forum(form: ForumForm, forum: Forum | None):  # type: ignore[no-untyped-def]
+    if not form.validate_on_submit():
+        return _forum_form_page(form, forum, 400)
+    try:
+        values = _forum_values(form)
+        if forum is None:
+            config = current_app.config
+            forum = forums.create(
+                values,
+                utcnow(),
+                defaults={
+                    "duration_minutes": config["DEFAULT_DURATION_MINUTES"],
+                    "reminder_offsets": config["DEFAULT_REMINDER_OFFSETS"],
+                },
+            )
+        else:
+            forums.update(forum, values, utcnow())
+    except DomainError as error:
+        db.session.rollback()
+        for name, message in error.fields.items():
+            field = getattr(form, name, None)
+            (field.errors.append if field is not None else form.form_errors.append)(message)
+        if not error.fields:
+            form.form_errors.append(error.message)
+        return _forum_form_page(form, forum if forum and forum.id else None, error.status)
+    db.session.commit()
+    flash("Forum saved.", "ok")
+    return redirect(url_for("producer.edit_forum", slug=forum.slug))
+
+
+@bp.route("/forums/new", methods=["GET", "POST"])
+@producer_only
+def new_forum():  # type: ignore[no-untyped-def]
+    form = ForumForm()
+    if request.method == "GET":
+        return _forum_form_page(form, None)
+    return _save_forum(form, None)
+
+
+@bp.route("/forums/<slug>/edit", methods=["GET", "POST"])
+@producer_only
+def edit_forum(slug: str):  # type: ignore[no-untyped-def]
+    forum = forums.get_by_slug(slug)
+    if request.method == "GET":
+        zone = zone_or_none(forum.timezone) or ZoneInfo("UTC")
+        form = ForumForm(obj=forum)
+        form.starts_at.data = forum.starts_at.astimezone(zone).replace(tzinfo=None)
+        if forum.signup_closes_at != forum.ends_at:
+            form.signup_closes_at.data = forum.signup_closes_at.astimezone(zone).replace(
+                tzinfo=None
+            )
+        else:
+            form.signup_closes_at.data = None
+        form.reminder_offsets.data = ", ".join(str(o // 60) for o in forum.reminder_offsets)
+        return _forum_form_page(form, forum)
+    return _save_forum(ForumForm(), forum)
+
+
+@bp.post("/forums/<slug>/status")
+@producer_only
+def forum_status(slug: str):  # type: ignore[no-untyped-def]
+    forum = forums.get_by_slug(slug, for_update=True)
+    if ConfirmForm().validate_on_submit():
+        try:
+            forums.update(forum, {"status": request.form.get("status", "")}, utcnow())
+        except (Conflict, Invalid) as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash(f"The forum is now {forum.status}.", "ok")
+    return redirect(url_for("producer.edit_forum", slug=forum.slug))
+
+
+@bp.get("/forums/<slug>/signups")
+@producer_only
+def screening(slug: str):  # type: ignore[no-untyped-def]
+    forum = forums.get_by_slug(slug)
+    status = request.args.get("status") or None
+    if status not in {s.value for s in SignupStatus}:
+        status = None
+    q = request.args.get("q", "")
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    items, total = signups.search(forum, status=status, q=q, page=page, per_page=PER_PAGE)
+    return render_template(
+        "producer/screening.html",
+        forum=forum,
+        items=items,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PER_PAGE)),
+        status=status,
+        q=q,
+        counts=forums.signup_counts(forum),
+        form=ScreenForm(),
+        statuses=[s.value for s in SignupStatus],
+    )
+
+
+@bp.post("/signups/<int:signup_id>/screen")
+@producer_only
+def screen(signup_id: int):  # type: ignore[no-untyped-def]
+    signup = signups.get(signup_id)
+    form = ScreenForm()
+    back = request.form.get("back") or url_for("producer.screening", slug=signup.forum.slug)
+    if not back.startswith("/") or back.startswith("//"):
+        back = url_for("producer.screening", slug=signup.forum.slug)
+    if form.validate_on_submit():
+        data: dict[str, Any] = {
+            "stance": form.stance.data or None,
+            "rating": int(form.rating.data) if form.rating.data else None,
+            "notes": form.notes.data,
+        }
+        if form.decision.data:
+            data["decision"] = form.decision.data
+        try:
+            signups.screen(signup, data, utcnow())
+        except (Conflict, Invalid) as error:
+            db.session.rollback()
+            flash(f"{signup.name}: {error.message}", "error")
+        else:
+            db.session.commit()
+            flash(f"Saved {signup.name} ({signup.status}).", "ok")
+    return redirect(f"{back}#signup-{signup.id}")
+
+
+@bp.get("/forums/<slug>/queue")
+@producer_only
+def queue_board(slug: str):  # type: ignore[no-untyped-def]
+    forum = forums.get_by_slug(slug)
+    return render_template(
+        "producer/queue.html", forum=forum, state=forum.status_at(utcnow()).value
+    )
+
+
+@bp.get("/forums/<slug>/publication")
+@producer_only
+def publication_editor(slug: str):  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    forum = forums.get_by_slug(slug)
+    candidates = db.session.scalars(
+        sa.select(Signup)
+        .where(
+            Signup.forum_id == forum.id,
+            Signup.publish_consent.is_(True),
+            Signup.status.not_in(publication.UNSCREENED),
+            Signup.erased_at.is_(None),
+        )
+        .order_by(
+            Signup.published.desc(),
+            Signup.publish_order.is_(None),
+            Signup.publish_order,
+            Signup.rating.desc(),
+            Signup.id,
+        )
+    )
+    return render_template(
+        "producer/publication.html",
+        forum=forum,
+        candidates=list(candidates),
+        balance=publication.balance(forum),
+        form=PublishForm(),
+        confirm=ConfirmForm(),
+        state=forum.status_at(utcnow()).value,
+    )
+
+
+@bp.post("/signups/<int:signup_id>/publish")
+@producer_only
+def publish(signup_id: int):  # type: ignore[no-untyped-def]
+    signup = signups.get(signup_id)
+    form = PublishForm()
+    if form.validate_on_submit():
+        try:
+            publication.set_published(
+                signup,
+                {
+                    "published": form.published.data,
+                    "pull_quote": form.pull_quote.data,
+                    "order": form.order.data,
+                },
+                utcnow(),
+            )
+        except (Conflict, Invalid) as error:
+            db.session.rollback()
+            flash(f"{signup.name}: {error.message}", "error")
+        else:
+            db.session.commit()
+    else:
+        flash("Give the order as a whole number.", "error")
+    return redirect(
+        url_for("producer.publication_editor", slug=signup.forum.slug) + f"#signup-{signup.id}"
+    )
+
+
+@bp.app_context_processor
+def staff() -> dict[str, Any]:
+    return {
+        "staff": current_user if current_user.is_authenticated else None,
+        "logout_form": ConfirmForm() if current_user.is_authenticated else None,
+    }
