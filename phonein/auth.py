@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, g, redirect, request, url_for
+from flask import Flask, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -97,8 +97,9 @@ def api_user() -> User | None:
     A session-authenticated request that changes state must carry the CSRF token (the
     producer pages send it); a bearer request is not exposed to CSRF.
     """
-    if "api_user" in g:
-        return g.api_user
+    # Cached on the request, not on ``g``: an app context can outlive one request.
+    if hasattr(request, "phonein_user"):
+        return request.phonein_user  # type: ignore[no-any-return]
     user = None
     header = request.headers.get("Authorization", "")
     if header:
@@ -114,7 +115,7 @@ def api_user() -> User | None:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             csrf.protect()
         user = current_user._get_current_object()
-    g.api_user = user
+    request.phonein_user = user  # type: ignore[attr-defined]
     return user
 
 

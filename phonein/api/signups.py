@@ -52,9 +52,8 @@ def create_signup(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-d
         forum, data, utcnow(), default_region=current_app.config["DEFAULT_REGION"]
     )
     db.session.commit()
-    body = SignupCreated().dump(result.signup)
-    body["manage_url"] = manage_url(result.manage_token)
-    return body, 201 if result.created else 200
+    result.signup.manage_url = manage_url(result.manage_token)  # type: ignore[attr-defined]
+    return result.signup, 201 if result.created else 200
 
 
 @blp.route("/forums/<slug>/signups", methods=["GET"])
