@@ -24,6 +24,9 @@ NOTES_MAX = 5000
 PULL_QUOTE_MAX = 300
 TITLE_MAX = 200
 SLUG_MAX = 80
+# Largest id an Integer column holds on every database; larger ids cannot exist, and
+# passing them to the driver would overflow instead of simply finding nothing.
+MAX_ID = 2**31 - 1
 
 
 class Role(StrEnum):

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from .errors import Conflict, Invalid
 from .extensions import db
-from .models import PULL_QUOTE_MAX, Forum, Signup, SignupStatus, Stance
+from .models import MAX_ID, PULL_QUOTE_MAX, Forum, Signup, SignupStatus, Stance
 from .signups import clean_text
 
 UNSCREENED = (SignupStatus.PENDING, SignupStatus.WITHDRAWN)
@@ -26,7 +26,9 @@ def set_published(signup: Signup, data: dict[str, Any], now: datetime) -> None:
         if len(pull_quote) > PULL_QUOTE_MAX:
             raise Invalid({"pull_quote": f"Keep the pull quote to {PULL_QUOTE_MAX} characters."})
     order = data.get("order")
-    if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+    if order is not None and (
+        isinstance(order, bool) or not isinstance(order, int) or not -MAX_ID <= order <= MAX_ID
+    ):
         raise Invalid({"order": "Give a whole number."})
     if published:
         if not signup.publish_consent:

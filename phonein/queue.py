@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
-from .models import Forum, ForumStatus, Signup, SignupStatus
+from .models import MAX_ID, Forum, ForumStatus, Signup, SignupStatus
 
 GAP = 1 << 20
 ACTIVE = (ForumStatus.OPEN, ForumStatus.LIVE)
@@ -67,6 +67,8 @@ def _waiting(forum: Forum) -> sa.Select:
 
 
 def _reload(signup_id: int, forum: Forum) -> Signup:
+    if not 0 < signup_id <= MAX_ID:
+        raise NotFound(f"Signup {signup_id} is not in this forum.")
     signup = db.session.scalars(
         sa.select(Signup).where(Signup.id == signup_id).execution_options(populate_existing=True)
     ).one_or_none()

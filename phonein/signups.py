@@ -21,6 +21,7 @@ from .extensions import db
 from .models import (
     EMAIL_MAX,
     LOCATION_MAX,
+    MAX_ID,
     NAME_MAX,
     NOTES_MAX,
     QUESTION_MAX,
@@ -205,7 +206,7 @@ def by_manage_token(token: str) -> Signup:
 
 
 def get(signup_id: int) -> Signup:
-    signup = db.session.get(Signup, signup_id)
+    signup = db.session.get(Signup, signup_id) if 0 < signup_id <= MAX_ID else None
     if signup is None:
         raise NotFound(f"There is no signup {signup_id}.")
     return signup

@@ -9,6 +9,7 @@ from marshmallow import Schema, fields, validate
 from ..models import (
     EMAIL_MAX,
     LOCATION_MAX,
+    MAX_ID,
     NAME_MAX,
     NOTES_MAX,
     PULL_QUOTE_MAX,
@@ -175,7 +176,7 @@ class QueueQuery(Schema):
 
 
 class QueuePlace(Schema):
-    signup_id = fields.Int(required=True, strict=True)
+    signup_id = fields.Int(required=True, strict=True, validate=validate.Range(1, MAX_ID))
     position = fields.Int(
         strict=True,
         allow_none=True,
@@ -200,4 +201,4 @@ class QueueStep(Schema):
 class PublishIn(Schema):
     published = fields.Bool(required=True)
     pull_quote = fields.Str(allow_none=True, validate=validate.Length(max=PULL_QUOTE_MAX))
-    order = fields.Int(strict=True, allow_none=True)
+    order = fields.Int(strict=True, allow_none=True, validate=validate.Range(-MAX_ID, MAX_ID))
