@@ -35,8 +35,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     errors.init_app(app)
 
-    from . import api, web
+    from . import api, cli, web
 
     api.init_app(app)
     web.init_app(app)
+    cli.init_app(app)
     return app

@@ -24,7 +24,11 @@ def _create_app() -> Flask:
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
 def main() -> None:
-    """Run and manage phonein. Settings come from config/defaults.py and PHONEIN_* variables."""
+    """Run and manage phonein. Settings come from config/defaults.py and PHONEIN_* variables.
+
+    The commands are registered on the app's CLI (``init_app``), so ``flask --app wsgi``
+    offers the same ones.
+    """
 
 
 def _fail(error: DomainError) -> None:
@@ -32,7 +36,7 @@ def _fail(error: DomainError) -> None:
     raise click.ClickException(error.message)
 
 
-@main.command("serve")
+@click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
@@ -48,7 +52,7 @@ def serve(host: str, port: int, threads: int) -> None:
     waitress_serve(app, host=host, port=port, threads=threads, ident="phonein")
 
 
-@main.group("users")
+@click.group("users")
 def users() -> None:
     """Manage staff accounts."""
 
@@ -72,7 +76,7 @@ def users_add(email: str, role: str, password_stdin: bool) -> None:
     click.echo(f"Created {user.email} ({user.role}).", err=True)
 
 
-@main.group("tokens")
+@click.group("tokens")
 def tokens() -> None:
     """Manage API tokens."""
 
@@ -90,7 +94,7 @@ def tokens_create(email: str) -> None:
     click.echo(token)
 
 
-@main.command("demo")
+@click.command("demo")
 @with_appcontext
 def demo() -> None:
     """Load a demo forum with demo signups (and a past, published one)."""
@@ -102,7 +106,7 @@ def demo() -> None:
     click.echo(summary)
 
 
-@main.command("purge")
+@click.command("purge")
 @click.option(
     "--older-than",
     "days",
@@ -117,3 +121,8 @@ def purge(days: int) -> None:
     count = signups.purge(utcnow(), days)
     db.session.commit()
     click.echo(f"Erased personal data of {count} signup(s) of forums closed over {days} days ago.")
+
+
+def init_app(app: Flask) -> None:
+    for command in (serve, users, tokens, demo, purge):
+        app.cli.add_command(command)

@@ -14,6 +14,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional
 
 from .. import phones
@@ -35,8 +36,8 @@ class SignupForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        self.country.choices = [("", "Choose…")] + [
-            (code, f"{name} (+{phones.calling_code(code)})")
+        self.country.choices = [SelectChoice("", "Choose…")] + [
+            SelectChoice(code, f"{name} (+{phones.calling_code(code)})")
             for code, name in phones.country_names().items()
         ]
 
@@ -79,15 +80,21 @@ class ForumForm(FlaskForm):
 class ScreenForm(FlaskForm):
     decision = SelectField(
         "Decision",
-        choices=[("", "—"), ("approve", "Approve"), ("reject", "Reject")],
+        choices=[
+            SelectChoice("", "—"),
+            SelectChoice("approve", "Approve"),
+            SelectChoice("reject", "Reject"),
+        ],
         validate_choice=False,
     )
     stance = SelectField(
-        "Stance", choices=[("", "—")] + [(s.value, s.value) for s in Stance], validate_choice=False
+        "Stance",
+        choices=[SelectChoice("", "—")] + [SelectChoice(s.value) for s in Stance],
+        validate_choice=False,
     )
     rating = SelectField(
         "Rating",
-        choices=[("", "—")] + [(str(i), str(i)) for i in range(1, 6)],
+        choices=[SelectChoice("", "—")] + [SelectChoice(str(i)) for i in range(1, 6)],
         validate_choice=False,
     )
     notes = TextAreaField("Notes")
