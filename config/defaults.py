@@ -24,6 +24,8 @@ DEFAULT_REGION = "GB"
 
 # Flask-Limiter: limit on signup POSTs per client address.
 SIGNUP_RATE_LIMIT = "20/minute"
+# Password guesses per client address on the staff login.
+LOGIN_RATE_LIMIT = "10/minute"
 RATELIMIT_ENABLED = True
 RATELIMIT_STORAGE_URI = "memory://"
 RATELIMIT_HEADERS_ENABLED = True

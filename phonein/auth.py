@@ -157,7 +157,9 @@ def require_staff(role: Role) -> Callable[[Callable[..., Any]], Callable[..., An
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "producer.login"
-    login_manager.session_protection = "strong"
+    # "basic", not "strong": strong drops the session whenever the client's address
+    # changes, which would log a producer out mid-show on a mobile connection.
+    login_manager.session_protection = "basic"
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:

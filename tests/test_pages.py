@@ -172,6 +172,19 @@ def test_signup_posts_are_rate_limited_per_client(make_app):
         assert other.post(url, json=body, environ_base=other_ip).status_code == 200
 
 
+def test_login_attempts_are_rate_limited(make_app):
+    app = make_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2/minute")
+    with app.app_context():
+        client = app.test_client()
+        wrong = {"email": "who@example.org", "password": "guess"}
+        assert [client.post("/producer/login", data=wrong).status_code for _ in range(2)] == [
+            401,
+            401,
+        ]
+        assert client.post("/producer/login", data=wrong).status_code == 429
+        assert client.get("/producer/login").status_code == 200
+
+
 def test_calendar_file(client, app):
     forum = make_forum(title='Water, wells; and "pumps"')
     response = client.get(f"/forums/{forum.slug}/calendar.ics")

@@ -20,7 +20,7 @@ from flask_login import current_user, login_user, logout_user
 
 from .. import auth, forums, publication, signups
 from ..errors import Conflict, DomainError, Invalid
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import Forum, Role, Signup, SignupStatus
 from ..times import utcnow, zone_or_none
 from .forms import ConfirmForm, ForumForm, LoginForm, PublishForm, ScreenForm
@@ -31,6 +31,7 @@ PER_PAGE = 50
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 def login():  # type: ignore[no-untyped-def]
     form = LoginForm()
     if form.validate_on_submit():
