@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -46,6 +47,10 @@ def serve(host: str, port: int, threads: int) -> None:
     from waitress import serve as waitress_serve
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not os.environ.get("PHONEIN_PUBLIC_URL"):
+        # Links shown to listeners must point where this server actually listens.
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        app.config["PUBLIC_URL"] = f"http://{shown}:{port}"
     upgrade()
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     click.echo(f"phonein on http://{host}:{port}  (database: {url.split('@')[-1]})")

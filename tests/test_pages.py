@@ -64,6 +64,7 @@ def test_invalid_form_shows_the_message_by_the_field(client, app):
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert "not a valid phone number" in page
+    assert 'id="error-summary"' in page and 'href="#phone"' in page
     assert 'value="Dana Whitfield"' in page  # what they typed is kept
     assert db.session.query(Signup).count() == 0
 

@@ -23,6 +23,7 @@ def queue_json(slug: str, limit: int | None = None) -> dict[str, Any]:
     for i, signup in enumerate(snap.waiting, start=1):
         signup.queue_position = i  # type: ignore[attr-defined]
     return {
+        "status": forum.status_at(utcnow()).value,
         "on_air": snap.on_air,
         "waiting": snap.waiting,
         "total_waiting": snap.total_waiting,

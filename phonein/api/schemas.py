@@ -165,6 +165,9 @@ class ScreenIn(Schema):
 
 
 class QueueOut(Schema):
+    status = fields.Str(
+        metadata={"description": "The forum's status: callers go on air only while it is live."}
+    )
     on_air = fields.Nested(SignupOut, allow_none=True)
     waiting = fields.List(fields.Nested(SignupOut))
     total_waiting = fields.Int()

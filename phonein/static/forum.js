@@ -26,6 +26,10 @@
     }
   }
 
+  // After a rejected submit, take the listener to what needs fixing.
+  var summary = document.getElementById("error-summary");
+  if (summary) { summary.focus(); }
+
   Array.prototype.forEach.call(document.querySelectorAll(".local-time"), function (el) {
     var when = new Date(el.getAttribute("data-utc"));
     if (isNaN(when)) { return; }

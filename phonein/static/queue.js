@@ -37,8 +37,8 @@
     }).catch(function (e) { showError(e.message); })
       .finally(function () { busy = false; shown = null; refresh(); });
   }
-  function summary(s, position) {
-    var li = el("li");
+  function summary(s, position, tag) {
+    var li = el(tag || "li");
     li.dataset.id = s.id;
     var head = el("div");
     if (position) { head.appendChild(el("strong", null, position + ". ")); }
@@ -57,7 +57,14 @@
   }
   function drawQueue(q) {
     var onAir = document.getElementById("on-air");
-    onAir.replaceChildren(q.on_air ? summary(q.on_air) : el("p", "muted", "Nobody on air"));
+    onAir.replaceChildren(q.on_air ? summary(q.on_air, null, "div") : el("p", "muted", "Nobody on air"));
+    var live = q.status === "live";
+    document.getElementById("forum-state").textContent = q.status;
+    document.getElementById("forum-state").className = "badge " + q.status;
+    Array.prototype.forEach.call(root.querySelectorAll("[data-action]"), function (b) {
+      b.disabled = !live;
+      b.title = live ? "" : "Callers go on air only while the forum is live";
+    });
     document.getElementById("waiting-count").textContent = q.total_waiting;
     var list = document.getElementById("waiting");
     list.replaceChildren();
@@ -95,7 +102,9 @@
   function refresh() {
     return Promise.all([getJSON(queueUrl), getJSON(approvedUrl)]).then(function (both) {
       var key = JSON.stringify(both);
-      if (key !== shown && !busy) { drawQueue(both[0]); drawApproved(both[1]); shown = key; }
+      // Do not redraw under a producer who is typing a position: the row would be replaced.
+      var typing = root.contains(document.activeElement) && document.activeElement.tagName === "INPUT";
+      if (key !== shown && !busy && !typing) { drawQueue(both[0]); drawApproved(both[1]); shown = key; }
       document.getElementById("queue-updated").textContent = "Live · updated " + new Date().toLocaleTimeString();
     }).catch(function (e) { document.getElementById("queue-updated").textContent = "Connection lost, retrying… (" + e.message + ")"; });
   }
