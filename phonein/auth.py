@@ -85,10 +85,12 @@ def create_token(user: User) -> str:
 
 def user_for_token(token: str, now: datetime) -> User | None:
     digest = hashlib.sha256(token.encode()).hexdigest()
-    row = db.session.scalars(sa.select(ApiToken).where(ApiToken.token_hash == digest)).one_or_none()
-    if row is None or not row.user.is_active:
+    user = db.session.scalars(
+        sa.select(User).join(ApiToken).where(ApiToken.token_hash == digest)
+    ).one_or_none()
+    if user is None or not user.is_active:
         return None
-    return row.user
+    return user
 
 
 def api_user() -> User | None:

@@ -284,7 +284,7 @@ def load(now: datetime) -> str:
         else:
             signups.screen(signup, {"stance": stance, "rating": rating}, now)
         if status == "queued":
-            queue.place(upcoming, signup.id, None, now)
+            queue.place(upcoming.slug, signup.id, None, now)
 
     past_start = (now - timedelta(days=9)).replace(minute=0, second=0, microsecond=0)
     past = _make_forum(PAST, past_start + timedelta(days=30), now)

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import messaging
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .models import TITLE_MAX, Forum, ForumStatus, Signup, SignupStatus
@@ -190,6 +191,8 @@ def update(forum: Forum, values: dict[str, Any], now: datetime) -> ForumChange:
         change.status_from = current
         set_status(forum, status, now)
     db.session.flush()
+    if moving:
+        messaging.forum_moved(forum, now)
     return change
 
 
@@ -215,15 +218,27 @@ def set_status(forum: Forum, target: str, now: datetime) -> None:
         forum.closed_at = min(now, forum.ends_at) if current != ForumStatus.OPEN else now
         _end_on_air(forum, now)
     forum.status = wanted
+    db.session.flush()
+    if wanted == ForumStatus.CANCELLED:
+        messaging.forum_cancelled(forum, now)
+    elif wanted == ForumStatus.LIVE:
+        messaging.notify_head(forum, now)
 
 
 def sync_statuses(now: datetime) -> int:
     """Persist the clock-driven transitions (open -> live -> closed); return rows changed."""
-    went_live = db.session.execute(
-        sa.update(Forum)
-        .where(Forum.status == ForumStatus.OPEN, Forum.starts_at <= now, Forum.ends_at > now)
-        .values(status=ForumStatus.LIVE)
-    ).rowcount
+    going_live = list(
+        db.session.scalars(
+            sa.update(Forum)
+            .where(Forum.status == ForumStatus.OPEN, Forum.starts_at <= now, Forum.ends_at > now)
+            .values(status=ForumStatus.LIVE)
+            .returning(Forum)
+            .execution_options(populate_existing=True)
+        )
+    )
+    for forum in going_live:
+        # Whoever the producers queued before the show is first in line now.
+        messaging.notify_head(forum, now)
     over = list(
         db.session.scalars(
             sa.select(Forum).where(
@@ -236,7 +251,7 @@ def sync_statuses(now: datetime) -> int:
         forum.closed_at = forum.ends_at
         _end_on_air(forum, now)
     db.session.flush()
-    return went_live + len(over)
+    return len(going_live) + len(over)
 
 
 def _end_on_air(forum: Forum, now: datetime) -> None:

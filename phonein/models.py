@@ -216,3 +216,117 @@ class Signup(db.Model):
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     forum: Mapped[Forum] = relationship(back_populates="signups")
+
+
+class MessageKind(StrEnum):
+    CONFIRMATION = "confirmation"
+    REMINDER = "reminder"
+    NEXT_UP = "next_up"
+    RESCHEDULED = "rescheduled"
+    CANCELLED = "cancelled"
+    HELP = "help"
+
+
+class MessageStatus(StrEnum):
+    PENDING = "pending"  # in the outbox, not yet handed to the provider
+    SENDING = "sending"  # claimed by a sender; outcome unknown until it reports
+    QUEUED = "queued"  # accepted by the provider
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # never sent: withdrawn, rejected, opted out, superseded
+
+
+class Message(db.Model):
+    """One SMS in the outbox: written with its cause, sent after that commits."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The idempotency key: one message of a kind (and key, e.g. the reminder offset)
+        # per signup, however often a wave or an event is replayed.
+        sa.UniqueConstraint("signup_id", "kind", "key", name="uq_messages_signup_kind_key"),
+        sa.Index("ix_messages_due", "status", "send_at"),
+        sa.Index("ix_messages_forum", "forum_id", "created_at"),
+        sa.Index("ix_messages_provider_sid", "provider_sid"),
+        _check_in("kind", MessageKind, "ck_messages_kind"),
+        _check_in("status", MessageStatus, "ck_messages_status"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    forum_id: Mapped[int | None] = mapped_column(sa.ForeignKey("forums.id", ondelete="CASCADE"))
+    signup_id: Mapped[int | None] = mapped_column(sa.ForeignKey("signups.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    key: Mapped[str] = mapped_column(sa.String(64), default="")
+    to: Mapped[str] = mapped_column(sa.String(20))
+    body: Mapped[str] = mapped_column(sa.Text)
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), default=MessageStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    provider_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    error_code: Mapped[int | None]
+    error_message: Mapped[str | None] = mapped_column(sa.String(500))
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OptOut(db.Model):
+    """A number that replied STOP (or that Twilio reports as unsubscribed: 21610)."""
+
+    __tablename__ = "opt_outs"
+
+    phone: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(sa.String(16), default="keyword")
+
+
+class ReminderWave(db.Model):
+    """A forum's reminder wave for one offset and one start time, once fanned out."""
+
+    __tablename__ = "reminder_waves"
+    __table_args__ = (
+        sa.UniqueConstraint("forum_id", "offset_seconds", "starts_at", name="uq_waves"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    forum_id: Mapped[int] = mapped_column(sa.ForeignKey("forums.id", ondelete="CASCADE"))
+    offset_seconds: Mapped[int]
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fanned_out_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    messages: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[bool] = mapped_column(default=False)
+
+
+class Lease(db.Model):
+    """A named lease held by one process until it expires (the scheduler's)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Worker(db.Model):
+    """A running sender process and its last heartbeat (stale claims are recovered)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SendRate(db.Model):
+    """The shared SMS rate: the next free send slot across every sender process."""
+
+    __tablename__ = "send_rate"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    next_slot_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,19 +1,24 @@
 """The caller queue of a forum: add, move, remove, next, finish.
 
-Order is kept in ``Signup.queue_key``: sparse integers, so that adding, moving or taking
-the head touches one row however long the queue; 1-based positions are computed on read.
-Every operation starts by bumping ``Forum.queue_version`` with an UPDATE, which takes the
-forum's row lock on PostgreSQL and the write lock on SQLite: operations on one forum run
-one at a time, and each sees the queue as the previous one left it.
+Order is kept in ``Signup.queue_key``: sparse integers (set exactly while a signup is
+queued), so that adding, moving or taking the head touches one row however long the queue;
+1-based positions are computed on read.
+
+Every operation starts with ``lock``: an UPDATE that bumps ``Forum.queue_version`` and
+returns the forum. It takes the forum's row lock on PostgreSQL and the write lock on
+SQLite, so operations on one forum run one at a time, each on the queue the previous one
+left; the same statement loads the forum, and the version tells boards to redraw.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
+from . import messaging
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .models import MAX_ID, Forum, ForumStatus, Signup, SignupStatus
@@ -32,23 +37,28 @@ class Snapshot:
 
 @dataclass
 class Step:
-    """What ``advance`` did: who finished, who went on air, who is now first in line."""
+    """What ``advance`` or ``finish`` did: who finished, who went on air, who is next."""
 
+    forum: Forum
     done: Signup | None = None
     on_air: Signup | None = None
     next_up: Signup | None = None
-    version: int = 0
-    changed: list[Signup] = field(default_factory=list)
 
 
-def _lock(forum: Forum, now: datetime, *, live_only: bool = False) -> int:
-    version = db.session.execute(
-        sa.update(Forum)
-        .where(Forum.id == forum.id)
-        .values(queue_version=Forum.queue_version + 1)
-        .returning(Forum.queue_version)
-    ).scalar_one()
-    db.session.refresh(forum)
+def lock(slug: str, now: datetime, *, live_only: bool = False) -> Forum:
+    """Lock the forum called ``slug`` for a queue change and return it, checked."""
+    forums = Forum.__table__
+    bumped = (
+        sa.update(forums)
+        .where(forums.c.slug == slug)
+        .values(queue_version=forums.c.queue_version + 1)
+        .returning(*forums.c)
+    )
+    forum = db.session.scalars(
+        sa.select(Forum).from_statement(bumped).execution_options(populate_existing=True)
+    ).one_or_none()
+    if forum is None:
+        raise NotFound(f"There is no forum called '{slug}'.")
     status = forum.status_at(now)
     if live_only and status != ForumStatus.LIVE:
         raise Conflict(
@@ -57,23 +67,61 @@ def _lock(forum: Forum, now: datetime, *, live_only: bool = False) -> int:
         )
     if status not in ACTIVE:
         raise Conflict(f"The forum is {status.value}; its queue is closed.", code="forum_closed")
-    return version
+    return forum
 
 
-def _waiting(forum: Forum) -> sa.Select:
-    return sa.select(Signup).where(
-        Signup.forum_id == forum.id, Signup.status == SignupStatus.QUEUED
+def bump(forum_id: int) -> None:
+    """Take the forum's queue lock for a change made elsewhere (withdraw, reject, erase)."""
+    db.session.execute(
+        sa.update(Forum)
+        .where(Forum.id == forum_id)
+        .values(queue_version=Forum.queue_version + 1)
+        .execution_options(synchronize_session=False)
     )
 
 
-def _reload(signup_id: int, forum: Forum) -> Signup:
-    if not 0 < signup_id <= MAX_ID:
-        raise NotFound(f"Signup {signup_id} is not in this forum.")
-    signup = db.session.scalars(
-        sa.select(Signup).where(Signup.id == signup_id).execution_options(populate_existing=True)
+def _waiting(forum_id: int, *conditions: sa.ColumnElement[bool]) -> sa.Select:
+    # queue_key is set exactly while queued (a check constraint), and the unique
+    # (forum_id, queue_key) index serves this ordered scan.
+    return (
+        sa.select(Signup)
+        .where(Signup.forum_id == forum_id, Signup.queue_key.is_not(None), *conditions)
+        .order_by(Signup.queue_key)
+    )
+
+
+def _load(statement: sa.Executable) -> Signup | None:
+    """Run a Core UPDATE … RETURNING and load its row as a Signup.
+
+    Lighter than the ORM's bulk-UPDATE path, which costs more than the round trip here.
+    """
+    return db.session.scalars(
+        sa.select(Signup).from_statement(statement).execution_options(populate_existing=True)
     ).one_or_none()
-    if signup is None or signup.forum_id != forum.id:
+
+
+def _with_forum(signup: Signup | None, forum: Forum) -> Signup | None:
+    """Attach the locked forum to ``signup`` without a query, and keep it referenced.
+
+    The session's identity map holds objects weakly: without this, serialising the
+    signup after the view returns would load its forum again.
+    """
+    if signup is not None:
+        set_committed_value(signup, "forum", forum)
+    return signup
+
+
+def _reload(signup_id: int, forum: Forum) -> Signup:
+    signup = None
+    if 0 < signup_id <= MAX_ID:
+        signup = db.session.scalars(
+            sa.select(Signup)
+            .where(Signup.id == signup_id, Signup.forum_id == forum.id)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+    if signup is None:
         raise NotFound(f"Signup {signup_id} is not in this forum.")
+    _with_forum(signup, forum)
     return signup
 
 
@@ -83,39 +131,36 @@ def position_of(signup: Signup) -> int | None:
     return db.session.scalar(
         sa.select(sa.func.count())
         .select_from(Signup)
-        .where(
-            Signup.forum_id == signup.forum_id,
-            Signup.status == SignupStatus.QUEUED,
-            Signup.queue_key <= signup.queue_key,
-        )
+        .where(Signup.forum_id == signup.forum_id, Signup.queue_key <= signup.queue_key)
     )
 
 
 def positions(forum: Forum) -> dict[int, int]:
     """Return signup id -> 1-based queue position for everyone waiting."""
-    ids = db.session.scalars(
-        sa.select(Signup.id)
-        .where(Signup.forum_id == forum.id, Signup.status == SignupStatus.QUEUED)
-        .order_by(Signup.queue_key)
-    )
+    ids = db.session.scalars(_waiting(forum.id).with_only_columns(Signup.id))
     return {signup_id: i for i, signup_id in enumerate(ids, start=1)}
 
 
-def _key_at(forum: Forum, rank: int, exclude: int) -> int | None:
-    """Return the queue key at 1-based ``rank`` among waiting signups other than ``exclude``."""
-    if rank < 1:
-        return None
-    return db.session.scalar(
-        sa.select(Signup.queue_key)
-        .where(
-            Signup.forum_id == forum.id,
-            Signup.status == SignupStatus.QUEUED,
-            Signup.id != exclude,
+def _neighbours(forum: Forum, position: int, exclude: int) -> tuple[int | None, int | None, bool]:
+    """Return the keys either side of 1-based ``position`` among the others, in one query.
+
+    The third value says the position was past the end (and so means last).
+    """
+    keys = _waiting(forum.id, Signup.id != exclude).with_only_columns(Signup.queue_key)
+    if position == 1:
+        after = db.session.scalar(keys.limit(1))
+        return None, after, False
+    rows = db.session.scalars(keys.offset(position - 2).limit(2)).all()
+    if len(rows) == 2:
+        return rows[0], rows[1], False
+    if len(rows) == 1:
+        return rows[0], None, False
+    last = db.session.scalar(
+        sa.select(sa.func.max(Signup.queue_key)).where(
+            Signup.forum_id == forum.id, Signup.id != exclude
         )
-        .order_by(Signup.queue_key)
-        .offset(rank - 1)
-        .limit(1)
     )
+    return last, None, True
 
 
 def _rebalance(forum: Forum) -> None:
@@ -125,7 +170,7 @@ def _rebalance(forum: Forum) -> None:
     unique (forum, key) constraint.
     """
     rows = db.session.execute(
-        _waiting(forum).with_only_columns(Signup.id, Signup.queue_key).order_by(Signup.queue_key)
+        _waiting(forum.id).with_only_columns(Signup.id, Signup.queue_key)
     ).all()
     base = rows[-1].queue_key + GAP
     db.session.execute(
@@ -134,57 +179,56 @@ def _rebalance(forum: Forum) -> None:
     )
 
 
-def _key_for(forum: Forum, position: int, exclude: int) -> int:
+def _key_for(forum: Forum, position: int, exclude: int) -> tuple[int, bool]:
     for _ in range(2):
-        before = _key_at(forum, position - 1, exclude)
-        after = _key_at(forum, position, exclude)
+        before, after, past_end = _neighbours(forum, position, exclude)
         if before is None and after is None:
-            return GAP
+            return GAP, past_end
         if before is None:
-            return after - GAP
+            return after - GAP, past_end
         if after is None:
-            return before + GAP
+            return before + GAP, past_end
         if after - before >= 2:
-            return (before + after) // 2
+            return (before + after) // 2, past_end
         _rebalance(forum)
     raise RuntimeError("queue keys still packed after a rebalance")
 
 
-def place(forum: Forum, signup_id: int, position: int | None, now: datetime) -> tuple[Signup, int]:
+def place(
+    slug: str, signup_id: int, position: int | None, now: datetime
+) -> tuple[Forum, Signup, int]:
     """Add an approved signup at ``position`` (1-based, default last) or move a queued one.
 
-    A position past the end means last. Return the signup and its new position.
+    A position past the end means last. Return the forum, the signup and its position.
     """
     if position is not None and position < 1:
         raise Invalid({"position": "Positions start at 1."})
-    _lock(forum, now)
+    forum = lock(slug, now)
     signup = _reload(signup_id, forum)
     if signup.status not in (SignupStatus.APPROVED, SignupStatus.QUEUED):
         raise Conflict(
             f"Only approved signups can be queued; this one is {signup.status}.",
             code="not_approved",
         )
-    others = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Signup)
-        .where(
-            Signup.forum_id == forum.id,
-            Signup.status == SignupStatus.QUEUED,
-            Signup.id != signup.id,
-        )
-    )
-    target = min(position or others + 1, others + 1)
-    key = _key_for(forum, target, signup.id)
+    was_queued = signup.status == SignupStatus.QUEUED
+    if position is None:
+        key, past_end = _key_for(forum, 10**9, signup.id)
+    else:
+        key, past_end = _key_for(forum, position, signup.id)
     signup.status = SignupStatus.QUEUED
     signup.queue_key = key
     signup.updated_at = now
     db.session.flush()
-    return signup, target
+    if position is None or past_end:
+        position = position_of(signup) or 1
+    if position == 1 or was_queued:
+        messaging.notify_head(forum, now)
+    return forum, signup, position
 
 
-def remove(forum: Forum, signup_id: int, now: datetime) -> Signup:
+def remove(slug: str, signup_id: int, now: datetime) -> tuple[Forum, Signup]:
     """Take a waiting caller out of the queue, back to approved."""
-    _lock(forum, now)
+    forum = lock(slug, now)
     signup = _reload(signup_id, forum)
     if signup.status != SignupStatus.QUEUED:
         raise Conflict(f"Signup {signup_id} is not in the queue.", code="not_queued")
@@ -192,40 +236,47 @@ def remove(forum: Forum, signup_id: int, now: datetime) -> Signup:
     signup.queue_key = None
     signup.updated_at = now
     db.session.flush()
-    return signup
+    messaging.notify_head(forum, now)
+    return forum, signup
 
 
 def _finish_on_air(forum: Forum, now: datetime) -> Signup | None:
-    current = db.session.scalars(
-        sa.select(Signup).where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
-    ).one_or_none()
-    if current is not None:
-        current.status = SignupStatus.DONE
-        current.done_at = now
-        # Flush now: the one-on-air index must see this caller leave before the next joins.
-        db.session.flush()
-    return current
+    # One statement, and before anyone else goes on air: the one-on-air index must see
+    # this caller leave first.
+    signups = Signup.__table__
+    done = _load(
+        sa.update(signups)
+        .where(signups.c.forum_id == forum.id, signups.c.status == SignupStatus.ON_AIR)
+        .values(status=SignupStatus.DONE, done_at=now, updated_at=now)
+        .returning(*signups.c)
+    )
+    return _with_forum(done, forum)
 
 
-def advance(forum: Forum, now: datetime) -> Step:
+def advance(slug: str, now: datetime) -> Step:
     """The caller on air is done; the head of the queue goes on air."""
-    step = Step(version=_lock(forum, now, live_only=True))
+    step = Step(lock(slug, now, live_only=True))
+    forum = step.forum
     step.done = _finish_on_air(forum, now)
-    head = db.session.scalars(_waiting(forum).order_by(Signup.queue_key).limit(1)).first()
-    if head is not None:
-        head.status = SignupStatus.ON_AIR
-        head.queue_key = None
-        head.on_air_at = now
-        db.session.flush()
-        step.on_air = head
-    step.next_up = db.session.scalars(_waiting(forum).order_by(Signup.queue_key).limit(1)).first()
+    head = _waiting(forum.id).with_only_columns(Signup.id).limit(1).scalar_subquery()
+    signups = Signup.__table__
+    step.on_air = _load(
+        sa.update(signups)
+        .where(signups.c.id == head)
+        .values(status=SignupStatus.ON_AIR, queue_key=None, on_air_at=now, updated_at=now)
+        .returning(*signups.c)
+    )
+    _with_forum(step.on_air, forum)
+    step.next_up = _with_forum(db.session.scalars(_waiting(forum.id).limit(1)).first(), forum)
+    if step.next_up is not None:
+        messaging.notify_head(forum, now)
     return step
 
 
-def finish(forum: Forum, now: datetime) -> Step:
+def finish(slug: str, now: datetime) -> Step:
     """The caller on air is done; nobody goes on air."""
-    step = Step(version=_lock(forum, now, live_only=True))
-    step.done = _finish_on_air(forum, now)
+    step = Step(lock(slug, now, live_only=True))
+    step.done = _finish_on_air(step.forum, now)
     return step
 
 
@@ -234,13 +285,13 @@ def snapshot(forum: Forum, limit: int | None = None) -> Snapshot:
     on_air = db.session.scalars(
         sa.select(Signup).where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
     ).one_or_none()
-    stmt = _waiting(forum).order_by(Signup.queue_key)
+    stmt = _waiting(forum.id)
     if limit is not None:
         stmt = stmt.limit(limit)
     waiting = list(db.session.scalars(stmt))
     total = len(waiting)
     if limit is not None and total == limit:
         total = db.session.scalar(
-            sa.select(sa.func.count()).select_from(_waiting(forum).subquery())
+            sa.select(sa.func.count()).select_from(_waiting(forum.id).subquery())
         )
     return Snapshot(on_air, waiting, forum.queue_version, total)

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from . import phones
+from . import messaging, phones, queue
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .models import (
@@ -143,7 +143,7 @@ def register(
     token = secrets.token_urlsafe(24)
     dialect = db.session.get_bind().dialect.name
     stmt = (
-        _insert(dialect)(Signup)
+        _insert(dialect)(Signup.__table__)
         .values(
             forum_id=forum.id,
             status=SignupStatus.PENDING,
@@ -153,11 +153,14 @@ def register(
             **values,
         )
         .on_conflict_do_nothing(index_elements=["forum_id", "phone"])
-        .returning(Signup.id)
+        .returning(*Signup.__table__.c)
     )
-    new_id = db.session.scalar(stmt)
-    if new_id is not None:
-        return Registration(db.session.get_one(Signup, new_id), token, created=True)
+    # A Core INSERT loaded into an ORM object: the ORM's bulk-DML path costs more than
+    # the round trip itself on this, the busiest write.
+    created = db.session.scalars(sa.select(Signup).from_statement(stmt)).one_or_none()
+    if created is not None:
+        messaging.confirmation(created, messaging.manage_url(token), now)
+        return Registration(created, token, created=True)
 
     signup = db.session.scalars(
         sa.select(Signup)
@@ -212,24 +215,40 @@ def get(signup_id: int) -> Signup:
     return signup
 
 
+def _under_queue_lock(signup: Signup) -> SignupStatus:
+    """Take the forum's queue lock, then re-read the signup: its status is now stable."""
+    queue.bump(signup.forum_id)
+    db.session.refresh(signup)
+    return SignupStatus(signup.status)
+
+
+def _left_queue(signup: Signup, was: SignupStatus, now: datetime, reason: str) -> None:
+    messaging.signup_stopped(signup, now, reason)
+    if was == SignupStatus.QUEUED:
+        messaging.notify_head(signup.forum, now)
+
+
 def withdraw(signup: Signup, now: datetime) -> None:
-    """Take the listener out of the forum at their request."""
-    if signup.status == SignupStatus.ON_AIR:
+    """Take the listener out of the forum at their request; nothing more is sent."""
+    was = _under_queue_lock(signup)
+    if was == SignupStatus.ON_AIR:
         raise Conflict("You are on air right now.", code="on_air")
-    if signup.status == SignupStatus.QUEUED:
-        signup.forum.queue_version += 1
     signup.status = SignupStatus.WITHDRAWN
     signup.queue_key = None
     signup.published = False
     signup.updated_at = now
+    db.session.flush()
+    _left_queue(signup, was, now, "withdrawn")
 
 
-def erase(signup: Signup) -> None:
-    """Delete the signup and everything it holds, at the listener's request."""
-    if signup.status in (SignupStatus.QUEUED, SignupStatus.ON_AIR):
-        signup.forum.queue_version += 1
+def erase(signup: Signup, now: datetime) -> None:
+    """Delete the signup and everything it holds (its messages too), at once."""
+    was = _under_queue_lock(signup)
+    forum = signup.forum
     db.session.delete(signup)
     db.session.flush()
+    if was == SignupStatus.QUEUED:
+        messaging.notify_head(forum, now)
 
 
 def screen(signup: Signup, data: dict[str, Any], now: datetime) -> None:
@@ -254,17 +273,17 @@ def screen(signup: Signup, data: dict[str, Any], now: datetime) -> None:
     if errors:
         raise Invalid(errors)
 
-    status = SignupStatus(signup.status)
+    status = _under_queue_lock(signup) if decision == "reject" else SignupStatus(signup.status)
     if decision and status not in SCREENABLE:
         raise Conflict(f"A {status.value} signup cannot be screened.", code="not_screenable")
     if decision == "approve" and status in (SignupStatus.PENDING, SignupStatus.REJECTED):
         signup.status = SignupStatus.APPROVED
     elif decision == "reject" and status != SignupStatus.REJECTED:
-        if status == SignupStatus.QUEUED:
-            signup.forum.queue_version += 1
         signup.status = SignupStatus.REJECTED
         signup.queue_key = None
         signup.published = False
+        db.session.flush()
+        _left_queue(signup, status, now, "rejected")
     if decision:
         signup.screened_at = now
     if "stance" in data:

@@ -193,7 +193,7 @@ def make_signup(forum: Any, **values: Any):  # type: ignore[no-untyped-def]
 
         signup.status = "approved"
         db.session.flush()
-        queue.place(forum, signup.id, None, now)
+        queue.place(forum.slug, signup.id, None, now)
     elif status:
         signup.status = status
     db.session.commit()

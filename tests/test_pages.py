@@ -125,7 +125,7 @@ def test_a_queued_listener_cannot_edit_but_can_withdraw(client, app):
     db.session.commit()
     from phonein import queue
 
-    queue.place(forum, signup.id, None, utcnow())
+    queue.place(forum.slug, signup.id, None, utcnow())
     db.session.commit()
     refused = client.post(path, data={"name": "X", "location": "Y", "question": "Z"})
     assert refused.status_code == 409

@@ -129,7 +129,7 @@ def test_rebalance_keeps_order_when_keys_run_out(app, monkeypatch):
     for s in signups:
         # Always insert in second place: halves the same gap until it is gone.
         position = min(2, len(expected) + 1)
-        queue.place(forum, s.id, position, now)
+        queue.place(forum.slug, s.id, position, now)
         expected.insert(position - 1, s.id)
         db.session.commit()
     snap = queue.snapshot(forum)

@@ -50,8 +50,7 @@ def get_queue(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
 @blp.doc(**PRODUCER_DOC)
 def place(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
     """Add an approved signup at a 1-based position (default last), or move a queued one."""
-    forum = forums.get_by_slug(slug)
-    signup, position = queue.place(forum, data["signup_id"], data.get("position"), utcnow())
+    forum, signup, position = queue.place(slug, data["signup_id"], data.get("position"), utcnow())
     db.session.commit()
     signup.queue_position = position  # type: ignore[attr-defined]
     return {"signup": signup, "position": position, "version": forum.queue_version}
@@ -64,8 +63,7 @@ def place(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
 @blp.doc(**PRODUCER_DOC)
 def remove(slug: str, signup_id: int):  # type: ignore[no-untyped-def]
     """Take a caller out of the queue (back to approved)."""
-    forum = forums.get_by_slug(slug)
-    signup = queue.remove(forum, signup_id, utcnow())
+    forum, signup = queue.remove(slug, signup_id, utcnow())
     db.session.commit()
     return {"signup": signup, "position": None, "version": forum.queue_version}
 
@@ -78,7 +76,7 @@ def _step(step: queue.Step) -> dict[str, Any]:
         "done": step.done,
         "on_air": step.on_air,
         "next_up": step.next_up,
-        "version": step.version,
+        "version": step.forum.queue_version,
     }
 
 
@@ -89,7 +87,7 @@ def _step(step: queue.Step) -> dict[str, Any]:
 @blp.doc(**PRODUCER_DOC)
 def advance(slug: str):  # type: ignore[no-untyped-def]
     """The caller on air is done; the head of the queue goes on air."""
-    return _step(queue.advance(forums.get_by_slug(slug), utcnow()))
+    return _step(queue.advance(slug, utcnow()))
 
 
 @blp.route("/forums/<slug>/queue/finish", methods=["POST"])
@@ -99,4 +97,4 @@ def advance(slug: str):  # type: ignore[no-untyped-def]
 @blp.doc(**PRODUCER_DOC)
 def finish(slug: str):  # type: ignore[no-untyped-def]
     """The caller on air is done; nobody goes on air."""
-    return _step(queue.finish(forums.get_by_slug(slug), utcnow()))
+    return _step(queue.finish(slug, utcnow()))

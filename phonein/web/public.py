@@ -179,6 +179,6 @@ def manage_erase(token: str):  # type: ignore[no-untyped-def]
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("public.manage", token=token), code=303)
     forum = signup.forum
-    signups.erase(signup)
+    signups.erase(signup, utcnow())
     db.session.commit()
     return render_template("public/erased.html", forum=forum)

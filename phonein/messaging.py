@@ -1,0 +1,399 @@
+"""The SMS outbox: what to text whom, written in the same transaction as its cause.
+
+Nothing here talks to Twilio. Rows are inserted as ``pending`` and a sender
+(``phonein.sending``) hands them over only once the transaction that wrote them has
+committed. Every row has an idempotency key, unique per signup and kind, so replaying a
+wave or an event never makes a second message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import (
+    Forum,
+    ForumStatus,
+    Message,
+    MessageKind,
+    MessageStatus,
+    OptOut,
+    ReminderWave,
+    Signup,
+    SignupStatus,
+)
+from .times import zone_or_none
+
+STOP_LINE = "Reply STOP to opt out"
+# Listeners who still expect to hear about the forum.
+REACHABLE = (SignupStatus.PENDING, SignupStatus.APPROVED, SignupStatus.QUEUED, SignupStatus.ON_AIR)
+TITLE_MAX_IN_SMS = 60
+COLUMNS = [
+    "forum_id",
+    "signup_id",
+    "kind",
+    "key",
+    "to",
+    "body",
+    "send_at",
+    "status",
+    "attempts",
+    "created_at",
+    "updated_at",
+]
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _title(forum: Forum) -> str:
+    title = forum.title
+    return title if len(title) <= TITLE_MAX_IN_SMS else title[: TITLE_MAX_IN_SMS - 1] + "…"
+
+
+def _short(moment: datetime, zone_name: str | None) -> str:
+    zone = zone_or_none(zone_name)
+    local = moment.astimezone(zone) if zone else moment
+    return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname()}"
+
+
+def when(forum: Forum, listener_zone: str | None, moment: datetime | None = None) -> str:
+    """Say when the forum starts in its zone, and in the listener's where known and other."""
+    moment = moment or forum.starts_at
+    text = _short(moment, forum.timezone)
+    if listener_zone and listener_zone != forum.timezone and zone_or_none(listener_zone):
+        own = _short(moment, listener_zone)
+        if own != text:
+            text += f" ({own} your time)"
+    return text
+
+
+def _in(delta: timedelta) -> str:
+    minutes = max(1, round(delta.total_seconds() / 60))
+    if minutes < 90:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(minutes / 60)
+    if hours < 36:
+        return f"{hours} hours"
+    return f"{round(hours / 24)} days"
+
+
+def body(kind: MessageKind, forum: Forum, zone: str | None, now: datetime, **extra: str) -> str:
+    """Return the text of a message of ``kind`` for a listener in ``zone``."""
+    title = _title(forum)
+    if kind == MessageKind.CONFIRMATION:
+        text = (
+            f'You\'re signed up for the phone-in "{title}", {when(forum, zone)}. '
+            f"We'll text you a reminder. Change or cancel: {extra['manage_url']}"
+        )
+    elif kind == MessageKind.REMINDER:
+        text = (
+            f'Reminder: the phone-in "{title}" starts in {_in(forum.starts_at - now)}, '
+            f"{when(forum, zone)}. Keep your phone with you."
+        )
+    elif kind == MessageKind.NEXT_UP:
+        text = (
+            f'You\'re next on "{title}"! Please keep your phone free: we will call you '
+            "in the next few minutes."
+        )
+    elif kind == MessageKind.RESCHEDULED:
+        text = f'The phone-in "{title}" has moved to {when(forum, zone)}.'
+    elif kind == MessageKind.CANCELLED:
+        text = f'Sorry: the phone-in "{title}" on {when(forum, zone)} has been cancelled.'
+    else:
+        text = (
+            "phonein texts you about phone-ins you signed up for. Reply START to get texts again."
+        )
+    return f"{text} {STOP_LINE}."
+
+
+def not_opted_out() -> sa.ColumnElement[bool]:
+    return ~sa.exists().where(OptOut.phone == Signup.phone)
+
+
+def is_opted_out(phone: str | None) -> bool:
+    return phone is None or db.session.get(OptOut, phone) is not None
+
+
+def _enqueue_one(signup: Signup, kind: MessageKind, key: str, text: str, now: datetime) -> bool:
+    """Insert one message unless its key exists or the number opted out; one statement."""
+    if not signup.sms_consent or signup.phone is None:
+        return False
+    values = sa.select(
+        sa.literal(signup.forum_id),
+        sa.literal(signup.id),
+        sa.literal(kind.value),
+        sa.literal(key),
+        sa.literal(signup.phone),
+        sa.literal(text),
+        sa.literal(now, type_=Message.send_at.type),
+        sa.literal(MessageStatus.PENDING.value),
+        sa.literal(0),
+        sa.literal(now, type_=Message.created_at.type),
+        sa.literal(now, type_=Message.updated_at.type),
+    ).where(~sa.exists().where(OptOut.phone == signup.phone))
+    stmt = (
+        _insert(_dialect())(Message.__table__)
+        .from_select(COLUMNS, values)
+        .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
+        .returning(Message.__table__.c.id)
+    )
+    return db.session.scalar(stmt) is not None
+
+
+def confirmation(signup: Signup, manage_url: str, now: datetime) -> bool:
+    """Confirm a new signup (once per signup)."""
+    text = body(MessageKind.CONFIRMATION, signup.forum, signup.timezone, now, manage_url=manage_url)
+    return _enqueue_one(signup, MessageKind.CONFIRMATION, "", text, now)
+
+
+def notify_head(forum: Forum, now: datetime) -> int:
+    """Text whoever is first in a live forum's queue that they are next (once each).
+
+    One statement: the head is found inside the INSERT … SELECT.
+    """
+    if forum.status_at(now) != ForumStatus.LIVE:
+        return 0
+    head_key = (
+        sa.select(sa.func.min(Signup.queue_key))
+        .where(Signup.forum_id == forum.id)
+        .scalar_subquery()
+    )
+    return _fan_out(
+        forum,
+        MessageKind.NEXT_UP,
+        "",
+        now,
+        send_at=now,
+        extra=[Signup.queue_key == head_key],
+        by_zone=False,
+    )
+
+
+def _fan_out(
+    forum: Forum,
+    kind: MessageKind,
+    key: str,
+    now: datetime,
+    send_at: datetime,
+    extra: list[sa.ColumnElement[bool]] | None = None,
+    *,
+    by_zone: bool = True,
+) -> int:
+    """Insert one message of ``kind`` for every reachable listener, in one statement.
+
+    Bodies differ by the listener's zone only, so the statement carries a CASE over the
+    forum's distinct zones: still one INSERT … SELECT, however many listeners.
+    """
+    eligible = [
+        Signup.forum_id == forum.id,
+        Signup.sms_consent.is_(True),
+        Signup.status.in_(REACHABLE),
+        Signup.phone.is_not(None),
+        not_opted_out(),
+        *(extra or []),
+    ]
+    zones = (
+        db.session.scalars(sa.select(Signup.timezone).where(*eligible).distinct()).all()
+        if by_zone
+        else []
+    )
+    texts = {zone: body(kind, forum, zone, now) for zone in zones if zone}
+    text_expr: sa.ColumnElement[str] = (
+        sa.case(texts, value=Signup.timezone, else_=sa.literal(body(kind, forum, None, now)))
+        if texts
+        else sa.literal(body(kind, forum, None, now))
+    )
+    select = sa.select(
+        sa.literal(forum.id),
+        Signup.id,
+        sa.literal(kind.value),
+        sa.literal(key),
+        Signup.phone,
+        text_expr,
+        sa.literal(send_at, type_=Message.send_at.type),
+        sa.literal(MessageStatus.PENDING.value),
+        sa.literal(0),
+        sa.literal(now, type_=Message.created_at.type),
+        sa.literal(now, type_=Message.updated_at.type),
+    ).where(*eligible)
+    stmt = (
+        _insert(_dialect())(Message.__table__)
+        .from_select(COLUMNS, select)
+        .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
+    )
+    return db.session.execute(stmt).rowcount or 0
+
+
+def wave_key(offset: int, starts_at: datetime) -> str:
+    return f"{offset}@{int(starts_at.timestamp())}"
+
+
+def due_waves(now: datetime, ahead: timedelta) -> list[tuple[Forum, int, datetime]]:
+    """Return (forum, offset, due time) of reminder waves due by ``now + ahead``, not done.
+
+    Of several overdue waves of one forum (the workers were down), only the latest is
+    returned; the others are superseded: sending "in 24 hours" and "in 1 hour" together
+    would be noise.
+    """
+    forums = db.session.scalars(
+        sa.select(Forum).where(Forum.status == ForumStatus.OPEN, Forum.starts_at > now)
+    ).all()
+    waves: list[tuple[Forum, int, datetime]] = []
+    for forum in forums:
+        done = set(
+            db.session.scalars(
+                sa.select(ReminderWave.offset_seconds).where(
+                    ReminderWave.forum_id == forum.id,
+                    ReminderWave.starts_at == forum.starts_at,
+                )
+            )
+        )
+        pending = sorted(
+            (
+                (forum.starts_at - timedelta(seconds=offset), offset)
+                for offset in forum.reminder_offsets
+                if offset not in done
+            ),
+        )
+        due = [(at, offset) for at, offset in pending if at <= now + ahead]
+        overdue = [(at, offset) for at, offset in due if at <= now]
+        for at, offset in overdue[:-1]:
+            _record_wave(forum, offset, at, now, count=0, skipped=True)
+        keep = overdue[-1:] + [(at, o) for at, o in due if at > now]
+        waves.extend((forum, offset, at) for at, offset in keep)
+    return waves
+
+
+def _record_wave(
+    forum: Forum, offset: int, due: datetime, now: datetime, *, count: int, skipped: bool = False
+) -> bool:
+    stmt = (
+        _insert(_dialect())(ReminderWave)
+        .values(
+            forum_id=forum.id,
+            offset_seconds=offset,
+            starts_at=forum.starts_at,
+            due_at=due,
+            fanned_out_at=now,
+            messages=count,
+            skipped=skipped,
+        )
+        .on_conflict_do_nothing(index_elements=["forum_id", "offset_seconds", "starts_at"])
+        .returning(ReminderWave.id)
+    )
+    return db.session.scalar(stmt) is not None
+
+
+def fan_out_wave(forum: Forum, offset: int, due: datetime, now: datetime) -> int:
+    """Write the reminders of one wave (idempotent); return how many were new.
+
+    Listeners who signed up after the wave's due time get no reminder for it: that
+    offset was already past for them.
+    """
+    if not _record_wave(forum, offset, due, now, count=0):
+        return 0
+    count = _fan_out(
+        forum,
+        MessageKind.REMINDER,
+        wave_key(offset, forum.starts_at),
+        now,
+        send_at=max(due, now),
+        extra=[Signup.created_at <= due],
+    )
+    db.session.execute(
+        sa.update(ReminderWave)
+        .where(
+            ReminderWave.forum_id == forum.id,
+            ReminderWave.offset_seconds == offset,
+            ReminderWave.starts_at == forum.starts_at,
+        )
+        .values(messages=count)
+    )
+    return count
+
+
+def cancel_pending(*conditions: sa.ColumnElement[bool], now: datetime, reason: str) -> int:
+    """Cancel messages not yet handed to the provider that match ``conditions``."""
+    return (
+        db.session.execute(
+            sa.update(Message)
+            .where(Message.status == MessageStatus.PENDING, *conditions)
+            .values(status=MessageStatus.CANCELLED, error_message=reason, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        or 0
+    )
+
+
+def forum_moved(forum: Forum, now: datetime) -> int:
+    """Drop reminders for the old time and tell every registrant the new time, once."""
+    cancel_pending(
+        Message.forum_id == forum.id,
+        Message.kind == MessageKind.REMINDER,
+        now=now,
+        reason="forum moved",
+    )
+    return _fan_out(
+        forum, MessageKind.RESCHEDULED, str(int(forum.starts_at.timestamp())), now, send_at=now
+    )
+
+
+def forum_cancelled(forum: Forum, now: datetime) -> int:
+    """Drop pending messages and tell every registrant the forum is cancelled."""
+    cancel_pending(Message.forum_id == forum.id, now=now, reason="forum cancelled")
+    return _fan_out(forum, MessageKind.CANCELLED, "", now, send_at=now)
+
+
+def signup_stopped(signup: Signup, now: datetime, reason: str) -> int:
+    """Withdrawn or rejected: nothing more goes to this signup."""
+    return cancel_pending(Message.signup_id == signup.id, now=now, reason=reason)
+
+
+def opt_out(phone: str, now: datetime, source: str = "keyword") -> None:
+    """Record that ``phone`` wants no texts, and drop everything pending to it."""
+    stmt = (
+        _insert(_dialect())(OptOut)
+        .values(phone=phone, opted_out_at=now, source=source)
+        .on_conflict_do_nothing(index_elements=["phone"])
+    )
+    db.session.execute(stmt)
+    cancel_pending(Message.to == phone, now=now, reason="opted out")
+
+
+def opt_in(phone: str) -> bool:
+    return (db.session.execute(sa.delete(OptOut).where(OptOut.phone == phone)).rowcount or 0) > 0
+
+
+def log(
+    forum: Forum, *, kind: str | None, status: str | None, limit: int, offset: int
+) -> tuple[list[Message], int]:
+    """Return a page of a forum's messages, newest first, and how many match."""
+    conditions: list[Any] = [Message.forum_id == forum.id]
+    if kind:
+        conditions.append(Message.kind == kind)
+    if status:
+        conditions.append(Message.status == status)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(Message).where(*conditions))
+    rows = db.session.scalars(
+        sa.select(Message)
+        .where(*conditions)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), total or 0
+
+
+def manage_url(token: str) -> str:
+    return f"{current_app.config['PUBLIC_URL']}/manage/{token}"
