@@ -37,10 +37,26 @@ MAX_CONTENT_LENGTH = 64 * 1024
 # (werkzeug ProxyFix). 0 trusts none.
 PROXY_COUNT = 0
 
-# SMS (sending arrives with the scheduler; the settings are read already).
+# SMS. SMS_BACKEND: twilio, console or memory; None picks twilio when Twilio
+# credentials are set, else console. SMS_RATE: most messages per second, all senders.
 SMS_BACKEND = None
 SMS_RATE = 1
+# Base URL replacing https://api.twilio.com for every Twilio REST call (sandboxes, tests).
+TWILIO_API_URL = None
+# Sender threads per process (each waits for its rate slot, then for Twilio).
+SENDER_THREADS = 8
+
+# Scheduler: "embedded" runs it inside `phonein serve`; "off" leaves it to `phonein worker`.
 SCHEDULER = "embedded"
+TICK_SECONDS = 1
+RECOVER_SECONDS = 5
+LEASE_SECONDS = 5
+# A sender that has not beaten for this long is dead: its claims are reconciled.
+WORKER_DEAD_SECONDS = 5
+# Reminder waves are written this long before they are due, so they leave on time.
+WAVE_AHEAD_SECONDS = 5
+# The nightly purge erases personal data of forums closed longer ago (0 turns it off).
+PURGE_AFTER_DAYS = 90
 
 # How often the producer and presenter boards poll for changes, in milliseconds.
 BOARD_POLL_MS = 1000

@@ -54,7 +54,77 @@ def serve(host: str, port: int, threads: int) -> None:
     upgrade()
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     click.echo(f"phonein on http://{host}:{port}  (database: {url.split('@')[-1]})")
-    waitress_serve(app, host=host, port=port, threads=threads, ident="phonein")
+    background = _start_background(app, embedded=True)
+    try:
+        waitress_serve(app, host=host, port=port, threads=threads, ident="phonein")
+    finally:
+        background()
+
+
+def _start_background(app: Flask, *, embedded: bool):  # type: ignore[no-untyped-def]
+    """Start the sender and (embedded) a background scheduler; return their stopper."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from . import scheduling, sending
+
+    if embedded and app.config["SCHEDULER"] != "embedded":
+        return lambda: None
+    holder = scheduling.worker_id()
+    sender = sending.Sender(app, holder, threads=int(app.config["SENDER_THREADS"]))
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduling.add_jobs(scheduler, app, holder)
+    sender.start()
+    scheduler.start()
+    click.echo(
+        f"scheduler and SMS sender running ({app.config['SMS_BACKEND']}, "
+        f"at most {app.config['SMS_RATE']}/s)",
+        err=True,
+    )
+
+    def stop() -> None:
+        scheduler.shutdown(wait=False)
+        sender.close()
+        with app.app_context():
+            scheduling.release(holder)
+
+    return stop
+
+
+@click.command("worker")
+@click.option("--threads", type=int, default=None, help="Sender threads (SENDER_THREADS).")
+@with_appcontext
+def worker(threads: int | None) -> None:
+    """Run scheduler ticks (while holding the lease) and send SMS, until SIGTERM."""
+    import signal
+
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from . import scheduling, sending
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    holder = scheduling.worker_id()
+    sender = sending.Sender(app, holder, threads=threads or int(app.config["SENDER_THREADS"]))
+    scheduler = BlockingScheduler(timezone="UTC")
+    scheduling.add_jobs(scheduler, app, holder)
+
+    def stop(signum: int, frame: object) -> None:
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sender.start()
+    click.echo(
+        f"phonein worker {holder}: {app.config['SMS_BACKEND']} SMS, "
+        f"at most {app.config['SMS_RATE']}/s across all senders",
+        err=True,
+    )
+    try:
+        scheduler.start()
+    finally:
+        sender.close()
+        with app.app_context():
+            scheduling.release(holder)
+        click.echo(f"phonein worker {holder} stopped", err=True)
 
 
 @click.group("users")
@@ -129,5 +199,5 @@ def purge(days: int) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (serve, users, tokens, demo, purge):
+    for command in (serve, worker, users, tokens, demo, purge):
         app.cli.add_command(command)

@@ -88,8 +88,15 @@ def _in(delta: timedelta) -> str:
     return f"{round(hours / 24)} days"
 
 
-def body(kind: MessageKind, forum: Forum, zone: str | None, now: datetime, **extra: str) -> str:
+def body(
+    kind: MessageKind, forum: Forum | None, zone: str | None, now: datetime, **extra: str
+) -> str:
     """Return the text of a message of ``kind`` for a listener in ``zone``."""
+    if forum is None or kind == MessageKind.HELP:
+        return (
+            "phonein texts you about phone-ins you signed up for. Reply START to get "
+            f"texts again. {STOP_LINE}."
+        )
     title = _title(forum)
     if kind == MessageKind.CONFIRMATION:
         text = (
@@ -108,8 +115,6 @@ def body(kind: MessageKind, forum: Forum, zone: str | None, now: datetime, **ext
         )
     elif kind == MessageKind.RESCHEDULED:
         text = f'The phone-in "{title}" has moved to {when(forum, zone)}.'
-    elif kind == MessageKind.CANCELLED:
-        text = f'Sorry: the phone-in "{title}" on {when(forum, zone)} has been cancelled.'
     else:
         text = (
             "phonein texts you about phone-ins you signed up for. Reply START to get texts again."
@@ -231,6 +236,8 @@ def _fan_out(
         _insert(_dialect())(Message.__table__)
         .from_select(COLUMNS, select)
         .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
+        # SQLAlchemy reports an INSERT's rowcount only when asked to.
+        .execution_options(preserve_rowcount=True)
     )
     return db.session.execute(stmt).rowcount or 0
 

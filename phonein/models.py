@@ -324,9 +324,12 @@ class Worker(db.Model):
 
 
 class SendRate(db.Model):
-    """The shared SMS rate: the next free send slot across every sender process."""
+    """The shared SMS rate: the next free send slot across every sender process.
+
+    Seconds since the epoch, so that one UPDATE can reserve a slot on every database.
+    """
 
     __tablename__ = "send_rate"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    next_slot_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_slot: Mapped[float] = mapped_column(sa.Double)

@@ -71,6 +71,14 @@ def _derive(app: Flask) -> None:
     if not config.get("SMS_BACKEND"):
         has_twilio = config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN")
         config["SMS_BACKEND"] = "twilio" if has_twilio else "console"
+    if config["SMS_BACKEND"] == "twilio" and not (
+        config.get("TWILIO_MESSAGING_SERVICE_SID") or config.get("TWILIO_FROM_NUMBER")
+    ):
+        raise ConfigError(
+            "Twilio needs a sender: set TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER."
+        )
+    if float(config["SMS_RATE"]) <= 0:
+        raise ConfigError("PHONEIN_SMS_RATE must be a positive number of messages a second.")
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
     config.setdefault("SESSION_COOKIE_SECURE", config["PUBLIC_URL"].startswith("https://"))

@@ -57,6 +57,8 @@ def _config(url: str, instance: Path, **extra: Any) -> dict[str, Any]:
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
         "PUBLIC_URL": "http://phonein.test",
+        "SMS_BACKEND": "memory",
+        "TWILIO_AUTH_TOKEN": "fake-auth-token",
     }
     config.update(extra)
     return config

@@ -52,8 +52,13 @@ def test_dev_secret_is_generated_once_and_kept(tmp_path):
 def test_twilio_credentials_choose_the_twilio_backend(monkeypatch, tmp_path):
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "secret")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db"})
+    config = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db"}
+    with pytest.raises(ConfigError, match="needs a sender"):
+        create_app(config)
+    monkeypatch.setenv("TWILIO_FROM_NUMBER", "+15005550006")
+    app = create_app(config)
     assert app.config["SMS_BACKEND"] == "twilio"
+    assert type(app.extensions["phonein_sms"]).__name__ == "TwilioBackend"
 
 
 def test_migrations_match_the_models(app):

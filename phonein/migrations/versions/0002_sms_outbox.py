@@ -35,7 +35,7 @@ def upgrade():
     op.create_table(
         "send_rate",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("next_slot_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("next_slot", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(

@@ -1,0 +1,177 @@
+"""Sending SMS: a small interface with twilio, console and memory backends.
+
+``PHONEIN_SMS_BACKEND`` picks one (``twilio`` by default when credentials are set, else
+``console``). The Twilio backend uses the official SDK; ``PHONEIN_TWILIO_API_URL``
+redirects every REST call (sandboxes, and the fake Twilio of the tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+from flask import Flask
+
+log = logging.getLogger("phonein.sms")
+
+# Twilio error codes: the number opted out (reply STOP), and permanent failures.
+OPTED_OUT = 21610
+TIMEOUT_SECONDS = 10
+
+
+@dataclass
+class SendResult:
+    sid: str
+    status: str  # the provider's status: queued, accepted, sent, ...
+
+
+class SmsError(Exception):
+    """A send failed; ``retryable`` says whether trying again later can help."""
+
+    def __init__(
+        self, message: str, *, code: int | None = None, status: int | None = None, retryable: bool
+    ):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.retryable = retryable
+
+
+class SmsBackend(Protocol):
+    def send(self, to: str, body: str) -> SendResult:
+        """Hand one message to the provider; raise SmsError when it is refused."""
+
+    def find(self, to: str, body: str, since: datetime) -> SendResult | None:
+        """Return the provider's message to ``to`` with ``body`` sent since ``since``, if any."""
+
+
+class ConsoleBackend:
+    """Print every message to the log: the default without Twilio credentials."""
+
+    def send(self, to: str, body: str) -> SendResult:
+        log.info("SMS to %s: %s", to, body)
+        return SendResult(sid=f"CONSOLE{uuid.uuid4().hex}", status="sent")
+
+    def find(self, to: str, body: str, since: datetime) -> SendResult | None:
+        return None  # the log cannot be asked; a crash mid-send may print twice
+
+
+@dataclass
+class MemoryBackend:
+    """Keep messages in a list: for tests."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, to: str, body: str) -> SendResult:
+        with self.lock:
+            sid = f"MEM{len(self.sent):06d}"
+            self.sent.append({"sid": sid, "to": to, "body": body, "at": datetime.now(UTC)})
+        return SendResult(sid=sid, status="sent")
+
+    def find(self, to: str, body: str, since: datetime) -> SendResult | None:
+        with self.lock:
+            for item in self.sent:
+                if item["to"] == to and item["body"] == body and item["at"] >= since:
+                    return SendResult(sid=item["sid"], status="sent")
+        return None
+
+
+def redirecting_http_client(base_url: str | None) -> Any:
+    """Return the SDK's HTTP client, sending every ``*.twilio.com`` call to ``base_url``."""
+    from twilio.http.http_client import TwilioHttpClient
+
+    class Client(TwilioHttpClient):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            parts = urlsplit(url)
+            if base_url and (parts.hostname or "").endswith("twilio.com"):
+                url = base_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+            return super().request(method, url, *args, **kwargs)
+
+    return Client(timeout=TIMEOUT_SECONDS)
+
+
+class TwilioBackend:
+    """Send through Twilio's Messages API with the official SDK."""
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        from_number: str | None,
+        messaging_service_sid: str | None,
+        status_callback: str | None,
+        api_url: str | None,
+    ):
+        from twilio.rest import Client
+
+        if not (from_number or messaging_service_sid):
+            raise ValueError("set TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER")
+        self.client = Client(account_sid, auth_token, http_client=redirecting_http_client(api_url))
+        self.sender: dict[str, str] = (
+            {"messaging_service_sid": messaging_service_sid}
+            if messaging_service_sid
+            else {"from_": from_number or ""}
+        )
+        self.status_callback = status_callback
+
+    def send(self, to: str, body: str) -> SendResult:
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
+        extra: dict[str, Any] = dict(self.sender)
+        if self.status_callback:
+            extra["status_callback"] = self.status_callback
+        try:
+            message = self.client.messages.create(to=to, body=body, **extra)
+        except TwilioRestException as error:
+            retryable = error.status == 429 or error.status >= 500
+            raise SmsError(
+                str(error.msg), code=error.code, status=error.status, retryable=retryable
+            ) from error
+        except (requests.RequestException, TwilioException) as error:
+            # Timeouts and broken connections: the outcome is unknown, so the caller
+            # reconciles before any resend.
+            raise SmsError(f"no answer from Twilio: {error}", retryable=True) from error
+        return SendResult(sid=message.sid or "", status=str(message.status or "queued"))
+
+    def find(self, to: str, body: str, since: datetime) -> SendResult | None:
+        for message in self.client.messages.list(
+            to=to, date_sent_after=since - timedelta(minutes=1), limit=200
+        ):
+            if message.body == body:
+                return SendResult(sid=message.sid or "", status=str(message.status or "queued"))
+        return None
+
+
+def init_app(app: Flask) -> None:
+    """Pick the backend named by SMS_BACKEND and keep it in app.extensions."""
+    config = app.config
+    name = config["SMS_BACKEND"]
+    backend: SmsBackend
+    if name == "twilio":
+        backend = TwilioBackend(
+            account_sid=config["TWILIO_ACCOUNT_SID"],
+            auth_token=config["TWILIO_AUTH_TOKEN"],
+            from_number=config.get("TWILIO_FROM_NUMBER"),
+            messaging_service_sid=config.get("TWILIO_MESSAGING_SERVICE_SID"),
+            status_callback=f"{config['PUBLIC_URL']}/webhooks/twilio/status",
+            api_url=config.get("TWILIO_API_URL"),
+        )
+    elif name == "memory":
+        backend = MemoryBackend()
+    elif name == "console":
+        backend = ConsoleBackend()
+    else:
+        raise ValueError(f"PHONEIN_SMS_BACKEND must be twilio, console or memory, not {name!r}")
+    app.extensions["phonein_sms"] = backend
+
+
+def backend(app: Flask) -> SmsBackend:
+    return app.extensions["phonein_sms"]  # type: ignore[no-any-return]

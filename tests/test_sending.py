@@ -1,0 +1,241 @@
+"""Sending through the real Twilio SDK to a fake Twilio: faults, rate, recovery."""
+
+from __future__ import annotations
+
+import collections
+import time
+from datetime import timedelta
+from xml.etree import ElementTree
+
+import pytest
+import sqlalchemy as sa
+
+from phonein import messaging, sending, sms
+from phonein.extensions import db
+from phonein.models import Message, OptOut
+from phonein.times import utcnow
+
+from .conftest import make_forum, make_signup
+from .fake_twilio import FakeTwilio, Faults, settings, signed
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch):
+    monkeypatch.setattr(sending, "backoff", lambda attempts: timedelta(milliseconds=20))
+
+
+def drain(app, worker: str = "test-worker", seconds: float = 30) -> None:  # type: ignore[no-untyped-def]
+    """Claim and deliver until nothing is pending or being sent."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with app.app_context():
+            claimed = sending.claim(worker, utcnow(), 50)
+        for message in claimed:
+            sending.deliver(app, message, worker)
+        with app.app_context():
+            left = db.session.scalar(
+                sa.select(sa.func.count()).where(Message.status.in_(["pending", "sending"]))
+            )
+        if not left:
+            return
+        if not claimed:
+            time.sleep(0.02)
+    with app.app_context():
+        left = db.session.execute(
+            sa.select(Message.kind, Message.status, Message.send_at, Message.to).where(
+                Message.status.in_(["pending", "sending"])
+            )
+        ).all()
+    raise AssertionError(f"outbox did not drain: {left}")
+
+
+def statuses(app) -> collections.Counter:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        return collections.Counter(db.session.scalars(sa.select(Message.status)))
+
+
+def test_messages_go_out_through_the_sdk_and_record_the_sid(make_app):
+    with FakeTwilio() as fake:
+        app = make_app(**settings(fake, SMS_RATE=1000))
+        with app.app_context():
+            forum = make_forum()
+            listeners = [make_signup(forum) for _ in range(5)]
+        drain(app)
+        assert sorted(m["to"] for m in fake.messages) == sorted(s.phone for s in listeners)
+        with app.app_context():
+            rows = db.session.scalars(sa.select(Message)).all()
+            assert {r.status for r in rows} == {"queued"}
+            assert {r.provider_sid for r in rows} == {m["sid"] for m in fake.messages}
+            assert all(r.attempts == 1 for r in rows)
+
+
+def test_a_fifth_of_sends_failing_transiently_still_delivers_each_once(make_app):
+    with FakeTwilio(faults=Faults(transient_rate=0.2, seed=7)) as fake:
+        app = make_app(**settings(fake, SMS_RATE=1000))
+        with app.app_context():
+            forum = make_forum()
+            listeners = [make_signup(forum) for _ in range(60)]
+        drain(app)
+        assert len(fake.rejected) > 5  # the faults really happened
+        per_number = collections.Counter(m["to"] for m in fake.messages)
+        assert per_number == {s.phone: 1 for s in listeners}
+        assert statuses(app) == {"queued": 60}
+
+
+def test_permanent_errors_fail_without_retry_and_21610_opts_out(make_app):
+    with FakeTwilio() as fake:
+        app = make_app(**settings(fake, SMS_RATE=1000))
+        with app.app_context():
+            forum = make_forum()
+            invalid = make_signup(forum)
+            unsubscribed = make_signup(forum)
+            fine = make_signup(forum)
+        fake.faults.permanent = {invalid.phone: 21211, unsubscribed.phone: 21610}
+        drain(app)
+        with app.app_context():
+            rows = {m.to: m for m in db.session.scalars(sa.select(Message))}
+            assert (rows[invalid.phone].status, rows[invalid.phone].error_code) == ("failed", 21211)
+            assert rows[unsubscribed.phone].status == "failed"
+            assert rows[invalid.phone].attempts == 1
+            assert db.session.get(OptOut, unsubscribed.phone) is not None
+            assert db.session.get(OptOut, fine.phone) is None
+            # Nothing further goes to the number that opted out.
+            messaging.forum_cancelled(forum, utcnow())
+            db.session.commit()
+        drain(app)
+        assert [m["to"] for m in fake.messages].count(unsubscribed.phone) == 0
+        assert [m["to"] for m in fake.messages].count(fine.phone) == 2
+
+
+def test_rate_cap_holds_in_every_second(make_app):
+    with FakeTwilio() as fake:
+        app = make_app(**settings(fake, SMS_RATE=20))
+        with app.app_context():
+            forum = make_forum()
+            for _ in range(50):
+                make_signup(forum)
+        sender = sending.Sender(app, "rate-test", threads=8)
+        sender.start()
+        try:
+            deadline = time.monotonic() + 20
+            while len(fake.messages) < 50 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            sender.close()
+        times = sorted(fake.created_times())
+        assert len(times) == 50
+        busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
+        assert busiest <= 20
+        assert times[-1] - times[0] >= 49 / 20 * 0.9  # and the cap was not evaded
+
+
+def test_a_crashed_send_that_reached_twilio_is_recorded_not_resent(make_app):
+    with FakeTwilio() as fake:
+        app = make_app(**settings(fake, SMS_RATE=1000, WORKER_DEAD_SECONDS=1))
+        with app.app_context():
+            forum = make_forum()
+            reached, lost = make_signup(forum), make_signup(forum)
+            # A worker claimed both, sent one, and died before recording anything.
+            claimed = sending.claim("dead-worker", utcnow(), 10)
+        [first] = [c for c in claimed if c.to == reached.phone]
+        sms.backend(app).send(first.to, first.body)
+        with app.app_context():
+            later = utcnow() + timedelta(seconds=5)
+            assert sending.recover(app, later, timedelta(seconds=1)) == 2
+        drain(app)
+        per_number = collections.Counter(m["to"] for m in fake.messages)
+        assert per_number == {reached.phone: 1, lost.phone: 1}
+        assert statuses(app) == {"queued": 2}
+
+
+def test_stop_then_start_restores_reminders(make_app):
+    with FakeTwilio() as fake:
+        app = make_app(**settings(fake, SMS_RATE=1000))
+        with app.app_context():
+            now = utcnow()
+            forum = make_forum(starts_at=now + timedelta(hours=3), now=now)
+            listener = make_signup(forum, now=now)
+            url = "http://phonein.test/webhooks/twilio/sms"
+            client = app.test_client()
+            for word, reply in (("stop", None), ("START", "again")):
+                form = {"From": listener.phone, "Body": word, "MessageSid": "SM1"}
+                response = client.post(url, data=form, headers=signed(url, form))
+                assert response.status_code == 200
+                root = ElementTree.fromstring(response.data)
+                assert root.tag == "Response"
+                texts = [m.text for m in root.findall("Message")]
+                assert (reply in texts[0]) if reply else texts == []
+                if word == "stop":
+                    assert db.session.get(OptOut, listener.phone) is not None
+            due = utcnow()  # a wave due now (the listener signed up before it)
+            assert messaging.fan_out_wave(forum, 3600, due, due) == 1
+            db.session.commit()
+        drain(app)
+        kinds = [m["body"].split(":")[0] for m in fake.sent_to(listener.phone)]
+        assert "Reminder" in kinds
+
+
+@pytest.mark.parametrize("word", ["STOP", "stopall", " Unsubscribe ", "CANCEL", "end", "QUIT"])
+def test_every_stop_word_opts_out(client, app, word):
+    listener = make_signup(make_forum())
+    url = "http://phonein.test/webhooks/twilio/sms"
+    form = {"From": listener.phone, "Body": word}
+    assert client.post(url, data=form, headers=signed(url, form)).status_code == 200
+    assert db.session.get(OptOut, listener.phone) is not None
+
+
+def test_help_answers_with_twiml(client, app):
+    url = "http://phonein.test/webhooks/twilio/sms"
+    form = {"From": "+447400123456", "Body": "help", "MessageSid": "SMhelp"}
+    response = client.post(url, data=form, headers=signed(url, form))
+    [message] = ElementTree.fromstring(response.data).findall("Message")
+    assert "STOP" in message.text and "START" in message.text
+    assert db.session.scalars(sa.select(Message.kind)).all() == ["help"]
+
+
+def test_webhooks_refuse_missing_or_wrong_signatures(client, app):
+    url = "http://phonein.test/webhooks/twilio/sms"
+    form = {"From": "+447400123456", "Body": "STOP"}
+    assert client.post(url, data=form).status_code == 403
+    tampered = {**form, "From": "+447400999999"}
+    assert client.post(url, data=tampered, headers=signed(url, form)).status_code == 403
+    other_url = "http://evil.example/webhooks/twilio/sms"
+    assert client.post(url, data=form, headers=signed(other_url, form)).status_code == 403
+    assert db.session.scalars(sa.select(OptOut)).all() == []
+
+
+def test_status_callbacks_only_move_forward(client, app):
+    forum = make_forum()
+    make_signup(forum)
+    message = db.session.scalars(sa.select(Message)).one()
+    message.status, message.provider_sid = "queued", "SM" + "a" * 32
+    db.session.commit()
+    url = "http://phonein.test/webhooks/twilio/status"
+    for status, expected in (
+        ("sent", "sent"),
+        ("delivered", "delivered"),
+        ("sent", "delivered"),
+        ("queued", "delivered"),
+    ):
+        form = {"MessageSid": message.provider_sid, "MessageStatus": status}
+        assert client.post(url, data=form, headers=signed(url, form)).status_code == 204
+        db.session.refresh(message)
+        assert message.status == expected
+
+
+def test_webhooks_behind_a_tls_proxy_check_the_public_url(make_app):
+    app = make_app(PUBLIC_URL="https://radio.example", PROXY_COUNT=1)
+    with app.app_context():
+        listener = make_signup(make_forum())
+    url = "https://radio.example/webhooks/twilio/sms"
+    form = {"From": listener.phone, "Body": "STOP"}
+    response = app.test_client().post(
+        "/webhooks/twilio/sms",
+        data=form,
+        headers={
+            **signed(url, form),
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": "203.0.113.9",
+        },
+    )
+    assert response.status_code == 200
