@@ -82,7 +82,7 @@ def _start_background(app: Flask, *, embedded: bool):  # type: ignore[no-untyped
     )
 
     def stop() -> None:
-        scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=True)  # let a running tick finish its transaction
         sender.close()
         with app.app_context():
             scheduling.release(holder)

@@ -100,6 +100,25 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
+class _Explaining(WebDriverWait):
+    """A WebDriverWait whose timeout says where the browser was and what it showed."""
+
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        super().__init__(driver, WAIT)
+        self.browser = driver
+
+    def until(self, method, message: str = ""):  # type: ignore[no-untyped-def, override]
+        from selenium.common.exceptions import TimeoutException
+
+        try:
+            return super().until(method, message)
+        except TimeoutException:
+            text = self.browser.execute_script("return document.body.innerText") or ""
+            raise AssertionError(
+                f"timed out at {self.browser.current_url}; the page said: {text[:800]!r}"
+            ) from None
+
+
 def _sign_up(driver: webdriver.Chrome, url: str, question: str) -> None:
     """Fill the signup form at ``url`` as a listener would and wait for the manage page."""
     driver.get(url)
@@ -196,7 +215,7 @@ def test_the_presenter_board_follows_the_queue_without_a_reload(live_app, browse
     browser.find_element(By.ID, "password").send_keys("correct horse battery")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     browser.get(f"{base}/board/{slug}")
-    wait = WebDriverWait(browser, WAIT)
+    wait = _Explaining(browser)
     wait.until(ec.text_to_be_present_in_element((By.ID, "board-next"), "Mariana Costa"))
     assert "Nobody on air" in browser.find_element(By.ID, "board-on-air").text
     browser.execute_script("window.notReloaded = true;")
