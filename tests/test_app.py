@@ -82,6 +82,7 @@ def test_openapi_lists_every_contract_endpoint(client, app):
         "/api/v1/forums/{slug}/queue/{signup_id}": {"delete"},
         "/api/v1/forums/{slug}/queue/next": {"post"},
         "/api/v1/forums/{slug}/queue/finish": {"post"},
+        "/api/v1/forums/{slug}/messages": {"get"},
     }
     for path, methods in expected.items():
         assert methods <= set(paths[path]), path

@@ -183,3 +183,26 @@ def test_going_live_by_the_clock_notifies_the_head(app):
     db.session.commit()
     assert [m.signup_id for m in messages(kind="next_up")] == [head.id]
     assert queue.snapshot(forum).waiting[0].id == head.id
+
+
+def test_producers_see_the_sms_log(client, app, producer, presenter):
+    forum = make_forum()
+    listener = make_signup(forum)
+    make_signup(forum, sms_consent=False)
+    url = f"/api/v1/forums/{forum.slug}/messages"
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers=presenter).status_code == 403
+    body = client.get(url, headers=producer).get_json()
+    assert body["total"] == 1
+    [item] = body["items"]
+    assert item["to"] == listener.phone and item["kind"] == "confirmation"
+    assert item["status"] == "pending" and item["attempts"] == 0
+    assert {"send_at", "provider_sid", "error_code", "body", "signup_id"} <= set(item)
+    filtered = client.get(url + "?kind=reminder", headers=producer).get_json()
+    assert filtered["total"] == 0
+    assert client.get(url + "?status=bogus", headers=producer).status_code == 422
+    from .test_pages import login
+
+    login(client)
+    page = client.get(f"/producer/forums/{forum.slug}/messages").get_data(as_text=True)
+    assert "confirmation" in page and "Reply STOP to opt out." in page

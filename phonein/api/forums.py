@@ -7,13 +7,13 @@ from typing import Any
 from flask import current_app
 from flask_smorest import Blueprint
 
-from .. import forums
+from .. import forums, messaging
 from ..auth import api_user, require_api
 from ..extensions import db
 from ..models import Forum, Role
 from ..times import utcnow
 from .common import PRODUCER_DOC, documented_errors, forum_url, is_producer
-from .schemas import ForumCreate, ForumList, ForumOut, ForumPatch
+from .schemas import ForumCreate, ForumList, ForumOut, ForumPatch, MessagePage, MessageQuery
 
 blp = Blueprint("api_forums", __name__, description="Forums: live phone-in sessions")
 
@@ -93,3 +93,23 @@ def patch_forum(values: dict[str, Any], slug: str):  # type: ignore[no-untyped-d
     forums.update(forum, values, utcnow())
     db.session.commit()
     return forum_json(forum, with_counts=True)
+
+
+@blp.route("/forums/<slug>/messages", methods=["GET"])
+@require_api(Role.PRODUCER)
+@blp.arguments(MessageQuery, location="query")
+@blp.response(200, MessagePage)
+@documented_errors(blp, 401, 403, 404, 422)
+@blp.doc(**PRODUCER_DOC)
+def list_messages(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+    """The forum's SMS log, newest first, with delivery status."""
+    forum = forums.get_by_slug(slug)
+    page, per_page = args["page"], args["per_page"]
+    items, total = messaging.log(
+        forum,
+        kind=args.get("kind"),
+        status=args.get("status"),
+        limit=per_page,
+        offset=(page - 1) * per_page,
+    )
+    return {"items": items, "total": total, "page": page, "per_page": per_page}

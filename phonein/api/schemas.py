@@ -16,6 +16,8 @@ from ..models import (
     QUESTION_MAX,
     TITLE_MAX,
     ForumStatus,
+    MessageKind,
+    MessageStatus,
     SignupStatus,
     Stance,
 )
@@ -205,3 +207,33 @@ class PublishIn(Schema):
     published = fields.Bool(required=True)
     pull_quote = fields.Str(allow_none=True, validate=validate.Length(max=PULL_QUOTE_MAX))
     order = fields.Int(strict=True, allow_none=True, validate=validate.Range(-MAX_ID, MAX_ID))
+
+
+class MessageOut(Schema):
+    id = fields.Int()
+    signup_id = fields.Int(allow_none=True)
+    to = fields.Str()
+    kind = fields.Str(metadata={"enum": [k.value for k in MessageKind]})
+    body = fields.Str()
+    send_at = UTC()
+    status = fields.Str(metadata={"enum": [s.value for s in MessageStatus]})
+    provider_sid = fields.Str(allow_none=True)
+    error_code = fields.Int(allow_none=True)
+    error_message = fields.Str(allow_none=True)
+    attempts = fields.Int()
+    sent_at = UTC(allow_none=True)
+    created_at = UTC()
+
+
+class MessagePage(Schema):
+    items = fields.List(fields.Nested(MessageOut))
+    total = fields.Int()
+    page = fields.Int()
+    per_page = fields.Int()
+
+
+class MessageQuery(Schema):
+    kind = fields.Str(validate=validate.OneOf([k.value for k in MessageKind]))
+    status = fields.Str(validate=validate.OneOf([s.value for s in MessageStatus]))
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100000))
+    per_page = fields.Int(load_default=100, validate=validate.Range(min=1, max=500))

@@ -18,7 +18,7 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from .. import auth, forums, publication, signups
+from .. import auth, forums, messaging, publication, signups
 from ..errors import Conflict, DomainError, Invalid
 from ..extensions import db, limiter
 from ..models import Forum, Role, Signup, SignupStatus
@@ -294,6 +294,34 @@ def publish(signup_id: int):  # type: ignore[no-untyped-def]
         flash("Give the order as a whole number.", "error")
     return redirect(
         url_for("producer.publication_editor", slug=signup.forum.slug) + f"#signup-{signup.id}"
+    )
+
+
+@bp.get("/forums/<slug>/messages")
+@producer_only
+def messages_log(slug: str):  # type: ignore[no-untyped-def]
+    from ..models import MessageKind, MessageStatus
+
+    forum = forums.get_by_slug(slug)
+    kind = request.args.get("kind") or None
+    status = request.args.get("status") or None
+    kind = kind if kind in {k.value for k in MessageKind} else None
+    status = status if status in {s.value for s in MessageStatus} else None
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    items, total = messaging.log(
+        forum, kind=kind, status=status, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+    )
+    return render_template(
+        "producer/messages.html",
+        forum=forum,
+        items=items,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PER_PAGE)),
+        kind=kind,
+        status=status,
+        kinds=[k.value for k in MessageKind],
+        statuses=[s.value for s in MessageStatus],
     )
 
 
