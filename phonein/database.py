@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
 
@@ -26,6 +27,19 @@ def init_app(app: Flask) -> None:
         engine = db.engine
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def dialect() -> str:
+    """Name the dialect of the database the session talks to: 'postgresql' or 'sqlite'."""
+    return db.session.get_bind().dialect.name
+
+
+def upsert_insert(table: Any) -> Any:
+    """Return the dialect's INSERT for ``table``, which has ``on_conflict_do_nothing``.
+
+    Both supported databases have INSERT … ON CONFLICT; SQLAlchemy exposes it per dialect.
+    """
+    return (postgresql.insert if dialect() == "postgresql" else sqlite.insert)(table)
 
 
 def healthy() -> bool:

@@ -13,8 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .database import upsert_insert
 from .extensions import db
 from .models import (
     Forum,
@@ -46,14 +46,6 @@ COLUMNS = [
     "created_at",
     "updated_at",
 ]
-
-
-def _insert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
 
 
 def _title(forum: Forum) -> str:
@@ -148,7 +140,7 @@ def _enqueue_one(signup: Signup, kind: MessageKind, key: str, text: str, now: da
         sa.literal(now, type_=Message.updated_at.type),
     ).where(~sa.exists().where(OptOut.phone == signup.phone))
     stmt = (
-        _insert(_dialect())(Message.__table__)
+        upsert_insert(Message.__table__)
         .from_select(COLUMNS, values)
         .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
         .returning(Message.__table__.c.id)
@@ -233,7 +225,7 @@ def _fan_out(
         sa.literal(now, type_=Message.updated_at.type),
     ).where(*eligible)
     stmt = (
-        _insert(_dialect())(Message.__table__)
+        upsert_insert(Message.__table__)
         .from_select(COLUMNS, select)
         .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
         # SQLAlchemy reports an INSERT's rowcount only when asked to.
@@ -286,7 +278,7 @@ def _record_wave(
     forum: Forum, offset: int, due: datetime, now: datetime, *, count: int, skipped: bool = False
 ) -> bool:
     stmt = (
-        _insert(_dialect())(ReminderWave)
+        upsert_insert(ReminderWave)
         .values(
             forum_id=forum.id,
             offset_seconds=offset,
@@ -370,7 +362,7 @@ def signup_stopped(signup: Signup, now: datetime, reason: str) -> int:
 def opt_out(phone: str, now: datetime, source: str = "keyword") -> None:
     """Record that ``phone`` wants no texts, and drop everything pending to it."""
     stmt = (
-        _insert(_dialect())(OptOut)
+        upsert_insert(OptOut)
         .values(phone=phone, opted_out_at=now, source=source)
         .on_conflict_do_nothing(index_elements=["phone"])
     )

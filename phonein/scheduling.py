@@ -25,6 +25,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from . import forums, messaging, sending, signups
+from .database import upsert_insert
 from .extensions import db
 from .models import Lease
 from .times import utcnow
@@ -48,7 +49,7 @@ def acquire(holder: str, now: datetime, ttl: timedelta) -> bool:
     ).rowcount
     if not renewed:
         inserted = db.session.execute(
-            messaging._insert(messaging._dialect())(table)
+            upsert_insert(table)
             .values(name=LEASE, holder=holder, expires_at=now + ttl)
             .on_conflict_do_nothing(index_elements=["name"])
             .execution_options(preserve_rowcount=True)

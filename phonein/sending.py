@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from . import messaging, sms
+from .database import dialect, upsert_insert
 from .extensions import db
 from .models import (
     Forum,
@@ -152,7 +153,7 @@ def _ineligible(ids: list[int]) -> set[int]:
 
 def _database_clock() -> sa.ColumnElement[float]:
     """Seconds since the epoch by the database's clock, read when the statement runs."""
-    if messaging._dialect() == "postgresql":
+    if dialect() == "postgresql":
         return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Double)
     return (sa.func.julianday("now") - 2440587.5) * 86400.0
 
@@ -182,7 +183,7 @@ def reserve_slot(rate: float) -> float:
             db.session.commit()
             return max(0.0, float(row.next_slot) - interval - float(row.now))
         db.session.execute(
-            messaging._insert(messaging._dialect())(table)
+            upsert_insert(table)
             .values(id=1, next_slot=0.0)
             .on_conflict_do_nothing(index_elements=["id"])
         )

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from . import messaging, phones, queue
+from .database import upsert_insert
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .models import (
@@ -125,10 +125,6 @@ def validate_listener(data: dict[str, Any], *, default_region: str) -> dict[str,
     return out
 
 
-def _insert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 def register(
     forum: Forum, data: dict[str, Any], now: datetime, *, default_region: str
 ) -> Registration:
@@ -141,9 +137,8 @@ def register(
         raise Conflict("Signups for this forum are closed.", code="signups_closed")
     values = validate_listener(data, default_region=default_region)
     token = secrets.token_urlsafe(24)
-    dialect = db.session.get_bind().dialect.name
     stmt = (
-        _insert(dialect)(Signup.__table__)
+        upsert_insert(Signup.__table__)
         .values(
             forum_id=forum.id,
             status=SignupStatus.PENDING,

@@ -239,3 +239,32 @@ def test_webhooks_behind_a_tls_proxy_check_the_public_url(make_app):
         },
     )
     assert response.status_code == 200
+
+
+def test_twilio_status_callbacks_reach_the_app_and_mark_delivery(make_app):
+    """The fake posts signed callbacks to the URL phonein gave it, as Twilio does."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    with FakeTwilio(callbacks=True) as fake:
+        server = make_server("127.0.0.1", 0, None, threaded=True)  # type: ignore[arg-type]
+        app = make_app(
+            **settings(fake, SMS_RATE=1000, PUBLIC_URL=f"http://127.0.0.1:{server.server_port}")
+        )
+        server.app = app
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with app.app_context():
+                listener = make_signup(make_forum())
+            drain(app)
+            [sent] = fake.sent_to(listener.phone)
+            assert sent["_callback"].endswith("/webhooks/twilio/status")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and statuses(app) != {"delivered": 1}:
+                time.sleep(0.05)
+            assert statuses(app) == {"delivered": 1}
+        finally:
+            server.shutdown()
+            server.server_close()
