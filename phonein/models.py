@@ -275,6 +275,21 @@ class Message(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class EarlyStatus(db.Model):
+    """A delivery status that arrived before its message's SID was recorded.
+
+    Twilio may call back within milliseconds of accepting a message, before the sender
+    has written the SID it got back; the status waits here and is applied then.
+    """
+
+    __tablename__ = "early_statuses"
+
+    provider_sid: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    error_code: Mapped[int | None]
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class OptOut(db.Model):
     """A number that replied STOP (or that Twilio reports as unsubscribed: 21610)."""
 

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from . import messaging, sms
+from . import delivery, messaging, sms
 from .database import dialect, upsert_insert
 from .extensions import db
 from .models import (
@@ -222,13 +222,18 @@ def _finish(claimed: Claimed, worker_id: str, **values: Any) -> None:
 
 
 def record_sent(claimed: Claimed, worker_id: str, result: sms.SendResult) -> None:
+    """Record the provider's SID and status, and any status that beat it here."""
+    status, code = delivery.TWILIO.get(result.status, MessageStatus.QUEUED), None
+    early = delivery.take_early(result.sid)
+    if early is not None and delivery.later(status, early.status):
+        status, code = early.status, early.error_code
     _finish(
         claimed,
         worker_id,
-        status=PROVIDER_STATUS.get(result.status, MessageStatus.QUEUED),
+        status=status,
         provider_sid=result.sid,
         sent_at=utcnow(),
-        error_code=None,
+        error_code=code,
         error_message=None,
     )
 
@@ -331,6 +336,7 @@ def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
         else:
             _finish(claimed, row.claimed_by, status=MessageStatus.PENDING, send_at=now)
     db.session.execute(sa.delete(Worker).where(Worker.heartbeat_at < now - 10 * dead_after))
+    delivery.settle_early(now, forget_after=timedelta(days=1))
     db.session.commit()
     return len(rows)
 

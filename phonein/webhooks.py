@@ -11,11 +11,10 @@ from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import RequestValidator
 
-from . import messaging, phones
+from . import delivery, messaging, phones
 from .errors import Invalid
 from .extensions import csrf, db
 from .models import Message, MessageKind, MessageStatus
@@ -27,24 +26,6 @@ csrf.exempt(bp)
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
 HELP_WORDS = {"HELP", "INFO"}
-# Status callbacks move a message forward only.
-RANK = {
-    MessageStatus.SENDING: 0,
-    MessageStatus.QUEUED: 1,
-    MessageStatus.SENT: 2,
-    MessageStatus.DELIVERED: 3,
-    MessageStatus.UNDELIVERED: 3,
-    MessageStatus.FAILED: 3,
-}
-TWILIO_STATUS = {
-    "accepted": MessageStatus.QUEUED,
-    "queued": MessageStatus.QUEUED,
-    "sending": MessageStatus.QUEUED,
-    "sent": MessageStatus.SENT,
-    "delivered": MessageStatus.DELIVERED,
-    "undelivered": MessageStatus.UNDELIVERED,
-    "failed": MessageStatus.FAILED,
-}
 
 
 def signed(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,18 +100,12 @@ def inbound_sms() -> Response:
 @bp.post("/status")
 @signed
 def delivery_status() -> tuple[str, int]:
-    sid = request.form.get("MessageSid", "")
-    status = TWILIO_STATUS.get(request.form.get("MessageStatus", ""))
+    """Record a delivery status; statuses move forward only."""
+    sid = request.form.get("MessageSid", "")[:64]
+    status = delivery.TWILIO.get(request.form.get("MessageStatus", ""))
     if not sid or status is None:
         return "", 204
-    message = db.session.scalars(
-        sa.select(Message).where(Message.provider_sid == sid).with_for_update()
-    ).one_or_none()
-    if message is not None and RANK.get(MessageStatus(message.status), 9) < RANK[status]:
-        message.status = status
-        code = request.form.get("ErrorCode")
-        if code and code.isdigit():
-            message.error_code = int(code)
-        message.updated_at = utcnow()
-        db.session.commit()
+    code = request.form.get("ErrorCode", "")
+    delivery.report(sid, status, int(code) if code.isdigit() and len(code) < 9 else None, utcnow())
+    db.session.commit()
     return "", 204

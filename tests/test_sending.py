@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from phonein import messaging, sending, sms
 from phonein.extensions import db
-from phonein.models import Message, OptOut
+from phonein.models import EarlyStatus, Message, OptOut
 from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup
@@ -221,6 +221,22 @@ def test_status_callbacks_only_move_forward(client, app):
         assert client.post(url, data=form, headers=signed(url, form)).status_code == 204
         db.session.refresh(message)
         assert message.status == expected
+
+
+def test_a_status_that_beats_the_sid_is_kept_and_applied(client, app):
+    forum = make_forum()
+    make_signup(forum)
+    [claimed] = sending.claim("w", utcnow(), 10)
+    url = "http://phonein.test/webhooks/twilio/status"
+    sid = "SM" + "b" * 32
+    for status in ("delivered", "sent"):  # out of order, and before the SID is recorded
+        form = {"MessageSid": sid, "MessageStatus": status}
+        assert client.post(url, data=form, headers=signed(url, form)).status_code == 204
+    sending.record_sent(claimed, "w", sms.SendResult(sid=sid, status="queued"))
+    message = db.session.scalars(sa.select(Message)).one()
+    db.session.refresh(message)
+    assert (message.provider_sid, message.status) == (sid, "delivered")
+    assert db.session.scalars(sa.select(EarlyStatus)).all() == []
 
 
 def test_webhooks_behind_a_tls_proxy_check_the_public_url(make_app):
