@@ -41,17 +41,39 @@ def later(current: str, new: str) -> bool:
     return RANK.get(MessageStatus(new), -1) > RANK.get(MessageStatus(current), 9)
 
 
+def _message(sid: str) -> Message | None:
+    return db.session.scalars(
+        sa.select(Message)
+        .where(Message.provider_sid == sid)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def _advance(message: Message, status: str, error_code: int | None, now: datetime) -> None:
+    if later(message.status, status):
+        message.status = status
+        message.error_code = error_code or message.error_code
+        message.updated_at = now
+
+
 def report(sid: str, status: str, error_code: int | None, now: datetime) -> None:
     """Apply a status callback to its message, or keep it until the SID is recorded."""
-    message = db.session.scalars(
-        sa.select(Message).where(Message.provider_sid == sid).with_for_update()
-    ).one_or_none()
+    message = _message(sid)
     if message is not None:
-        if later(message.status, status):
-            message.status = status
-            message.error_code = error_code or message.error_code
-            message.updated_at = now
+        _advance(message, status, error_code, now)
         return
+    _keep_early(sid, status, error_code, now)
+    # The sender may have committed the SID while this request waited to write: look
+    # again (now behind the write lock on SQLite; READ COMMITTED sees it on PostgreSQL).
+    message = _message(sid)
+    if message is not None:
+        early = take_early(sid)
+        if early is not None:
+            _advance(message, early.status, early.error_code, now)
+
+
+def _keep_early(sid: str, status: str, error_code: int | None, now: datetime) -> None:
     inserted = db.session.execute(
         upsert_insert(EarlyStatus.__table__)
         .values(provider_sid=sid, status=status, error_code=error_code, received_at=now)
