@@ -95,12 +95,16 @@ def _start_background(app: Flask, *, embedded: bool):  # type: ignore[no-untyped
 @with_appcontext
 def worker(threads: int | None) -> None:
     """Run scheduler ticks (while holding the lease) and send SMS, until SIGTERM."""
+    import logging
     import signal
 
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     from . import scheduling, sending
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     holder = scheduling.worker_id()
     sender = sending.Sender(app, holder, threads=threads or int(app.config["SENDER_THREADS"]))

@@ -73,9 +73,14 @@ def tick(app: Flask, holder: str) -> dict[str, int]:
         changed = forums.sync_statuses(now)
         fanned = 0
         ahead = timedelta(seconds=app.config["WAVE_AHEAD_SECONDS"])
+        db.session.commit()
         for forum, offset, due in messaging.due_waves(now, ahead):
             fanned += messaging.fan_out_wave(forum, offset, due, now)
-        db.session.commit()
+            db.session.commit()
+            # A big wave takes seconds: renew before the next, or another worker could
+            # take the lease and repeat (harmlessly, but twice) what this one is doing.
+            if not acquire(holder, utcnow(), timedelta(seconds=app.config["LEASE_SECONDS"])):
+                break
         if fanned:
             log.info("reminder waves: %d messages ready", fanned)
         return {"forums": changed, "reminders": fanned}

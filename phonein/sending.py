@@ -49,12 +49,15 @@ log = logging.getLogger("phonein.sending")
 
 MAX_ATTEMPTS = 8
 BACKOFF_CAP_SECONDS = 300
-# Slots are spaced a little wider than 1/rate: a window of one second that starts at a
-# late send holds SMS_RATE + 1 sends once that send is later than (1 - margin) seconds,
-# so 4% leaves 40 ms for scheduling jitter.
-RATE_MARGIN = 0.96
-# A send this much later than its slot gives the slot up (see _wait_for_slot).
-LATE_TOLERANCE = 0.015
+# Slots are spaced a little wider than 1/rate, so that a send running a little late
+# cannot put SMS_RATE + 1 sends into one second.
+RATE_MARGIN = 0.975
+# A send this much later than its slot gives the slot up (see _wait_for_slot). It must
+# stay below the margin's slack, (1 + 1/rate) / margin - 1 seconds (36 ms at 100/s),
+# leaving the rest for the request's own way to the provider.
+LATE_TOLERANCE = 0.020
+# A claim this old is stuck whatever its worker says (a send takes seconds at most).
+STUCK_AFTER = timedelta(minutes=5)
 PROVIDER_STATUS = {
     "queued": MessageStatus.QUEUED,
     "accepted": MessageStatus.QUEUED,
@@ -262,26 +265,60 @@ def record_failure(claimed: Claimed, worker_id: str, error: sms.SmsError) -> Non
 
 
 def deliver(app: Flask, claimed: Claimed, worker_id: str) -> None:
-    """Send one claimed message at the next free slot and record what happened."""
+    """Send one claimed message at the next free slot and record what happened.
+
+    Whatever fails after the claim (the provider, the recording, a bug), the message is
+    never left claimed by a live worker: it is recorded, retried, or released to
+    reconciliation, which asks the provider before sending again.
+    """
     backend = sms.backend(app)
     with app.app_context():
-        _wait_for_slot(float(app.config["SMS_RATE"]))
         try:
-            result = backend.send(claimed.to, claimed.body)
-        except sms.SmsError as error:
-            if error.status is None:
-                # No answer: Twilio may have the message. Look before trying again.
-                found = _lookup(backend, claimed)
-                if found is not None:
-                    record_sent(claimed, worker_id, found)
-                    return
-            log.warning("SMS %s to %s failed: %s", claimed.id, claimed.to, error)
-            record_failure(claimed, worker_id, error)
+            _wait_for_slot(float(app.config["SMS_RATE"]))
+            _send_and_record(backend, claimed, worker_id)
         except Exception:
-            log.exception("SMS %s: unexpected error; it will be reconciled", claimed.id)
+            log.exception("SMS %s: unexpected error; handing it to reconciliation", claimed.id)
             db.session.rollback()
-        else:
-            record_sent(claimed, worker_id, result)
+            _release(claimed, worker_id)
+
+
+def _send_and_record(backend: sms.SmsBackend, claimed: Claimed, worker_id: str) -> None:
+    try:
+        result = backend.send(claimed.to, claimed.body)
+    except sms.SmsError as error:
+        if error.status is None:
+            # No answer: Twilio may have the message. Look before trying again.
+            found = _lookup(backend, claimed)
+            if found is not None:
+                record_sent(claimed, worker_id, found)
+                return
+        log.warning("SMS %s to %s failed: %s", claimed.id, claimed.to, error)
+        record_failure(claimed, worker_id, error)
+        return
+    record_sent(claimed, worker_id, result)
+
+
+def _release(claimed: Claimed, worker_id: str) -> None:
+    """Give up a claim whose outcome is unknown, so recovery reconciles it now.
+
+    Recovery takes claims nobody owns; this worker is alive, so without this the message
+    would stay "sending" for as long as the worker runs.
+    """
+    table = Message.__table__
+    try:
+        db.session.execute(
+            sa.update(table)
+            .where(
+                table.c.id == claimed.id,
+                table.c.claimed_by == worker_id,
+                table.c.status == MessageStatus.SENDING,
+            )
+            .values(claimed_by=None)
+        )
+        db.session.commit()
+    except sa.exc.SQLAlchemyError:
+        log.exception("SMS %s: could not release the claim; recovery will find it", claimed.id)
+        db.session.rollback()
 
 
 def _lookup(backend: sms.SmsBackend, claimed: Claimed) -> sms.SendResult | None:
@@ -322,8 +359,13 @@ def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
         )
         .where(
             Message.status == MessageStatus.SENDING,
-            sa.or_(Message.claimed_by.is_(None), Message.claimed_by.not_in(alive)),
-            Message.claimed_at < now - dead_after,
+            sa.or_(
+                sa.and_(
+                    sa.or_(Message.claimed_by.is_(None), Message.claimed_by.not_in(alive)),
+                    Message.claimed_at < now - dead_after,
+                ),
+                Message.claimed_at < now - STUCK_AFTER,
+            ),
         )
         .limit(500)
     ).all()

@@ -87,6 +87,9 @@ class FakeTwilio:
     # The HTTP side.
 
     def _create(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        # Stamped on arrival, as Twilio counts a request: the injected latency (and any
+        # stall of this process while it sleeps) must not shift the rate measurement.
+        arrived, arrived_wall = time.monotonic(), time.time()
         with self.lock:
             self.attempts += 1
             roll = self.rng.random()
@@ -132,7 +135,8 @@ class FakeTwilio:
             "error_code": None,
             "error_message": None,
             "uri": "",
-            "_created": time.monotonic(),
+            "_created": arrived,
+            "_arrived_wall": arrived_wall,
             "_date": now,
             "_callback": form.get("StatusCallback"),
         }

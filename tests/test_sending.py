@@ -287,3 +287,24 @@ def test_twilio_status_callbacks_reach_the_app_and_mark_delivery(make_app):
         finally:
             server.shutdown()
             server.server_close()
+
+
+def test_a_send_whose_recording_failed_is_reconciled_while_its_worker_lives(make_app, monkeypatch):
+    with FakeTwilio() as fake:
+        app = make_app(**settings(fake, SMS_RATE=1000))
+        with app.app_context():
+            listener = make_signup(make_forum())
+            [claimed] = sending.claim("alive-worker", utcnow(), 10)
+            sending.heartbeat("alive-worker", utcnow())
+
+        def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("database went away while recording")
+
+        monkeypatch.setattr(sending, "record_sent", broken)
+        sending.deliver(app, claimed, "alive-worker")  # sent, but not recorded
+        monkeypatch.undo()
+        with app.app_context():
+            sending.heartbeat("alive-worker", utcnow())  # the worker is alive and well
+            assert sending.recover(app, utcnow() + timedelta(seconds=2), timedelta(seconds=1))
+        assert len(fake.sent_to(listener.phone)) == 1
+        assert statuses(app) == {"queued": 1}  # recorded from Twilio's list, not resent
