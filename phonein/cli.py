@@ -189,7 +189,7 @@ def demo() -> None:
 @click.option(
     "--older-than",
     "days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=36500),
     required=True,
     metavar="DAYS",
     help="Erase data of forums closed more than DAYS days ago.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from .times import zone_or_none
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_DURATION_MINUTES = 24 * 60
 MAX_REMINDER_OFFSET = 60 * 86400
+LAST_YEAR = 2100  # far enough; later dates overflow date arithmetic near year 9999
 
 # Which status a producer may set, from which effective status.
 TRANSITIONS: dict[ForumStatus, set[ForumStatus]] = {
@@ -110,6 +112,8 @@ def _validate(values: dict[str, Any], now: datetime, *, creating: bool) -> dict[
         starts = values["starts_at"]
         if not isinstance(starts, datetime) or starts.tzinfo is None:
             errors["starts_at"] = "Give a date and time with its UTC offset (RFC 3339)."
+        elif starts.year > LAST_YEAR:
+            errors["starts_at"] = f"Give a date before {LAST_YEAR + 1}."
         elif creating and starts <= now:
             errors["starts_at"] = "A new forum must start in the future."
     if "duration_minutes" in values:
@@ -180,7 +184,7 @@ def update(forum: Forum, values: dict[str, Any], now: datetime) -> ForumChange:
         if key == "signup_closes_at" and value is None:
             continue
         setattr(forum, key, value)
-    if values:
+    if {"starts_at", "duration_minutes", "signup_closes_at"} & values.keys():
         _derive_times(forum, explicit_close=explicit_close or keep_close)
         _check_close(forum)
     if moving:
@@ -210,13 +214,14 @@ def set_status(forum: Forum, target: str, now: datetime) -> None:
             f"A {current.value} forum cannot become {wanted.value}.", code="bad_transition"
         )
     if wanted == ForumStatus.LIVE and forum.starts_at > now:
-        # Going live early: the show starts now, its end stays where it was planned.
+        # Going live early: the show starts now, its end stays where it was planned (the
+        # duration is what remains, rounded up and within the limit).
         forum.starts_at = now
-        forum.duration_minutes = max(1, round((forum.ends_at - now).total_seconds() / 60))
-        forum.ends_at = now + forum.duration
+        remaining = math.ceil((forum.ends_at - now).total_seconds() / 60)
+        forum.duration_minutes = min(MAX_DURATION_MINUTES, max(1, remaining))
     if wanted in (ForumStatus.CLOSED, ForumStatus.CANCELLED):
         forum.closed_at = min(now, forum.ends_at) if current != ForumStatus.OPEN else now
-        _end_on_air(forum, now)
+        _end_calls(forum, now)
     forum.status = wanted
     db.session.flush()
     if wanted == ForumStatus.CANCELLED:
@@ -239,26 +244,35 @@ def sync_statuses(now: datetime) -> int:
     for forum in going_live:
         # Whoever the producers queued before the show is first in line now.
         messaging.notify_head(forum, now)
+    # Conditional on the status, so a producer's concurrent cancel is never overwritten.
     over = list(
         db.session.scalars(
-            sa.select(Forum).where(
-                Forum.status.in_([ForumStatus.OPEN, ForumStatus.LIVE]), Forum.ends_at <= now
-            )
+            sa.update(Forum)
+            .where(Forum.status.in_([ForumStatus.OPEN, ForumStatus.LIVE]), Forum.ends_at <= now)
+            .values(status=ForumStatus.CLOSED, closed_at=Forum.ends_at)
+            .returning(Forum)
+            .execution_options(populate_existing=True)
         )
     )
     for forum in over:
-        forum.status = ForumStatus.CLOSED
-        forum.closed_at = forum.ends_at
-        _end_on_air(forum, now)
+        _end_calls(forum, now)
     db.session.flush()
     return len(going_live) + len(over)
 
 
-def _end_on_air(forum: Forum, now: datetime) -> None:
+def _end_calls(forum: Forum, now: datetime) -> None:
+    """The forum is over: the caller on air is done, callers still waiting are dropped."""
     db.session.execute(
         sa.update(Signup)
         .where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
         .values(status=SignupStatus.DONE, done_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        sa.update(Signup)
+        .where(Signup.forum_id == forum.id, Signup.status == SignupStatus.QUEUED)
+        .values(status=SignupStatus.DROPPED, queue_key=None, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -271,7 +285,7 @@ def _derive_times(forum: Forum, *, explicit_close: bool) -> None:
 def _check_close(forum: Forum) -> None:
     if forum.signup_closes_at.tzinfo is None:
         raise Invalid({"signup_closes_at": "Give a date and time with its UTC offset."})
-    if forum.signup_closes_at > forum.ends_at:
+    if forum.signup_closes_at.year > LAST_YEAR or forum.signup_closes_at > forum.ends_at:
         raise Invalid({"signup_closes_at": "Signups must close by the end of the forum."})
 
 

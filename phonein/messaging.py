@@ -107,6 +107,8 @@ def body(
         )
     elif kind == MessageKind.RESCHEDULED:
         text = f'The phone-in "{title}" has moved to {when(forum, zone)}.'
+    elif kind == MessageKind.CANCELLED:
+        text = f'Sorry: the phone-in "{title}" on {when(forum, zone)} has been cancelled.'
     else:
         text = (
             "phonein texts you about phone-ins you signed up for. Reply START to get texts again."
@@ -343,9 +345,9 @@ def forum_moved(forum: Forum, now: datetime) -> int:
         now=now,
         reason="forum moved",
     )
-    return _fan_out(
-        forum, MessageKind.RESCHEDULED, str(int(forum.starts_at.timestamp())), now, send_at=now
-    )
+    # Keyed by the move itself: moving back to a time used before is news again.
+    key = f"{int(forum.starts_at.timestamp())}@{now.timestamp():.6f}"
+    return _fan_out(forum, MessageKind.RESCHEDULED, key, now, send_at=now)
 
 
 def forum_cancelled(forum: Forum, now: datetime) -> int:

@@ -31,6 +31,9 @@ def set_published(signup: Signup, data: dict[str, Any], now: datetime) -> None:
     ):
         raise Invalid({"order": "Give a whole number."})
     if published:
+        # Re-read under a row lock: a withdrawal racing this must not end up published.
+        db.session.flush()  # refresh() would drop changes not yet flushed
+        db.session.refresh(signup, with_for_update=True)
         if not signup.publish_consent:
             raise Conflict("This listener did not agree to publication.", code="no_publish_consent")
         if signup.status in UNSCREENED or signup.erased_at is not None:
@@ -52,6 +55,7 @@ def selection(forum: Forum) -> list[Signup]:
                 Signup.forum_id == forum.id,
                 Signup.published.is_(True),
                 Signup.publish_consent.is_(True),
+                Signup.status.not_in(UNSCREENED),
             )
             .order_by(Signup.publish_order.is_(None), Signup.publish_order, Signup.id)
         )

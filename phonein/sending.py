@@ -55,7 +55,7 @@ RATE_MARGIN = 0.975
 # A send this much later than its slot gives the slot up (see _wait_for_slot). It must
 # stay below the margin's slack, (1 + 1/rate) / margin - 1 seconds (36 ms at 100/s),
 # leaving the rest for the request's own way to the provider.
-LATE_TOLERANCE = 0.020
+LATE_TOLERANCE = 0.010
 # A claim this old is stuck whatever its worker says (a send takes seconds at most).
 STUCK_AFTER = timedelta(minutes=5)
 PROVIDER_STATUS = {
@@ -128,6 +128,8 @@ def _ineligible(ids: list[int]) -> set[int]:
         sa.select(
             Message.id,
             Message.kind,
+            Message.key,
+            Forum.starts_at,
             Signup.status,
             Signup.sms_consent,
             Forum.status.label("forum_status"),
@@ -148,6 +150,11 @@ def _ineligible(ids: list[int]) -> set[int]:
             and (row.status in messaging.REACHABLE)
             and (row.kind != MessageKind.NEXT_UP or row.status == SignupStatus.QUEUED)
             and (row.forum_status != ForumStatus.CANCELLED or row.kind == MessageKind.CANCELLED)
+            # A reminder written for a start the forum has since moved from.
+            and (
+                row.kind != MessageKind.REMINDER
+                or row.key.endswith(f"@{int(row.starts_at.timestamp())}")
+            )
         )
         if not wanted:
             stale.add(row.id)
@@ -275,6 +282,15 @@ def deliver(app: Flask, claimed: Claimed, worker_id: str) -> None:
     with app.app_context():
         try:
             _wait_for_slot(float(app.config["SMS_RATE"]))
+            if _ineligible([claimed.id]):
+                # STOP, a withdrawal or a cancellation arrived while this waited its turn.
+                _finish(
+                    claimed,
+                    worker_id,
+                    status=MessageStatus.CANCELLED,
+                    error_message="no longer wanted when its turn came",
+                )
+                return
             _send_and_record(backend, claimed, worker_id)
         except Exception:
             log.exception("SMS %s: unexpected error; handing it to reconciliation", claimed.id)
@@ -289,6 +305,9 @@ def _send_and_record(backend: sms.SmsBackend, claimed: Claimed, worker_id: str) 
         if error.status is None:
             # No answer: Twilio may have the message. Look before trying again.
             found = _lookup(backend, claimed)
+            if found is UNKNOWN:
+                _release(claimed, worker_id)  # recovery asks again later
+                return
             if found is not None:
                 record_sent(claimed, worker_id, found)
                 return
@@ -321,12 +340,16 @@ def _release(claimed: Claimed, worker_id: str) -> None:
         db.session.rollback()
 
 
-def _lookup(backend: sms.SmsBackend, claimed: Claimed) -> sms.SendResult | None:
+UNKNOWN: Any = object()  # the provider could not be asked: neither sent nor not sent
+
+
+def _lookup(backend: sms.SmsBackend, claimed: Claimed) -> Any:
+    """Ask the provider for the message: a SendResult, None (not there), or UNKNOWN."""
     try:
         return backend.find(claimed.to, claimed.body, claimed.claimed_at)
-    except Exception:  # a failed lookup only means "not known yet"
-        log.exception("could not reconcile SMS %s", claimed.id)
-        return None
+    except Exception:  # a failed lookup is not an answer: never resend on it
+        log.exception("could not reconcile SMS %s; will ask again", claimed.id)
+        return UNKNOWN
 
 
 def heartbeat(worker_id: str, now: datetime) -> None:
@@ -373,6 +396,8 @@ def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
     for row in rows:
         claimed = Claimed(row.id, row.to, row.body, row.kind, row.attempts, row.claimed_at or now)
         found = _lookup(backend, claimed)
+        if found is UNKNOWN:
+            continue  # Twilio did not answer: leave it for the next pass
         if found is not None:
             record_sent(claimed, row.claimed_by, found)
         else:

@@ -26,6 +26,8 @@ from .models import (
     NOTES_MAX,
     QUESTION_MAX,
     Forum,
+    ForumStatus,
+    Message,
     Signup,
     SignupStatus,
     Stance,
@@ -157,11 +159,10 @@ def register(
         messaging.confirmation(created, messaging.manage_url(token), now)
         return Registration(created, token, created=True)
 
+    # No row lock here: change_by_listener takes the forum's queue lock first and re-reads,
+    # the same order as queue operations (forum, then signup), so the two cannot deadlock.
     signup = db.session.scalars(
-        sa.select(Signup)
-        .where(Signup.forum_id == forum.id, Signup.phone == values["phone"])
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        sa.select(Signup).where(Signup.forum_id == forum.id, Signup.phone == values["phone"])
     ).one()
     change_by_listener(signup, values, now)
     signup.timezone = values["timezone"]
@@ -172,8 +173,16 @@ def register(
 
 
 def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) -> None:
-    """Apply a listener's own changes; screened signups go back to screening."""
-    status = SignupStatus(signup.status)
+    """Apply a listener's own changes; screened signups go back to screening.
+
+    Taken under the forum's queue lock, so a producer cannot queue the old text while the
+    listener changes it.
+    """
+    status = _under_queue_lock(signup)
+    if signup.forum.status_at(now) not in (ForumStatus.OPEN, ForumStatus.LIVE):
+        raise Conflict(
+            "This phone-in is over: signups can no longer be changed.", code="forum_over"
+        )
     if status in LOCKED:
         raise Conflict(
             "Your call is already in the producers' queue, so it can no longer be changed "
@@ -187,7 +196,7 @@ def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) ->
         content_changed and status in (SignupStatus.APPROVED, SignupStatus.REJECTED)
     ):
         signup.status = SignupStatus.PENDING
-    if not signup.publish_consent:
+    if not signup.publish_consent or content_changed:
         signup.published = False
     signup.updated_at = now
 
@@ -212,6 +221,7 @@ def get(signup_id: int) -> Signup:
 
 def _under_queue_lock(signup: Signup) -> SignupStatus:
     """Take the forum's queue lock, then re-read the signup: its status is now stable."""
+    db.session.flush()  # refresh() would drop changes not yet flushed
     queue.bump(signup.forum_id)
     db.session.refresh(signup)
     return SignupStatus(signup.status)
@@ -268,7 +278,7 @@ def screen(signup: Signup, data: dict[str, Any], now: datetime) -> None:
     if errors:
         raise Invalid(errors)
 
-    status = _under_queue_lock(signup) if decision == "reject" else SignupStatus(signup.status)
+    status = _under_queue_lock(signup) if decision else SignupStatus(signup.status)
     if decision and status not in SCREENABLE:
         raise Conflict(f"A {status.value} signup cannot be screened.", code="not_screenable")
     if decision == "approve" and status in (SignupStatus.PENDING, SignupStatus.REJECTED):
@@ -348,6 +358,15 @@ def purge(now: datetime, older_than_days: int) -> int:
         .where(*base, Signup.published.is_(True), Signup.publish_consent.is_(True))
         .values(**personal)
     ).rowcount
+    # The texts held the number, and some the private link: they go with the forum's data.
+    db.session.execute(
+        sa.delete(Message).where(
+            sa.or_(
+                Message.forum_id.in_(forum_ids),
+                sa.and_(Message.forum_id.is_(None), Message.created_at < cutoff),
+            )
+        )
+    )
     wiped = db.session.execute(
         sa.update(Signup)
         .where(*base)

@@ -145,9 +145,13 @@ class TwilioBackend:
         return SendResult(sid=message.sid or "", status=str(message.status or "queued"))
 
     def find(self, to: str, body: str, since: datetime) -> SendResult | None:
-        for message in self.messages.list(
-            to=to, date_sent_after=since - timedelta(minutes=1), limit=200
-        ):
+        # Newest first, filtered here by creation time: a message still queued at Twilio
+        # has no DateSent yet, so a DateSent filter would miss exactly the ones in doubt.
+        earliest = since - timedelta(minutes=1)
+        for message in self.messages.list(to=to, limit=100):
+            created = message.date_created
+            if created is not None and created < earliest:
+                break
             if message.body == body:
                 return SendResult(sid=message.sid or "", status=str(message.status or "queued"))
         return None

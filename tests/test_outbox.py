@@ -206,3 +206,30 @@ def test_producers_see_the_sms_log(client, app, producer, presenter):
     login(client)
     page = client.get(f"/producer/forums/{forum.slug}/messages").get_data(as_text=True)
     assert "confirmation" in page and "Reply STOP to opt out." in page
+
+
+def test_closing_drops_callers_still_waiting(client, app, producer):
+    now = utcnow()
+    forum = make_forum(starts_at=now - timedelta(minutes=5), now=now)
+    waiting = make_signup(forum, status="queued")
+    client.patch(f"/api/v1/forums/{forum.slug}", json={"status": "closed"}, headers=producer)
+    db.session.refresh(waiting)
+    assert (waiting.status, waiting.queue_key) == ("dropped", None)
+
+
+def test_a_reminder_for_a_start_since_moved_is_not_sent(app):
+    from phonein import sending
+
+    now = utcnow()
+    forum = make_forum(starts_at=now + timedelta(hours=1), now=now)
+    make_signup(forum, now=now - timedelta(minutes=1), sms_consent=True)
+    messaging.fan_out_wave(forum, 3600, now, now)
+    db.session.commit()
+    # The forum moves while the wave is being written (no cancel_pending saw it).
+    forum.starts_at = now + timedelta(days=2)
+    forum.ends_at = forum.starts_at + forum.duration
+    forum.signup_closes_at = forum.ends_at
+    db.session.commit()
+    claimed = sending.claim("w", utcnow(), 10)
+    assert [c.kind for c in claimed] == ["confirmation"]
+    assert {m.status for m in messages(kind="reminder")} == {"cancelled"}

@@ -7,25 +7,45 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from .. import forums, queue
-from ..auth import require_api
+from ..auth import api_user, require_api
 from ..extensions import db
 from ..models import Role
 from ..times import utcnow
-from .common import PRODUCER_DOC, documented_errors
+from .common import PRODUCER_DOC, documented_errors, is_producer
 from .schemas import QueueOut, QueuePlace, QueuePlaced, QueueQuery, QueueStep
 
 blp = Blueprint("api_queue", __name__, description="The caller queue")
 
 
-def queue_json(slug: str, limit: int | None = None) -> dict[str, Any]:
+# What a presenter may see of a caller: what the board shows, not the phone, email or the
+# producers' notes.
+BOARD_FIELDS = (
+    "id",
+    "name",
+    "location",
+    "question",
+    "status",
+    "queue_position",
+    "updated_at",
+    "on_air_at",
+)
+
+
+def queue_json(slug: str, limit: int | None = None, *, full: bool) -> dict[str, Any]:
     forum = forums.get_by_slug(slug)
     snap = queue.snapshot(forum, limit)
     for i, signup in enumerate(snap.waiting, start=1):
         signup.queue_position = i  # type: ignore[attr-defined]
+
+    def shown(signup: Any) -> Any:
+        if full or signup is None:
+            return signup
+        return {field: getattr(signup, field, None) for field in BOARD_FIELDS}
+
     return {
         "status": forum.status_at(utcnow()).value,
-        "on_air": snap.on_air,
-        "waiting": snap.waiting,
+        "on_air": shown(snap.on_air),
+        "waiting": [shown(s) for s in snap.waiting],
         "total_waiting": snap.total_waiting,
         "version": snap.version,
     }
@@ -38,8 +58,11 @@ def queue_json(slug: str, limit: int | None = None) -> dict[str, Any]:
 @documented_errors(blp, 401, 403, 404, 422)
 @blp.doc(**PRODUCER_DOC)
 def get_queue(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
-    """Who is on air and who waits, in order; ``version`` changes with every queue change."""
-    return queue_json(slug, args.get("limit"))
+    """Who is on air and who waits, in order; ``version`` changes with every queue change.
+
+    Presenters get what the board shows (name, location, question); producers get all.
+    """
+    return queue_json(slug, args.get("limit"), full=is_producer(api_user()))
 
 
 @blp.route("/forums/<slug>/queue", methods=["POST"])

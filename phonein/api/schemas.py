@@ -185,7 +185,7 @@ class QueuePlace(Schema):
     position = fields.Int(
         strict=True,
         allow_none=True,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=MAX_ID),
         metadata={"description": "1-based; past the end (or absent) means last."},
     )
 

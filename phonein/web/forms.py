@@ -67,10 +67,16 @@ class ForumForm(FlaskForm):
     correspondent = StringField("Guest correspondent")
     description = TextAreaField("Description")
     timezone = StringField("Time zone (IANA)", default="Europe/London")
-    starts_at = DateTimeLocalField("Starts at (in that time zone)", validators=[InputRequired()])
+    # The one format <input type="datetime-local"> shows and sends; WTForms' default
+    # renders a space and seconds, which browsers leave blank.
+    starts_at = DateTimeLocalField(
+        "Starts at (in that time zone)", format="%Y-%m-%dT%H:%M", validators=[InputRequired()]
+    )
     duration_minutes = IntegerField("Duration (minutes)", default=60)
     signup_closes_at = DateTimeLocalField(
-        "Signups close (optional; default the end)", validators=[Optional()]
+        "Signups close (optional; default the end)",
+        format="%Y-%m-%dT%H:%M",
+        validators=[Optional()],
     )
     reminder_offsets = StringField(
         "Reminders (minutes before the start, comma-separated)", default="1440, 60, 10"

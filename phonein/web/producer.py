@@ -91,6 +91,34 @@ def _forum_values(form: ForumForm) -> dict[str, Any]:
     return values
 
 
+def _shown(moment: datetime, zone: str) -> datetime:
+    """The local wall time the edit form shows for ``moment`` (to the minute)."""
+    local = moment.astimezone(zone_or_none(zone) or ZoneInfo("UTC"))
+    return local.replace(tzinfo=None, second=0, microsecond=0)
+
+
+def _drop_unchanged_times(form: ForumForm, forum: Forum, values: dict[str, Any]) -> None:
+    """Leave times alone that the producer did not change.
+
+    The form shows local wall times; turning them back into instants would lose
+    sub-minute precision and, across a DST change, pick the wrong one of two 01:30s, and a
+    save of the title would then move the forum (and text every registrant).
+    """
+
+    def same(submitted: datetime | None, stored: datetime) -> bool:
+        return submitted is not None and (
+            submitted.replace(second=0, microsecond=0) == _shown(stored, forum.timezone)
+        )
+
+    if values.get("timezone") == forum.timezone and same(form.starts_at.data, forum.starts_at):
+        values.pop("starts_at", None)
+    closes = form.signup_closes_at.data
+    if (closes is None and forum.signup_closes_at == forum.ends_at) or same(
+        closes, forum.signup_closes_at
+    ):
+        values.pop("signup_closes_at", None)
+
+
 def _forum_form_page(form: ForumForm, forum: Forum | None, status: int = 200):  # type: ignore[no-untyped-def]
     return render_template(
         "producer/forum_form.html",
@@ -117,6 +145,7 @@ def _save_forum(form: ForumForm, forum: Forum | None):  # type: ignore[no-untype
                 },
             )
         else:
+            _drop_unchanged_times(form, forum, values)
             forums.update(forum, values, utcnow())
     except DomainError as error:
         db.session.rollback()
