@@ -1,10 +1,9 @@
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from phonein.extensions import db
-from phonein.models import Forum, Message, Signup
+from phonein.models import Forum, Message
 from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup, make_user
@@ -210,27 +209,3 @@ def test_purge_keeps_phone_numbers_in_messages(app):
     db.session.commit()
     left = db.session.scalars(sa.select(Message.to)).all()
     assert phone not in left
-
-
-def test_approve_overwrites_concurrent_withdraw(app):
-    from phonein import signups as S
-
-    f = make_forum()
-    s = make_signup(f)
-    sid = s.id
-    db.session.commit()
-    signup = S.get(sid)  # producer's request loads it (pending)
-    assert signup.status == "pending"
-    with db.engine.begin() as conn:  # the listener withdraws meanwhile
-        conn.execute(
-            sa.update(Signup.__table__)
-            .where(Signup.__table__.c.id == sid)
-            .values(status="withdrawn")
-        )
-    from phonein.errors import Conflict
-
-    with pytest.raises(Conflict):  # re-read under the lock: a withdrawn signup is not approved
-        S.screen(signup, {"decision": "approve"}, utcnow())
-    db.session.rollback()
-    db.session.expire_all()
-    assert db.session.get(Signup, sid).status == "withdrawn"
