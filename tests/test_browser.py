@@ -216,8 +216,10 @@ def test_the_presenter_board_follows_the_queue_without_a_reload(live_app, browse
     browser.find_element(By.ID, "email").send_keys(email)
     browser.find_element(By.ID, "password").send_keys("correct horse battery")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    browser.get(f"{base}/board/{slug}")
     wait = _Explaining(browser)
+    # Let the login's redirect land first, or it can overtake the board's navigation.
+    wait.until(lambda d: "/producer/login" not in d.current_url)
+    browser.get(f"{base}/board/{slug}")
     wait.until(ec.text_to_be_present_in_element((By.ID, "board-next"), "Mariana Costa"))
     assert "Nobody on air" in browser.find_element(By.ID, "board-on-air").text
     browser.execute_script("window.notReloaded = true;")
