@@ -241,17 +241,16 @@ def _make_forum(spec: dict, starts_at: datetime, now: datetime) -> Forum:
     if existing is not None:
         db.session.delete(existing)
         db.session.flush()
+    ends_at = starts_at + timedelta(minutes=spec["duration_minutes"])
     forum = Forum(
         **spec,
         starts_at=starts_at,
-        signup_closes_at=starts_at,
+        ends_at=ends_at,
+        signup_closes_at=ends_at,
         reminder_offsets=[86400, 3600, 600],
         status="open",
         queue_version=0,
-        ends_at=starts_at,
     )
-    forum.ends_at = starts_at + forum.duration
-    forum.signup_closes_at = forum.ends_at
     db.session.add(forum)
     db.session.flush()
     return forum

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from . import messaging
 from .errors import Conflict, Invalid, NotFound
@@ -57,6 +58,11 @@ def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return slug[:60].rstrip("-") or "forum"
+
+
+def public_url(forum: Forum) -> str:
+    """The forum's page as listeners reach it."""
+    return f"{current_app.config['PUBLIC_URL']}/forums/{forum.slug}"
 
 
 def get_by_slug(slug: str, *, for_update: bool = False) -> Forum:

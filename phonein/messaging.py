@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from .database import upsert_insert
 from .extensions import db
@@ -394,7 +393,3 @@ def log(
         .offset(offset)
     )
     return list(rows), total or 0
-
-
-def manage_url(token: str) -> str:
-    return f"{current_app.config['PUBLIC_URL']}/manage/{token}"

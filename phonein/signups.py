@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from . import messaging, phones, queue
 from .database import upsert_insert
@@ -63,6 +64,11 @@ def clean_text(value: Any) -> str:
         return ""
     text = str(value).replace("\r\n", "\n").replace("\r", "\n")
     return CONTROL_RE.sub("", text).strip()
+
+
+def manage_url(token: str) -> str:
+    """The listener's private link: see, change, withdraw or erase their signup."""
+    return f"{current_app.config['PUBLIC_URL']}/manage/{token}"
 
 
 def hash_token(token: str) -> str:
@@ -156,7 +162,7 @@ def register(
     # the round trip itself on this, the busiest write.
     created = db.session.scalars(sa.select(Signup).from_statement(stmt)).one_or_none()
     if created is not None:
-        messaging.confirmation(created, messaging.manage_url(token), now)
+        messaging.confirmation(created, manage_url(token), now)
         return Registration(created, token, created=True)
 
     # No row lock here: change_by_listener takes the forum's queue lock first and re-reads,

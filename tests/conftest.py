@@ -202,6 +202,19 @@ def make_signup(forum: Any, **values: Any):  # type: ignore[no-untyped-def]
     return signup
 
 
+def manage_token(forum: Any, signup: Any) -> str:  # type: ignore[no-untyped-def]
+    """Sign ``signup``'s listener up again, as they would, to get a working private link."""
+    from phonein import signups
+    from phonein.times import utcnow
+
+    fields = ("name", "location", "phone", "question", "sms_consent", "publish_consent")
+    result = signups.register(
+        forum, {f: getattr(signup, f) for f in fields}, utcnow(), default_region="GB"
+    )
+    db.session.commit()
+    return result.manage_token
+
+
 def make_user(role: str = "producer", email: str | None = None):  # type: ignore[no-untyped-def]
     """Create a user with a password 'correct horse battery' and return (user, token)."""
     from phonein import auth

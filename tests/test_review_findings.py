@@ -6,7 +6,7 @@ from phonein.extensions import db
 from phonein.models import Forum, Message
 from phonein.times import utcnow
 
-from .conftest import make_forum, make_signup, make_user
+from .conftest import make_forum, make_signup, make_user, manage_token
 
 
 def test_cancel_sms_says_cancelled(client, producer):
@@ -53,25 +53,7 @@ def test_move_back_and_forth_loses_rescheduled_text(client, producer):
 def test_manage_edit_after_publication_goes_public_unscreened(client, producer):
     f = make_forum()
     s = make_signup(f, status="approved")
-    token = "t"
-    from phonein import signups as S
-
-    # grab a working manage token by re-registering
-    res = S.register(
-        f,
-        {
-            "name": s.name,
-            "location": s.location,
-            "phone": s.phone,
-            "question": s.question,
-            "sms_consent": True,
-            "publish_consent": True,
-        },
-        utcnow(),
-        default_region="GB",
-    )
-    db.session.commit()
-    token = res.manage_token
+    token = manage_token(f, s)
     f.status = "closed"
     f.closed_at = utcnow()
     db.session.commit()

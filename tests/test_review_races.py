@@ -9,7 +9,7 @@ from phonein.extensions import db
 from phonein.models import Signup
 from phonein.times import utcnow
 
-from .conftest import make_forum, make_signup
+from .conftest import make_forum, make_signup, manage_token
 
 
 def _other(sql_values, sid):
@@ -37,21 +37,7 @@ def test_listener_edit_lands_on_queued_signup_unscreened(app):
     f = make_forum()
     s = make_signup(f)
     sid = s.id
-    res = S.register(
-        f,
-        {
-            "name": s.name,
-            "location": s.location,
-            "phone": s.phone,
-            "question": s.question,
-            "sms_consent": True,
-            "publish_consent": True,
-        },
-        utcnow(),
-        default_region="GB",
-    )
-    db.session.commit()
-    signup = S.by_manage_token(res.manage_token)  # listener's POST loads it (pending)
+    signup = S.by_manage_token(manage_token(f, s))  # listener's POST loads it (pending)
     _other({"status": "queued", "queue_key": 1 << 20}, sid)  # producer approves + queues meanwhile
     values = S.validate_listener(
         {

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
-from ..models import Forum, Role
+from ..models import Role
 from .schemas import ApiError
 
 PRODUCER_DOC = {"security": [{"bearerAuth": []}]}
@@ -26,14 +24,6 @@ def documented_errors(blp, *codes: int):  # type: ignore[no-untyped-def]
         return view
 
     return decorator
-
-
-def forum_url(forum: Forum) -> str:
-    return f"{current_app.config['PUBLIC_URL']}/forums/{forum.slug}"
-
-
-def manage_url(token: str) -> str:
-    return f"{current_app.config['PUBLIC_URL']}/manage/{token}"
 
 
 def is_producer(user) -> bool:  # type: ignore[no-untyped-def]

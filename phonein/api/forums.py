@@ -12,7 +12,7 @@ from ..auth import api_user, require_api
 from ..extensions import db
 from ..models import Forum, Role
 from ..times import utcnow
-from .common import PRODUCER_DOC, documented_errors, forum_url, is_producer
+from .common import PRODUCER_DOC, documented_errors, is_producer
 from .schemas import ForumCreate, ForumList, ForumOut, ForumPatch, MessagePage, MessageQuery
 
 blp = Blueprint("api_forums", __name__, description="Forums: live phone-in sessions")
@@ -38,7 +38,7 @@ def forum_json(forum: Forum, *, with_counts: bool) -> dict[str, Any]:
     }
     data["status"] = forum.status_at(now).value
     data["accepting_signups"] = forum.accepts_signups_at(now)
-    data["url"] = forum_url(forum)
+    data["url"] = forums.public_url(forum)
     if with_counts:
         data["counts"] = forums.signup_counts(forum)
     return data

@@ -12,7 +12,7 @@ from ..auth import require_api
 from ..extensions import db, limiter
 from ..models import Role, Signup
 from ..times import utcnow
-from .common import PRODUCER_DOC, documented_errors, manage_url
+from .common import PRODUCER_DOC, documented_errors
 from .schemas import (
     PublishIn,
     ScreenIn,
@@ -52,7 +52,7 @@ def create_signup(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-d
         forum, data, utcnow(), default_region=current_app.config["DEFAULT_REGION"]
     )
     db.session.commit()
-    result.signup.manage_url = manage_url(result.manage_token)  # type: ignore[attr-defined]
+    result.signup.manage_url = signups.manage_url(result.manage_token)  # type: ignore[attr-defined]
     return result.signup, 201 if result.created else 200
 
 

@@ -30,6 +30,14 @@ producer_only = auth.require_staff(Role.PRODUCER)
 PER_PAGE = 50
 
 
+def _page() -> int:
+    return max(1, request.args.get("page", 1, type=int) or 1)
+
+
+def _pages(total: int) -> int:
+    return max(1, -(-total // PER_PAGE))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 def login():  # type: ignore[no-untyped-def]
@@ -212,7 +220,7 @@ def screening(slug: str):  # type: ignore[no-untyped-def]
     if status not in {s.value for s in SignupStatus}:
         status = None
     q = request.args.get("q", "")
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = _page()
     items, total = signups.search(forum, status=status, q=q, page=page, per_page=PER_PAGE)
     return render_template(
         "producer/screening.html",
@@ -220,7 +228,7 @@ def screening(slug: str):  # type: ignore[no-untyped-def]
         items=items,
         total=total,
         page=page,
-        pages=max(1, -(-total // PER_PAGE)),
+        pages=_pages(total),
         status=status,
         q=q,
         counts=forums.signup_counts(forum),
@@ -336,7 +344,7 @@ def messages_log(slug: str):  # type: ignore[no-untyped-def]
     status = request.args.get("status") or None
     kind = kind if kind in {k.value for k in MessageKind} else None
     status = status if status in {s.value for s in MessageStatus} else None
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = _page()
     items, total = messaging.log(
         forum, kind=kind, status=status, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
     )
@@ -346,7 +354,7 @@ def messages_log(slug: str):  # type: ignore[no-untyped-def]
         items=items,
         total=total,
         page=page,
-        pages=max(1, -(-total // PER_PAGE)),
+        pages=_pages(total),
         kind=kind,
         status=status,
         kinds=[k.value for k in MessageKind],

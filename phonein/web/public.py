@@ -104,7 +104,7 @@ def calendar(slug: str) -> Response:
     event.add("dtstart", forum.starts_at)
     event.add("dtend", forum.ends_at)
     event.add("summary", f"Phone-in: {forum.title}")
-    url = f"{current_app.config['PUBLIC_URL']}/forums/{forum.slug}"
+    url = forums.public_url(forum)
     event.add("description", "\n\n".join(p for p in (forum.question, url) if p))
     event.add("url", url)
     if forum.status == ForumStatus.CANCELLED:
@@ -128,7 +128,7 @@ def _manage_page(signup, token: str, form: ListenerEditForm, status: int = 200):
         confirm=ConfirmForm(),
         state=forum.status_at(utcnow()).value,
         listener_time=format_in_zone(forum.starts_at, signup.timezone) if signup.timezone else None,
-        manage_link=f"{current_app.config['PUBLIC_URL']}{url_for('public.manage', token=token)}",
+        manage_link=signups.manage_url(token),
         reminder_lead=timedelta(seconds=max(forum.reminder_offsets or [0])),
     ), status
 
