@@ -79,7 +79,7 @@ def make_outbox(label: str, count: int) -> int:
             """
             INSERT INTO messages (forum_id, signup_id, kind, key, "to", body, send_at, status,
                 attempts, created_at, updated_at)
-            SELECT forum_id, id, 'reminder', 'bench', phone, %(body)s, %(later)s, 'pending', 0,
+            SELECT forum_id, id, 'confirmation', '', phone, %(body)s, %(later)s, 'pending', 0,
                    now(), now()
             FROM signups WHERE forum_id = %(forum)s
             """,

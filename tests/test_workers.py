@@ -121,7 +121,7 @@ def wait_for(condition, seconds: float, what: str) -> None:  # type: ignore[no-u
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(0.2)  # gently: the fake Twilio shares this process
     raise AssertionError(f"timed out waiting for {what}")
 
 
