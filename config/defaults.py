@@ -46,6 +46,12 @@ TWILIO_API_URL = None
 # Sender threads per process (each waits for its rate slot, then for Twilio).
 SENDER_THREADS = 8
 
+# Voice. The studio line phonein dials into the on-air conference when a forum goes live
+# (E.164; unset: nobody is dialled). Outgoing calls show TWILIO_FROM_NUMBER.
+VOICE_STUDIO_NUMBER = None
+# Back-timing assumes calls of this length until the forum has finished calls of its own.
+VOICE_DEFAULT_CALL_SECONDS = 240
+
 # Scheduler: "embedded" runs it inside `phonein serve`; "off" leaves it to `phonein worker`.
 SCHEDULER = "embedded"
 TICK_SECONDS = 1

@@ -35,10 +35,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     errors.init_app(app)
 
-    from . import api, cli, sms, voice, web, webhooks
+    from . import api, cli, sms, telephony, voice, web, webhooks
 
     api.init_app(app)
     sms.init_app(app)
+    telephony.init_app(app)
     web.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(voice.bp)

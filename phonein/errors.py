@@ -60,6 +60,13 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class Upstream(DomainError):
+    """Twilio refused or did not answer a request phonein had to make at once."""
+
+    status = 502
+    code = "twilio_error"
+
+
 def wants_json() -> bool:
     return request.path.startswith(("/api/", "/webhooks/", "/healthz")) or (
         request.accept_mimetypes.best == "application/json"

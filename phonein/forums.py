@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from . import messaging
+from . import messaging, switchboard
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .models import TITLE_MAX, Forum, ForumStatus, Signup, SignupStatus
@@ -234,6 +234,7 @@ def set_status(forum: Forum, target: str, now: datetime) -> None:
         messaging.forum_cancelled(forum, now)
     elif wanted == ForumStatus.LIVE:
         messaging.notify_head(forum, now)
+        switchboard.forum_live(forum, now)
 
 
 def sync_statuses(now: datetime) -> int:
@@ -250,6 +251,7 @@ def sync_statuses(now: datetime) -> int:
     for forum in going_live:
         # Whoever the producers queued before the show is first in line now.
         messaging.notify_head(forum, now)
+        switchboard.forum_live(forum, now)
     # Conditional on the status, so a producer's concurrent cancel is never overwritten.
     over = list(
         db.session.scalars(
@@ -267,7 +269,9 @@ def sync_statuses(now: datetime) -> int:
 
 
 def _end_calls(forum: Forum, now: datetime) -> None:
-    """The forum is over: the caller on air is done, callers still waiting are dropped."""
+    """The forum is over: the caller on air is done, callers still waiting are dropped
+    (and those on the line hear a goodbye)."""
+    switchboard.forum_over(forum, now)
     db.session.execute(
         sa.update(Signup)
         .where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)

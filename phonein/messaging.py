@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from .database import upsert_insert
 from .extensions import db
@@ -108,6 +109,11 @@ def body(
         text = f'The phone-in "{title}" has moved to {when(forum, zone)}.'
     elif kind == MessageKind.CANCELLED:
         text = f'Sorry: the phone-in "{title}" on {when(forum, zone)} has been cancelled.'
+    elif kind == MessageKind.GOODBYE:
+        text = (
+            f'Thank you for calling "{title}". We ran out of time before your turn, but your '
+            f"comment may still be published with the selection: {extra['forum_url']}"
+        )
     else:
         text = (
             "phonein texts you about phone-ins you signed up for. Reply START to get texts again."
@@ -153,6 +159,13 @@ def confirmation(signup: Signup, manage_url: str, now: datetime) -> bool:
     """Confirm a new signup (once per signup)."""
     text = body(MessageKind.CONFIRMATION, signup.forum, signup.timezone, now, manage_url=manage_url)
     return _enqueue_one(signup, MessageKind.CONFIRMATION, "", text, now)
+
+
+def goodbye(signup: Signup, now: datetime) -> bool:
+    """Thank a caller the forum closed on before their turn (once per signup)."""
+    forum_url = f"{current_app.config['PUBLIC_URL']}/forums/{signup.forum.slug}"
+    text = body(MessageKind.GOODBYE, signup.forum, signup.timezone, now, forum_url=forum_url)
+    return _enqueue_one(signup, MessageKind.GOODBYE, "", text, now)
 
 
 def notify_head(forum: Forum, now: datetime) -> int:

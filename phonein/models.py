@@ -225,6 +225,8 @@ class MessageKind(StrEnum):
     RESCHEDULED = "rescheduled"
     CANCELLED = "cancelled"
     HELP = "help"
+    # The forum closed while the caller was still waiting on the line.
+    GOODBYE = "goodbye"
 
 
 class MessageStatus(StrEnum):
@@ -348,3 +350,89 @@ class SendRate(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     next_slot: Mapped[float] = mapped_column(sa.Double)
+
+
+class CallDirection(StrEnum):
+    INBOUND = "inbound"  # the listener dialled the show
+    CALLBACK = "callback"  # a producer had phonein call the listener
+    STUDIO = "studio"  # phonein dialled the studio line into the on-air conference
+
+
+class CallState(StrEnum):
+    RINGING = "ringing"
+    HOLDING = "holding"  # in the forum's Twilio queue, hearing their place
+    ON_AIR = "on_air"  # in the on-air conference
+    COMPLETED = "completed"
+    FAILED = "failed"  # busy, no answer, refused, or Twilio could not connect it
+
+
+LIVE_CALL_STATES = (CallState.RINGING, CallState.HOLDING, CallState.ON_AIR)
+
+
+class CallCommand(StrEnum):
+    """What phonein wants Twilio to do with a call (``Call.wanted``)."""
+
+    DIAL = "dial"  # place the call (calls.create)
+    ON_AIR = "on_air"  # move it into the on-air conference
+    END = "end"  # thank the caller and hang up: their part is over
+    GOODBYE = "goodbye"  # the forum closed before their turn
+
+
+class Call(db.Model):
+    """One phone call of a forum: a listener on the line, or the studio.
+
+    ``state`` is what Twilio last reported; ``wanted`` is what phonein asked for and
+    ``applied`` the last request it made of Twilio for it: the switchboard acts on rows
+    where the two differ, so a request lost to a crash or a Twilio error is made again.
+    """
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        sa.Index("ix_calls_forum_state", "forum_id", "state"),
+        sa.Index("ix_calls_signup", "signup_id"),
+        # The studio line is dialled once per forum: one live studio call at a time.
+        sa.Index(
+            "uq_calls_one_studio",
+            "forum_id",
+            unique=True,
+            sqlite_where=sa.text(
+                "direction = 'studio' AND state IN ('ringing', 'holding', 'on_air')"
+            ),
+            postgresql_where=sa.text(
+                "direction = 'studio' AND state IN ('ringing', 'holding', 'on_air')"
+            ),
+        ),
+        _check_in("direction", CallDirection, "ck_calls_direction"),
+        _check_in("state", CallState, "ck_calls_state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    forum_id: Mapped[int] = mapped_column(sa.ForeignKey("forums.id", ondelete="CASCADE"))
+    signup_id: Mapped[int | None] = mapped_column(sa.ForeignKey("signups.id", ondelete="CASCADE"))
+    # Twilio's CallSid; unknown for a dial-out until Twilio accepts it.
+    sid: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    direction: Mapped[str] = mapped_column(sa.String(16))
+    # E.164 caller ID or dialled number; NULL when withheld, or once purged.
+    number: Mapped[str | None] = mapped_column(sa.String(32))
+    state: Mapped[str] = mapped_column(sa.String(16), default=CallState.RINGING)
+    wanted: Mapped[str | None] = mapped_column(sa.String(16))
+    applied: Mapped[str | None] = mapped_column(sa.String(16))
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.String(500))
+    end_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    conference_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    muted: Mapped[bool] = mapped_column(default=False)
+    held: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    on_air_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    forum: Mapped[Forum] = relationship()
+    signup: Mapped[Signup | None] = relationship()
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_CALL_STATES

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import messaging
+from . import messaging, switchboard
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .models import MAX_ID, Forum, ForumStatus, Signup, SignupStatus
@@ -253,12 +254,17 @@ def _finish_on_air(forum: Forum, now: datetime) -> Signup | None:
     return _with_forum(done, forum)
 
 
-def advance(slug: str, now: datetime) -> Step:
-    """The caller on air is done; the head of the queue goes on air."""
+def advance(slug: str, now: datetime, chosen: int | None = None) -> Step:
+    """The caller on air is done; the head of the queue (or the ``chosen`` waiting caller)
+    goes on air, wherever they sit in Twilio's own hold queue."""
     step = Step(lock(slug, now, live_only=True))
     forum = step.forum
+    if chosen is not None and _reload(chosen, forum).status != SignupStatus.QUEUED:
+        raise Conflict(f"Signup {chosen} is not waiting in the queue.", code="not_queued")
     step.done = _finish_on_air(forum, now)
-    head = _waiting(forum.id).with_only_columns(Signup.id).limit(1).scalar_subquery()
+    head: Any = chosen
+    if chosen is None:
+        head = _waiting(forum.id).with_only_columns(Signup.id).limit(1).scalar_subquery()
     signups = Signup.__table__
     step.on_air = _load(
         sa.update(signups)
@@ -270,6 +276,7 @@ def advance(slug: str, now: datetime) -> Step:
     step.next_up = _with_forum(db.session.scalars(_waiting(forum.id).limit(1)).first(), forum)
     if step.next_up is not None:
         messaging.notify_head(forum, now)
+    switchboard.after_step(step.done, step.on_air)
     return step
 
 
@@ -277,6 +284,7 @@ def finish(slug: str, now: datetime) -> Step:
     """The caller on air is done; nobody goes on air."""
     step = Step(lock(slug, now, live_only=True))
     step.done = _finish_on_air(step.forum, now)
+    switchboard.after_step(step.done, None)
     return step
 
 

@@ -1,4 +1,5 @@
-"""The periodic work: forum status changes, reminder waves, recovery, the nightly purge.
+"""The periodic work: forum status changes, the switchboard's pending requests, reminder
+waves, recovery, the nightly purge.
 
 Any number of processes may run a scheduler; a lease in the database lets one of them do
 the ticks at a time, and another takes over when its lease expires. The ticks are
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from . import forums, messaging, sending, signups
+from . import forums, messaging, sending, signups, switchboard
 from .database import upsert_insert
 from .extensions import db
 from .models import Lease
@@ -71,9 +72,12 @@ def tick(app: Flask, holder: str) -> dict[str, int]:
         if not acquire(holder, now, timedelta(seconds=app.config["LEASE_SECONDS"])):
             return {}
         changed = forums.sync_statuses(now)
+        switchboard.retry_stale(now)
+        db.session.commit()
+        # Calls first: a caller waiting to go on air cannot wait for a wave of reminders.
+        switchboard.apply_pending()
         fanned = 0
         ahead = timedelta(seconds=app.config["WAVE_AHEAD_SECONDS"])
-        db.session.commit()
         for forum, offset, due in messaging.due_waves(now, ahead):
             fanned += messaging.fan_out_wave(forum, offset, due, now)
             db.session.commit()

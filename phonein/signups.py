@@ -26,6 +26,7 @@ from .models import (
     NAME_MAX,
     NOTES_MAX,
     QUESTION_MAX,
+    Call,
     Forum,
     ForumStatus,
     Message,
@@ -304,6 +305,53 @@ def screen(signup: Signup, data: dict[str, Any], now: datetime) -> None:
     if notes is not None:
         signup.notes = notes or None
     signup.updated_at = now
+
+
+def screen_call(call: Call, data: dict[str, Any], now: datetime) -> Signup:
+    """Make a signup of a caller screened live: the producer typed name, location and
+    question on the phone. A caller known by number (pending, rejected) is updated and
+    approved; anyone else becomes a new approved signup linked to their call."""
+    fields = {k: data.get(k) for k in ("name", "location", "question")}
+    fields.update(sms_consent=data.get("sms_consent"), publish_consent=data.get("publish_consent"))
+    values = validate_listener(fields, default_region=current_app.config["DEFAULT_REGION"])
+    values.pop("email", None)
+    signup = db.session.get(Signup, call.signup_id) if call.signup_id else None
+    if signup is None and call.number:
+        signup = db.session.scalars(
+            sa.select(Signup).where(Signup.forum_id == call.forum_id, Signup.phone == call.number)
+        ).one_or_none()
+    if signup is None:
+        zone = phones.guess_timezone(call.number) if call.number else None
+        signup = Signup(
+            forum_id=call.forum_id,
+            phone=call.number,
+            timezone=zone,
+            country=phones.country_for_timezone(zone) if zone else None,
+            status=SignupStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+        db.session.add(signup)
+        db.session.flush()
+    else:
+        status = _under_queue_lock(signup)
+        if status in (SignupStatus.ON_AIR, SignupStatus.DONE):
+            raise Conflict(
+                f"This caller's signup is already {status.value}.", code="not_screenable"
+            )
+        for key, value in values.items():
+            setattr(signup, key, value)
+        if status in (SignupStatus.WITHDRAWN, SignupStatus.DROPPED):
+            signup.status = SignupStatus.PENDING
+    screen(
+        signup,
+        {"decision": "approve", **{k: data[k] for k in ("stance", "rating", "notes") if k in data}},
+        now,
+    )
+    call.signup_id = signup.id
+    db.session.flush()
+    return signup
 
 
 def search(

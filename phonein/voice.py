@@ -1,39 +1,58 @@
-"""Calling in by voice (first slice): greet, hold in the forum's queue, announce the place.
+"""Voice webhooks: the TwiML Twilio runs for every call of the live phone-in.
 
-Twilio posts ``/webhooks/twilio/voice`` when someone calls the show number. A caller whose
-number matches a signup of the live forum is greeted by name; anyone else is held too, for
-a producer to screen. Callers wait in one Twilio queue per forum; the hold loop
-(``/webhooks/twilio/voice/wait``, Twilio's ``waitUrl``) announces the place in phonein's
-order, not Twilio's, and Twilio requests it again when it ends, so the place is refreshed.
+``POST /webhooks/twilio/voice`` is the show number's voice URL. A caller whose number
+matches a signup of the live forum is greeted by name; anyone else is held too, for a
+producer to screen live. Callers wait in one Twilio queue per forum; the hold loop
+(``/wait``, Twilio's ``waitUrl``) announces the place in phonein's order, not Twilio's,
+and Twilio requests it again when it ends, so the place is refreshed while they wait.
 Calls outside a live forum hear when the next one is.
+
+The other routes are the URLs phonein gives Twilio for the calls it handles: ``/answer``
+(a dial-out was answered), ``/on-air`` (a held caller moved into the on-air conference),
+``/left`` (a caller left the hold queue), ``/status`` (call status callbacks) and
+``/conference`` (the on-air conference's participant events). Each one records what it
+learns in ``switchboard``; every request must be signed by Twilio.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from . import forums, phones, queue
+from . import forums, phones, queue, switchboard
 from .errors import Invalid
 from .extensions import csrf, db
-from .models import Forum, ForumStatus, Signup, SignupStatus
+from .models import (
+    MAX_ID,
+    Call,
+    CallDirection,
+    CallState,
+    Forum,
+    ForumStatus,
+    Signup,
+    SignupStatus,
+)
+from .switchboard import HOLD_SECONDS, VOICE
 from .times import format_in_zone, utcnow
 from .webhooks import signed
 
 bp = Blueprint("voice", __name__, url_prefix="/webhooks/twilio/voice")
 csrf.exempt(bp)
 
-HOLD_SECONDS = 20
-VOICE = "Polly.Amy"
 CALLABLE = (SignupStatus.APPROVED, SignupStatus.QUEUED, SignupStatus.ON_AIR)
+# Enqueue results that mean the caller left the hold queue because of a failure.
+QUEUE_FAILURES = {"queue-full", "system-error", "error"}
 
 
 def _twiml(response: VoiceResponse) -> Response:
     return Response(str(response), mimetype="application/xml")
+
+
+def _empty() -> Response:
+    return _twiml(VoiceResponse())
 
 
 def _caller(raw: str) -> str | None:
@@ -59,8 +78,33 @@ def _live_forum(phone: str | None, now: datetime) -> tuple[Forum | None, Signup 
     return None, None
 
 
-def queue_name(forum: Forum) -> str:
-    return f"phonein-{forum.slug}"[:64]
+def _call_from_request() -> Call | None:
+    """The call this request is about: by phonein's id in the URL, else by CallSid."""
+    call = None
+    raw = request.args.get("call", "")
+    if raw.isdigit() and 0 < int(raw) <= MAX_ID:
+        call = db.session.get(Call, int(raw))
+    sid = request.form.get("CallSid", "")
+    if call is None:
+        call = switchboard.by_sid(sid)
+    elif sid:
+        switchboard.adopt_sid(call, sid)
+    return call
+
+
+def _no_forum_now(now: datetime) -> Response:
+    upcoming = forums.list_upcoming(now)
+    text = "Thank you for calling. There is no phone-in on air right now."
+    if upcoming:
+        nxt = upcoming[0]
+        text += (
+            f" The next one, {nxt.title}, starts on "
+            f"{format_in_zone(nxt.starts_at, nxt.timezone)}. Sign up on our website."
+        )
+    response = VoiceResponse()
+    response.say(text, voice=VOICE)
+    response.hangup()
+    return _twiml(response)
 
 
 @bp.post("")
@@ -70,19 +114,11 @@ def incoming_call() -> Response:
     now = utcnow()
     phone = _caller(request.form.get("From", ""))
     forum, signup = _live_forum(phone, now)
+    sid = request.form.get("CallSid", "")
+    if forum is None or not sid:
+        return _no_forum_now(now)
+    call = switchboard.record_inbound(forum, signup, sid, phone, now)
     response = VoiceResponse()
-    if forum is None:
-        upcoming = forums.list_upcoming(now)
-        text = "Thank you for calling. There is no phone-in on air right now."
-        if upcoming:
-            nxt = upcoming[0]
-            text += (
-                f" The next one, {nxt.title}, starts on "
-                f"{format_in_zone(nxt.starts_at, nxt.timezone)}. Sign up on our website."
-            )
-        response.say(text, voice=VOICE)
-        response.hangup()
-        return _twiml(response)
     if signup is not None and signup.status in CALLABLE:
         response.say(f"Hello {signup.name}, thank you for calling {forum.title}.", voice=VOICE)
     else:
@@ -90,10 +126,13 @@ def incoming_call() -> Response:
             f"Thank you for calling {forum.title}. A producer will speak to you shortly.",
             voice=VOICE,
         )
-    wait = f"{current_app.config['PUBLIC_URL']}/webhooks/twilio/voice/wait?" + urlencode(
-        {"forum": forum.slug}
-    )
-    response.enqueue(queue_name(forum), wait_url=wait, wait_url_method="POST")
+    if signup is not None and signup.status == SignupStatus.ON_AIR:
+        # The producers put them on air before they rang: straight through.
+        switchboard.on_air(call, now)
+        switchboard.conference_twiml(response, forum, studio=False)
+    else:
+        switchboard.hold_twiml(response, forum, call)
+    db.session.commit()
     return _twiml(response)
 
 
@@ -105,12 +144,20 @@ def hold() -> Response:
     forum = db.session.scalars(
         sa.select(Forum).where(Forum.slug == request.args.get("forum", ""))
     ).one_or_none()
-    phone = _caller(request.form.get("From", ""))
+    if forum is None or forum.status_at(utcnow()) not in (ForumStatus.OPEN, ForumStatus.LIVE):
+        response.say("This phone-in is over. Thank you for calling. Goodbye.", voice=VOICE)
+        response.hangup()
+        return _twiml(response)
+    call = _call_from_request()
     signup = None
-    if forum is not None and phone:
-        signup = db.session.scalars(
-            sa.select(Signup).where(Signup.forum_id == forum.id, Signup.phone == phone)
-        ).one_or_none()
+    if call is not None and call.signup_id is not None:
+        signup = db.session.get(Signup, call.signup_id)
+    else:
+        phone = _caller(request.form.get("From", ""))
+        if phone:
+            signup = db.session.scalars(
+                sa.select(Signup).where(Signup.forum_id == forum.id, Signup.phone == phone)
+            ).one_or_none()
     place = queue.position_of(signup) if signup is not None else None
     if place == 1:
         response.say("You are next. Please stay on the line.", voice=VOICE)
@@ -119,4 +166,120 @@ def hold() -> Response:
     else:
         response.say("Please stay on the line: a producer will be with you shortly.", voice=VOICE)
     response.pause(length=HOLD_SECONDS)
+    db.session.commit()
     return _twiml(response)
+
+
+@bp.post("/left")
+@signed
+def left_queue() -> Response:
+    """The caller left the hold queue: hung up, moved on by phonein, or a failure."""
+    call = _call_from_request()
+    result = request.form.get("QueueResult", "")
+    if call is not None:
+        if result == "hangup":
+            switchboard.ended(call, utcnow(), "hung_up")
+        elif result in QUEUE_FAILURES:
+            switchboard.ended(call, utcnow(), f"queue_{result}", failed=True)
+        db.session.commit()
+    return _empty()
+
+
+@bp.post("/answer")
+@signed
+def answered() -> Response:
+    """A call phonein placed was answered: the studio joins the conference, a listener
+    called back hears who is calling and joins the hold."""
+    now = utcnow()
+    call = _call_from_request()
+    response = VoiceResponse()
+    if call is None or not call.live:
+        response.hangup()
+        db.session.commit()
+        return _twiml(response)
+    forum = call.forum
+    if call.direction == CallDirection.STUDIO:
+        switchboard.on_air(call, now)
+        switchboard.conference_twiml(response, forum, studio=True)
+        db.session.commit()
+        return _twiml(response)
+    signup = db.session.get(Signup, call.signup_id) if call.signup_id else None
+    active = forum.status_at(now) in (ForumStatus.OPEN, ForumStatus.LIVE)
+    if signup is None or not active or signup.status not in CALLABLE:
+        response.say(
+            f"Hello, this is {forum.title}. Sorry, we no longer need to speak to you today. "
+            "Thank you, goodbye.",
+            voice=VOICE,
+        )
+        response.hangup()
+        switchboard.ended(call, now, "not_needed")
+        db.session.commit()
+        return _twiml(response)
+    response.say(
+        f"Hello {signup.name}, this is {forum.title} calling you back, as you asked.",
+        voice=VOICE,
+    )
+    if signup.status == SignupStatus.ON_AIR:
+        response.say("You are going on air now.", voice=VOICE)
+        switchboard.on_air(call, now)
+        switchboard.conference_twiml(response, forum, studio=False)
+    else:
+        response.say("Please hold: a producer will put you on air.", voice=VOICE)
+        switchboard.holding(call, now)
+        switchboard.hold_twiml(response, forum, call)
+    db.session.commit()
+    return _twiml(response)
+
+
+@bp.post("/on-air")
+@signed
+def to_air() -> Response:
+    """A held caller the producer put on air: into the on-air conference."""
+    call = _call_from_request()
+    response = VoiceResponse()
+    if call is None or not call.live:
+        response.hangup()
+        return _twiml(response)
+    switchboard.on_air(call, utcnow())
+    switchboard.conference_twiml(response, call.forum, studio=call.direction == "studio")
+    db.session.commit()
+    return _twiml(response)
+
+
+@bp.post("/status")
+@signed
+def call_status() -> tuple[str, int]:
+    """A call status callback: ringing, answered, completed, busy, no answer, failed."""
+    call = _call_from_request()
+    if call is not None:
+        switchboard.call_status(call, request.form.get("CallStatus", ""), utcnow())
+        db.session.commit()
+    return "", 204
+
+
+CONFERENCE_FLAGS = {
+    "participant-mute": ("muted", True),
+    "participant-unmute": ("muted", False),
+    "participant-hold": ("held", True),
+    "participant-unhold": ("held", False),
+}
+
+
+@bp.post("/conference")
+@signed
+def conference_event() -> tuple[str, int]:
+    """The on-air conference's participant events: who joined, left, was held or muted."""
+    event = request.form.get("StatusCallbackEvent", "")
+    call = switchboard.by_sid(request.form.get("CallSid", ""))
+    if call is None:
+        return "", 204
+    now = utcnow()
+    if event == "participant-join":
+        switchboard.on_air(call, now, request.form.get("ConferenceSid"))
+    elif event == "participant-leave" and call.state == CallState.ON_AIR:
+        switchboard.ended(call, now, "left_air")
+    elif event in CONFERENCE_FLAGS:
+        name, value = CONFERENCE_FLAGS[event]
+        switchboard.set_flags(call, **{name: value})
+    db.session.commit()
+    return "", 204

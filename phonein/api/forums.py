@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from flask_smorest import Blueprint
 
-from .. import forums, messaging
+from .. import forums, messaging, switchboard
 from ..auth import api_user, require_api
 from ..extensions import db
 from ..models import Forum, Role
@@ -92,6 +92,8 @@ def patch_forum(values: dict[str, Any], slug: str):  # type: ignore[no-untyped-d
     forum = forums.get_by_slug(slug, for_update=True)
     forums.update(forum, values, utcnow())
     db.session.commit()
+    # Going live dials the studio; closing says goodbye to the callers still waiting.
+    switchboard.apply_pending(forum.id)
     return forum_json(forum, with_counts=True)
 
 

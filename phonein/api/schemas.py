@@ -15,6 +15,8 @@ from ..models import (
     PULL_QUOTE_MAX,
     QUESTION_MAX,
     TITLE_MAX,
+    CallDirection,
+    CallState,
     ForumStatus,
     MessageKind,
     MessageStatus,
@@ -115,6 +117,34 @@ class SignupCreated(Schema):
     manage_url = fields.Str(metadata={"description": "The listener's private link."})
 
 
+class CallBrief(Schema):
+    """A call as the boards show it: its line state and timers."""
+
+    id = fields.Int()
+    signup_id = fields.Int(allow_none=True)
+    direction = fields.Str(metadata={"enum": [d.value for d in CallDirection]})
+    state = fields.Str(metadata={"enum": [s.value for s in CallState]})
+    waiting_since = UTC(allow_none=True, metadata={"description": "When they began to hold."})
+    on_air_since = UTC(attribute="on_air_at", allow_none=True)
+    ended_at = UTC(allow_none=True)
+    end_reason = fields.Str(allow_none=True)
+    muted = fields.Bool()
+    held = fields.Bool(metadata={"description": "On hold in the on-air conference."})
+    error = fields.Str(allow_none=True, metadata={"description": "The last Twilio error."})
+    created_at = UTC()
+
+
+class CallOut(CallBrief):
+    """A call as producers see it: with the number."""
+
+    forum = fields.Str(attribute="forum.slug")
+    number = fields.Str(allow_none=True, metadata={"description": "E.164; null if withheld."})
+    sid = fields.Str(allow_none=True, metadata={"description": "Twilio's CallSid."})
+    wanted = fields.Str(
+        allow_none=True, metadata={"description": "The last request phonein made of the call."}
+    )
+
+
 class SignupOut(Schema):
     id = fields.Int()
     forum = fields.Str(attribute="forum.slug")
@@ -140,9 +170,34 @@ class SignupOut(Schema):
     screened_at = UTC(allow_none=True)
     on_air_at = UTC(allow_none=True)
     done_at = UTC(allow_none=True)
+    call = fields.Method(
+        "_call",
+        allow_none=True,
+        metadata={"description": "In the queue: the caller's live call, if on the line."},
+    )
+    expected_on_air_at = fields.Method(
+        "_expected",
+        allow_none=True,
+        metadata={"description": "In the queue: back-timed estimate of going on air."},
+    )
+    will_make_it = fields.Method(
+        "_makes_it",
+        allow_none=True,
+        metadata={"description": "In the queue: false when the forum will end first."},
+    )
 
     def _position(self, signup: Any) -> int | None:
         return getattr(signup, "queue_position", None)
+
+    def _call(self, signup: Any) -> Any:
+        call = getattr(signup, "live_call", None)
+        return CallBrief().dump(call) if call is not None else None
+
+    def _expected(self, signup: Any) -> str | None:
+        return rfc3339(getattr(signup, "expected_on_air_at", None))
+
+    def _makes_it(self, signup: Any) -> bool | None:
+        return getattr(signup, "will_make_it", None)
 
 
 class SignupPage(Schema):
@@ -166,6 +221,13 @@ class ScreenIn(Schema):
     notes = fields.Str(allow_none=True, validate=validate.Length(max=NOTES_MAX))
 
 
+class UnscreenedCall(CallBrief):
+    number = fields.Str(allow_none=True, metadata={"description": "Only for producers."})
+    name = fields.Str(
+        allow_none=True, metadata={"description": "A signup's name, when the number has one."}
+    )
+
+
 class QueueOut(Schema):
     status = fields.Str(
         metadata={"description": "The forum's status: callers go on air only while it is live."}
@@ -174,6 +236,51 @@ class QueueOut(Schema):
     waiting = fields.List(fields.Nested(SignupOut))
     total_waiting = fields.Int()
     version = fields.Int()
+    unscreened = fields.List(
+        fields.Nested(UnscreenedCall),
+        metadata={"description": "Callers on the line who are not approved: screen them live."},
+    )
+    studio = fields.Nested(CallBrief, allow_none=True)
+    now = UTC(metadata={"description": "The server's time, for the boards' timers."})
+    ends_at = UTC()
+    average_call_seconds = fields.Int()
+    remaining_seconds = fields.Int()
+
+
+class QueueNext(Schema):
+    signup_id = fields.Int(
+        strict=True,
+        validate=validate.Range(1, MAX_ID),
+        metadata={"description": "Put this waiting caller on air instead of the first."},
+    )
+
+
+class CallFlags(Schema):
+    muted = fields.Bool()
+    held = fields.Bool()
+
+
+class ScreenCallIn(Schema):
+    name = fields.Str(required=True, validate=validate.Length(max=NAME_MAX * 4))
+    location = fields.Str(required=True, validate=validate.Length(max=LOCATION_MAX * 4))
+    question = fields.Str(required=True, validate=validate.Length(max=QUESTION_MAX * 2))
+    stance = fields.Str(allow_none=True, validate=validate.OneOf([s.value for s in Stance]))
+    rating = fields.Int(strict=True, allow_none=True, validate=validate.Range(1, 5))
+    notes = fields.Str(allow_none=True, validate=validate.Length(max=NOTES_MAX))
+    sms_consent = fields.Bool(load_default=False)
+    publish_consent = fields.Bool(load_default=False)
+    queue = fields.Bool(load_default=True, metadata={"description": "Add to the queue too."})
+    position = fields.Int(strict=True, allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
+
+
+class ScreenedCall(Schema):
+    call = fields.Nested(CallOut)
+    signup = fields.Nested(SignupOut)
+    position = fields.Int(allow_none=True)
+
+
+class CallList(Schema):
+    calls = fields.List(fields.Nested(CallOut))
 
 
 class QueueQuery(Schema):

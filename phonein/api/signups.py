@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from flask_smorest import Blueprint
 
-from .. import forums, publication, queue, signups
+from .. import forums, publication, queue, signups, switchboard
 from ..auth import require_api
 from ..extensions import db, limiter
 from ..models import Role, Signup
@@ -75,6 +75,7 @@ def list_signups(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-de
     places = queue.positions(forum) if any(s.queue_key is not None for s in items) else {}
     for signup in items:
         signup.queue_position = places.get(signup.id)  # type: ignore[attr-defined]
+    switchboard.attach_calls(items)
     return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
 
 

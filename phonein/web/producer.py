@@ -18,7 +18,7 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from .. import auth, forums, messaging, publication, signups
+from .. import auth, forums, messaging, publication, signups, switchboard
 from ..errors import Conflict, DomainError, Invalid
 from ..extensions import db, limiter
 from ..models import Forum, Role, Signup, SignupStatus
@@ -208,6 +208,7 @@ def forum_status(slug: str):  # type: ignore[no-untyped-def]
             flash(error.message, "error")
         else:
             db.session.commit()
+            switchboard.apply_pending(forum.id)
             flash(f"The forum is now {forum.status}.", "ok")
     return redirect(url_for("producer.edit_forum", slug=forum.slug))
 

@@ -1,0 +1,132 @@
+"""The switchboard in the API: calls on the line, call-backs, the studio, hold, mute, hang up,
+screening a caller live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from .. import forums, queue, signups, switchboard
+from ..auth import require_api
+from ..errors import Conflict, Upstream
+from ..extensions import db
+from ..models import Call, CallState, Role
+from ..telephony import VoiceError
+from ..times import utcnow
+from .common import PRODUCER_DOC, documented_errors
+from .schemas import CallFlags, CallList, CallOut, ScreenCallIn, ScreenedCall
+
+blp = Blueprint("api_calls", __name__, description="The switchboard: calls of the live phone-in")
+
+
+def _placed(call: Call) -> Call:
+    """Make the dial-out now; a refusal Twilio will not reconsider is an error."""
+    db.session.commit()
+    switchboard.apply_one(call.id)
+    db.session.refresh(call)
+    if call.state == CallState.FAILED and call.end_reason == switchboard.DIAL_FAILED:
+        raise Upstream(call.error or "Twilio could not place the call.")
+    return call
+
+
+@blp.route("/forums/<slug>/calls", methods=["GET"])
+@require_api(Role.PRODUCER)
+@blp.response(200, CallList)
+@documented_errors(blp, 401, 403, 404)
+@blp.doc(**PRODUCER_DOC)
+def list_calls(slug: str):  # type: ignore[no-untyped-def]
+    """Every call on the line now, then the 20 most recent that ended."""
+    return {"calls": switchboard.lines(forums.get_by_slug(slug))}
+
+
+@blp.route("/signups/<int:signup_id>/call", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.response(201, CallOut)
+@documented_errors(blp, 401, 403, 404, 409)
+@blp.alt_response(502, description="Twilio refused the call")
+@blp.doc(**PRODUCER_DOC)
+def call_back(signup_id: int):  # type: ignore[no-untyped-def]
+    """Call an approved listener back (Twilio ``calls.create``): they hear who is calling
+    and join the forum's hold, or go straight on air if they already are."""
+    signup = signups.get(signup_id)
+    now = utcnow()
+    queue.lock(signup.forum.slug, now)  # serialises with queue changes and other call-backs
+    db.session.refresh(signup)
+    return _placed(switchboard.place_callback(signup, now)), 201
+
+
+@blp.route("/forums/<slug>/studio", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.response(201, CallOut)
+@documented_errors(blp, 401, 403, 404, 409)
+@blp.alt_response(502, description="Twilio refused the call")
+@blp.doc(**PRODUCER_DOC)
+def dial_studio(slug: str):  # type: ignore[no-untyped-def]
+    """Dial the studio line into the on-air conference (done by itself when the forum goes
+    live; this redials it after it dropped). 409 while it is on the line."""
+    now = utcnow()
+    forum = queue.lock(slug, now)
+    return _placed(switchboard.dial_studio(forum, now)), 201
+
+
+@blp.route("/calls/<int:call_id>", methods=["PATCH"])
+@require_api(Role.PRODUCER)
+@blp.arguments(CallFlags)
+@blp.response(200, CallOut)
+@documented_errors(blp, 401, 403, 404, 409, 422)
+@blp.alt_response(502, description="Twilio refused the change")
+@blp.doc(**PRODUCER_DOC)
+def change_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-def]
+    """Hold or mute a caller in the on-air conference (Conference Participants)."""
+    call = switchboard.get(call_id)
+    try:
+        switchboard.participant(call, muted=data.get("muted"), held=data.get("held"))
+    except VoiceError as error:
+        if error.gone:
+            raise Conflict("This call has left the conference.", code="not_on_air") from None
+        raise Upstream(f"Twilio: {error}") from None
+    db.session.commit()
+    db.session.refresh(call)
+    return call
+
+
+@blp.route("/calls/<int:call_id>/hangup", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.response(200, CallOut)
+@documented_errors(blp, 401, 403, 404, 409)
+@blp.doc(**PRODUCER_DOC)
+def hang_up(call_id: int):  # type: ignore[no-untyped-def]
+    """Drop a call: the caller is thanked and hung up; a waiting caller's signup becomes
+    ``dropped``, an on-air caller's ``done``."""
+    call = switchboard.get(call_id)
+    switchboard.hang_up(call, utcnow())
+    db.session.commit()
+    switchboard.apply_pending(call.forum_id)
+    db.session.refresh(call)
+    return call
+
+
+@blp.route("/calls/<int:call_id>/screen", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.arguments(ScreenCallIn)
+@blp.response(200, ScreenedCall)
+@documented_errors(blp, 401, 403, 404, 409, 422)
+@blp.doc(**PRODUCER_DOC)
+def screen_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-def]
+    """Screen a caller live: the producer types their name, location and question; they
+    become an approved signup and, unless ``queue`` is false, join the queue."""
+    call = switchboard.get(call_id)
+    if not call.live:
+        raise Conflict("This caller has hung up.", code="call_ended")
+    if call.direction == "studio":
+        raise Conflict("The studio line is not a caller.", code="not_a_caller")
+    now = utcnow()
+    signup = signups.screen_call(call, data, now)
+    position = None
+    if data.get("queue", True):
+        _, signup, position = queue.place(call.forum.slug, signup.id, data.get("position"), now)
+    db.session.commit()
+    signup.queue_position = position  # type: ignore[attr-defined]
+    signup.live_call = call  # type: ignore[attr-defined]
+    return {"call": call, "signup": signup, "position": position}

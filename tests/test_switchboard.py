@@ -1,0 +1,388 @@
+"""The live phone-in end to end: callers, Twilio's queue, the on-air conference, the studio.
+
+phonein talks to the project's fake Twilio through the real SDK; the fake runs the TwiML
+phonein returns (holds callers in queues, joins conferences, posts signed callbacks back
+through the test client), so these tests assert what a caller would hear and where each
+call ends up, as well as the REST requests phonein made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from phonein import scheduling, switchboard
+from phonein.extensions import db
+from phonein.models import Call, Message, Signup
+from phonein.times import utcnow
+
+from .conftest import bearer, make_forum, make_signup, make_user
+from .fake_twilio import FakeTwilio, settings, signed
+
+STUDIO = "+442079460000"
+SHOW = "+15005550006"
+VOICE_URL = "http://phonein.test/webhooks/twilio/voice"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+def voice_app(make_app: Any, fake: FakeTwilio) -> Iterator[Any]:
+    app = make_app(**settings(fake, SMS_BACKEND="memory", VOICE_STUDIO_NUMBER=STUDIO))
+    fake.route_to(app)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def api(voice_app: Any) -> Any:
+    client = voice_app.test_client()
+    headers = bearer(make_user("producer")[1])
+
+    def call(method: str, path: str, json: Any = None, status: int | None = 200) -> Any:
+        response = client.open(f"/api/v1{path}", method=method, json=json, headers=headers)
+        if status is not None:
+            assert response.status_code == status, response.get_data(as_text=True)
+        db.session.expire_all()  # the request committed in its own session
+        return response.get_json()
+
+    return call
+
+
+def live_forum(**values: Any) -> Any:
+    now = utcnow()
+    return make_forum(starts_at=now - timedelta(minutes=5), now=now, **values)
+
+
+def dial_in(fake: FakeTwilio, number: str) -> str:
+    sid = fake.incoming_call(number, SHOW, voice_url=VOICE_URL)
+    fake.settle()
+    db.session.expire_all()
+    return sid
+
+
+def call_of(sid: str) -> Call:
+    db.session.expire_all()
+    call = db.session.scalars(sa.select(Call).where(Call.sid == sid)).one()
+    return call
+
+
+def heard(fake: FakeTwilio, sid: str) -> str:
+    return " | ".join(fake.call(sid)["transcript"])
+
+
+def test_a_listener_who_dials_in_is_greeted_held_and_told_their_place(voice_app, fake, api):
+    forum = live_forum(title="Car-free cities")
+    first = make_signup(forum, name="Ama Owusu", status="queued")
+    second = make_signup(forum, name="Lena Vogel", status="queued")
+    sid = dial_in(fake, second.phone)
+    assert "Hello Lena Vogel" in heard(fake, sid) and "number 2 in line" in heard(fake, sid)
+    assert fake.queue_members(switchboard.queue_name(forum)) == [sid]
+    call = call_of(sid)
+    assert (call.state, call.signup_id, call.direction) == ("holding", second.id, "inbound")
+    queue = api("GET", f"/forums/{forum.slug}/queue")
+    line = queue["waiting"][1]["call"]
+    assert line["state"] == "holding" and line["waiting_since"] is not None
+    assert queue["waiting"][0]["call"] is None  # Ama has not rung in
+    assert first.id == queue["waiting"][0]["id"]
+
+
+def test_next_moves_the_chosen_caller_into_the_conference_wherever_they_hold(voice_app, fake, api):
+    forum = live_forum()
+    listeners = [make_signup(forum, status="queued") for _ in range(3)]
+    # They ring in the reverse of phonein's order: Twilio's queue is first-in-first-out.
+    sids = {s.id: dial_in(fake, s.phone) for s in reversed(listeners)}
+    held = switchboard.queue_name(forum)
+    assert fake.queue_members(held) == [sids[s.id] for s in reversed(listeners)]
+
+    api("POST", f"/forums/{forum.slug}/queue/next")
+    fake.settle()
+    head = listeners[0]
+    [moved] = fake.rest("POST", f"/Calls/{sids[head.id]}.json")
+    assert moved["form"]["Url"].endswith(f"/on-air?call={call_of(sids[head.id]).id}")
+    on_air_room = switchboard.conference_name(forum)
+    assert sids[head.id] in fake.conference_participants(on_air_room)
+    assert fake.queue_members(held) == [sids[listeners[2].id], sids[listeners[1].id]]
+    call = call_of(sids[head.id])
+    assert call.state == "on_air" and call.on_air_at is not None
+    assert call.conference_sid and call.conference_sid.startswith("CF")
+    queue = api("GET", f"/forums/{forum.slug}/queue")
+    assert queue["on_air"]["id"] == head.id
+    assert queue["on_air"]["call"]["on_air_since"] is not None
+
+    # The producer picks the third, not the second: the second keeps holding.
+    third = listeners[2]
+    api("POST", f"/forums/{forum.slug}/queue/next", json={"signup_id": third.id})
+    fake.settle()
+    assert fake.conference_participants(on_air_room)[-1:] == [sids[third.id]]
+    assert sids[head.id] not in fake.conference_participants(on_air_room)
+    assert "Thank you for calling" in heard(fake, sids[head.id])
+    assert fake.call(sids[head.id])["status"] == "completed"
+    assert call_of(sids[head.id]).state == "completed"
+    assert fake.queue_members(held) == [sids[listeners[1].id]]
+    assert db.session.get(Signup, head.id).status == "done"
+
+
+def test_the_studio_is_dialled_into_the_conference_once_per_forum(voice_app, fake, api):
+    now = utcnow()
+    forum = make_forum(starts_at=now + timedelta(minutes=30), now=now)
+    api("PATCH", f"/forums/{forum.slug}", json={"status": "live"})
+    fake.settle()
+    # The scheduler's ticks after it find the forum live and the studio on the line.
+    for _ in range(2):
+        scheduling.tick(voice_app, "test-worker")
+    api("POST", f"/forums/{forum.slug}/studio", status=409)
+    fake.settle()
+    [dialled] = fake.rest("POST", "/Calls.json")
+    assert dialled["form"]["To"] == STUDIO and dialled["form"]["From"] == SHOW
+    [studio] = fake.calls_to(STUDIO)
+    assert fake.conference_participants(switchboard.conference_name(forum)) == [studio["sid"]]
+    queue = api("GET", f"/forums/{forum.slug}/queue")
+    assert queue["studio"]["state"] == "on_air" and queue["studio"]["direction"] == "studio"
+
+
+def test_a_forum_going_live_by_the_clock_dials_the_studio(voice_app, fake):
+    now = utcnow()
+    forum = make_forum(starts_at=now + timedelta(seconds=1), now=now)
+    forum.starts_at = now - timedelta(seconds=1)  # its time has come
+    forum.ends_at = forum.starts_at + forum.duration
+    db.session.commit()
+    scheduling.tick(voice_app, "test-worker")
+    scheduling.tick(voice_app, "test-worker")
+    fake.settle()
+    assert len(fake.calls_to(STUDIO)) == 1
+    assert fake.conference_participants(switchboard.conference_name(forum))
+
+
+def test_closing_the_forum_leaves_nobody_holding(voice_app, fake, api):
+    forum = live_forum()
+    on_air, waiting, approved = (
+        make_signup(forum, status=s) for s in ("queued", "queued", "approved")
+    )
+    quiet = make_signup(forum, status="queued", sms_consent=False)
+    sids = {s.id: dial_in(fake, s.phone) for s in (on_air, waiting, approved, quiet)}
+    stranger = dial_in(fake, "+447400999777")
+    api("POST", f"/forums/{forum.slug}/queue/next")
+    fake.settle()
+
+    api("PATCH", f"/forums/{forum.slug}", json={"status": "closed"})
+    fake.settle()
+    assert fake.queue_members(switchboard.queue_name(forum)) == []
+    for sid in [*sids.values(), stranger]:
+        assert fake.call(sid)["status"] == "completed", heard(fake, sid)
+        assert call_of(sid).state == "completed"
+    for sid in (sids[waiting.id], sids[approved.id], stranger):
+        assert "could not take your call" in heard(fake, sid)
+    assert "Thank you for calling" in heard(fake, sids[on_air.id])
+    goodbyes = db.session.scalars(sa.select(Message).where(Message.kind == "goodbye")).all()
+    # A text for each waiting listener who agreed to texts; the stranger gave no question.
+    assert sorted(m.signup_id for m in goodbyes) == sorted([waiting.id, approved.id])
+    assert all("may still be published" in m.body and forum.slug in m.body for m in goodbyes)
+    assert db.session.get(Signup, waiting.id).status == "dropped"
+
+
+def test_a_producer_calls_an_approved_listener_back(voice_app, fake, api):
+    forum = live_forum(title="Fishing rights")
+    listener = make_signup(forum, name="Rahul Mehta", status="approved")
+    created = api("POST", f"/signups/{listener.id}/call", status=201)
+    assert created["direction"] == "callback" and created["number"] == listener.phone
+    fake.settle()
+    [placed] = fake.rest("POST", "/Calls.json")
+    assert placed["form"]["To"] == listener.phone
+    assert placed["form"]["Url"].endswith(f"/answer?call={created['id']}")
+    sid = fake.calls_to(listener.phone)[0]["sid"]
+    assert "Hello Rahul Mehta, this is Fishing rights calling you back" in heard(fake, sid)
+    assert fake.queue_members(switchboard.queue_name(forum)) == [sid]
+    call = call_of(sid)
+    assert (call.id, call.state) == (created["id"], "holding")
+    api("POST", f"/signups/{listener.id}/call", status=409)  # already on the line
+
+    pending = make_signup(forum, status="pending")
+    assert api("POST", f"/signups/{pending.id}/call", status=409)["error"]["code"] == "not_approved"
+
+
+def test_a_call_back_that_is_not_answered_is_shown_failed(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="approved")
+    fake.answer_mode[listener.phone] = "busy"
+    created = api("POST", f"/signups/{listener.id}/call", status=201)
+    fake.settle()
+    call = db.session.get(Call, created["id"])
+    assert (call.state, call.end_reason) == ("failed", "busy")
+    # The line is free again: the producer can try later.
+    api("POST", f"/signups/{listener.id}/call", status=201)
+
+
+def test_hold_and_mute_go_through_the_conference_participants_api(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    sid = dial_in(fake, listener.phone)
+    call_id = call_of(sid).id
+    api("PATCH", f"/calls/{call_id}", json={"muted": True}, status=409)  # still holding
+    api("POST", f"/forums/{forum.slug}/queue/next")
+    fake.settle()
+
+    out = api("PATCH", f"/calls/{call_id}", json={"muted": True})
+    assert out["muted"] is True
+    out = api("PATCH", f"/calls/{call_id}", json={"held": True})
+    assert out["held"] is True
+    fake.settle()
+    conference = call_of(sid).conference_sid
+    changes = fake.rest("POST", f"/Conferences/{conference}/Participants/{sid}.json")
+    assert [c["form"] for c in changes] == [{"Muted": "true"}, {"Hold": "true"}]
+    assert fake.call(sid)["muted"] and fake.call(sid)["hold"]
+    api("PATCH", f"/calls/{call_id}", json={"held": False})
+    fake.settle()
+    assert not fake.call(sid)["hold"] and not call_of(sid).held
+
+
+def test_an_unknown_caller_is_screened_live_and_added_to_the_queue(voice_app, fake, api):
+    forum = live_forum()
+    ahead = make_signup(forum, status="queued")
+    sid = dial_in(fake, "+447400555123")
+    assert "A producer will speak to you shortly" in heard(fake, sid)
+    queue = api("GET", f"/forums/{forum.slug}/queue")
+    [line] = queue["unscreened"]
+    assert line["number"] == "+447400555123" and line["state"] == "holding"
+
+    screened = api(
+        "POST",
+        f"/calls/{line['id']}/screen",
+        json={"name": "Tomás Ruiz", "location": "Valencia, Spain", "question": "Why not trams?"},
+    )
+    assert screened["position"] == 2 and screened["signup"]["status"] == "queued"
+    signup = db.session.get(Signup, screened["signup"]["id"])
+    assert (signup.phone, signup.name, signup.status) == ("+447400555123", "Tomás Ruiz", "queued")
+    queue = api("GET", f"/forums/{forum.slug}/queue")
+    assert queue["unscreened"] == []
+    assert [w["id"] for w in queue["waiting"]] == [ahead.id, signup.id]
+    assert queue["waiting"][1]["call"]["id"] == line["id"]
+    fake.hold_loop(sid)
+    fake.settle()
+    assert "number 2 in line" in heard(fake, sid)
+
+    bad = api(
+        "POST",
+        f"/calls/{line['id']}/screen",
+        json={"name": "", "location": "x", "question": "y"},
+        status=422,
+    )
+    assert "name" in bad["error"]["fields"]
+
+
+def test_a_caller_who_hangs_up_while_holding_leaves_the_line(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    sid = dial_in(fake, listener.phone)
+    fake.hangup(sid)
+    fake.settle()
+    call = call_of(sid)
+    assert (call.state, call.end_reason) == ("completed", "hung_up")
+    queue = api("GET", f"/forums/{forum.slug}/queue")
+    assert queue["waiting"][0]["call"] is None  # still queued, but not on the line
+
+
+def test_dropping_a_waiting_caller_hangs_up_and_drops_the_signup(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    sid = dial_in(fake, listener.phone)
+    out = api("POST", f"/calls/{call_of(sid).id}/hangup")
+    fake.settle()
+    assert out["state"] == "completed"
+    assert (
+        fake.call(sid)["status"] == "completed"
+        and fake.queue_members(switchboard.queue_name(forum)) == []
+    )
+    assert db.session.get(Signup, listener.id).status == "dropped"
+    api("POST", f"/calls/{out['id']}/hangup", status=409)
+
+
+def test_twilio_errors_leave_the_move_pending_until_a_retry_succeeds(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    sid = dial_in(fake, listener.phone)
+    fake.faults.voice_errors = {f"/Calls/{sid}": 500}
+    api("POST", f"/forums/{forum.slug}/queue/next")  # on air in phonein; Twilio said 500
+    fake.settle()
+    call = call_of(sid)
+    assert call.state == "holding" and "Twilio" in (call.error or "")
+    assert fake.queue_members(switchboard.queue_name(forum)) == [sid]
+    fake.faults.voice_errors = {}
+    scheduling.tick(voice_app, "test-worker")  # the scheduler makes the request again
+    fake.settle()
+    call = call_of(sid)
+    assert call.state == "on_air" and call.error is None
+    assert sid in fake.conference_participants(switchboard.conference_name(forum))
+
+
+def test_a_move_lost_to_a_crash_is_made_again(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    sid = dial_in(fake, listener.phone)
+    # A process claimed the move, then died before asking Twilio.
+    from phonein import queue
+
+    queue.advance(forum.slug, utcnow())
+    db.session.execute(
+        sa.update(Call)
+        .where(Call.sid == sid)
+        .values(applied="on_air", applied_at=utcnow() - timedelta(minutes=1), attempts=1)
+    )
+    db.session.commit()
+    scheduling.tick(voice_app, "test-worker")
+    fake.settle()
+    assert call_of(sid).state == "on_air"
+    assert len(fake.rest("POST", f"/Calls/{sid}.json")) == 1
+
+
+def test_a_move_for_a_caller_who_already_hung_up_ends_the_line(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    sid = dial_in(fake, listener.phone)
+    fake.calls[sid]["status"] = "completed"  # hung up, and phonein was never told
+    api("POST", f"/forums/{forum.slug}/queue/next")
+    call = call_of(sid)
+    assert (call.state, call.end_reason) == ("completed", "gone")
+
+
+def test_call_states_only_move_forward(voice_app, fake):
+    forum = live_forum()
+    listener = make_signup(forum, status="approved")
+    sid = dial_in(fake, listener.phone)
+    client = voice_app.test_client()
+    for status in ("completed", "ringing", "in-progress"):
+        form = {"CallSid": sid, "CallStatus": status}
+        response = client.post(
+            "/webhooks/twilio/voice/status",
+            data=form,
+            headers=signed(f"{VOICE_URL}/status", form),
+        )
+        assert response.status_code == 204
+    assert call_of(sid).state == "completed"
+    forged = client.post("/webhooks/twilio/voice/status", data={"CallSid": sid})
+    assert forged.status_code == 403
+
+
+def test_back_timing_flags_callers_who_will_not_make_it(voice_app, api):
+    now = utcnow()
+    forum = make_forum(starts_at=now - timedelta(minutes=50), now=now)  # 10 minutes left
+    done = make_signup(forum, status="done")
+    done.on_air_at, done.done_at = now - timedelta(minutes=5), now - timedelta(minutes=2)
+    db.session.commit()  # one call so far, of 3 minutes
+    waiting = [make_signup(forum, status="queued") for _ in range(4)]
+    queue = api("GET", f"/forums/{forum.slug}/queue")
+    assert queue["average_call_seconds"] == 180
+    assert 590 <= queue["remaining_seconds"] <= 600
+    flags = [w["will_make_it"] for w in queue["waiting"]]
+    # Nobody on air: they start now, +3, +6, +9 minutes; the last has under a minute.
+    assert flags == [True, True, True, False]
+    assert [w["id"] for w in queue["waiting"]] == [w.id for w in waiting]
+    assert queue["waiting"][1]["expected_on_air_at"] > queue["waiting"][0]["expected_on_air_at"]
