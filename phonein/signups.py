@@ -388,9 +388,9 @@ def search(
 def purge(now: datetime, older_than_days: int) -> int:
     """Erase personal data of forums closed more than ``older_than_days`` ago.
 
-    Phone, email, notes, zone and manage link go from every signup. Published comments
-    (always with publish consent) keep name, location and text; every other signup keeps
-    only what the balance of opinion needs: its status and stance.
+    Phone, email, notes, zone and manage link go from every signup, and numbers from calls.
+    Published comments (always with publish consent) keep name, location and text; every
+    other signup keeps only what the balance of opinion needs: its status and stance.
     Return the number of signups erased.
     """
     cutoff = now - timedelta(days=older_than_days)
@@ -412,6 +412,12 @@ def purge(now: datetime, older_than_days: int) -> int:
         .where(*base, Signup.published.is_(True), Signup.publish_consent.is_(True))
         .values(**personal)
     ).rowcount
+    # Calls held the caller's number (and callers who never signed up have only that).
+    db.session.execute(
+        sa.update(Call)
+        .where(Call.forum_id.in_(forum_ids), Call.number.is_not(None))
+        .values(number=None)
+    )
     # The texts held the number, and some the private link: they go with the forum's data.
     db.session.execute(
         sa.delete(Message).where(

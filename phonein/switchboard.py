@@ -17,6 +17,7 @@ own transactions.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -138,10 +139,18 @@ def get(call_id: int) -> Call:
     return call
 
 
-def by_sid(sid: str) -> Call | None:
-    if not sid:
+SID_RE = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+
+
+def valid_sid(value: str | None) -> str | None:
+    """Return ``value`` if it has the shape of a Twilio SID (CA…, CF…), else None."""
+    return value if value and SID_RE.match(value) else None
+
+
+def by_sid(sid: str | None) -> Call | None:
+    if not valid_sid(sid):
         return None
-    return db.session.scalars(sa.select(Call).where(Call.sid == sid[:64])).one_or_none()
+    return db.session.scalars(sa.select(Call).where(Call.sid == sid)).one_or_none()
 
 
 def live_call_of(signup_id: int) -> Call | None:
@@ -227,7 +236,7 @@ def record_inbound(
         .values(
             forum_id=forum.id,
             signup_id=signup.id if signup is not None else None,
-            sid=sid[:64],
+            sid=sid,
             direction=CallDirection.INBOUND,
             number=number,
             state=CallState.HOLDING,
@@ -247,11 +256,11 @@ def record_inbound(
 
 def adopt_sid(call: Call, sid: str) -> None:
     """Learn a dial-out's CallSid from its first callback, if the dialler has not yet."""
-    if sid and call.sid is None:
+    if valid_sid(sid) and call.sid is None:
         db.session.execute(
             sa.update(Call)
             .where(Call.id == call.id, Call.sid.is_(None))
-            .values(sid=sid[:64])
+            .values(sid=sid)
             .execution_options(synchronize_session=False)
         )
 
@@ -267,8 +276,8 @@ def holding(call: Call, now: datetime) -> bool:
 
 def on_air(call: Call, now: datetime, conference_sid: str | None = None) -> bool:
     values: dict[str, Any] = {"on_air_at": sa.func.coalesce(Call.on_air_at, now)}
-    if conference_sid:
-        values["conference_sid"] = conference_sid[:64]
+    if valid_sid(conference_sid):
+        values["conference_sid"] = conference_sid
     return _move(call.id, CallState.ON_AIR, LIVE, **values)
 
 
@@ -459,7 +468,16 @@ def hang_up(call: Call, now: datetime) -> None:
 # Acting on what is wanted.
 
 
-def pending_ids(forum_id: int | None = None) -> list[int]:
+# What goes first when several requests wait: what the listeners hear on air.
+PRIORITY = sa.case(
+    {CallCommand.END: 0, CallCommand.ON_AIR: 1, CallCommand.DIAL: 2}, value=Call.wanted, else_=3
+)
+# Requests a web request makes itself; the scheduler's tick makes the rest a moment later
+# (closing a forum with a hundred callers holding must not keep the producer waiting).
+IN_REQUEST = 6
+
+
+def pending_ids(forum_id: int | None = None, limit: int | None = None) -> list[int]:
     stmt = sa.select(Call.id).where(
         Call.wanted.is_not(None),
         sa.or_(Call.applied.is_(None), Call.applied != Call.wanted),
@@ -467,7 +485,7 @@ def pending_ids(forum_id: int | None = None) -> list[int]:
     )
     if forum_id is not None:
         stmt = stmt.where(Call.forum_id == forum_id)
-    return list(db.session.scalars(stmt.order_by(Call.id)))
+    return list(db.session.scalars(stmt.order_by(PRIORITY, Call.id).limit(limit)))
 
 
 def retry_stale(now: datetime) -> int:
@@ -491,10 +509,10 @@ def retry_stale(now: datetime) -> int:
     return db.session.execute(stale).rowcount or 0
 
 
-def apply_pending(forum_id: int | None = None) -> int:
+def apply_pending(forum_id: int | None = None, limit: int | None = None) -> int:
     """Make the Twilio requests wanted and not yet made; return how many were made."""
     done = 0
-    for call_id in pending_ids(forum_id):
+    for call_id in pending_ids(forum_id, limit):
         done += apply_one(call_id)
     db.session.commit()
     return done

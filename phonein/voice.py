@@ -114,8 +114,8 @@ def incoming_call() -> Response:
     now = utcnow()
     phone = _caller(request.form.get("From", ""))
     forum, signup = _live_forum(phone, now)
-    sid = request.form.get("CallSid", "")
-    if forum is None or not sid:
+    sid = switchboard.valid_sid(request.form.get("CallSid"))
+    if forum is None or sid is None:
         return _no_forum_now(now)
     call = switchboard.record_inbound(forum, signup, sid, phone, now)
     response = VoiceResponse()

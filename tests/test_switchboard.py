@@ -8,9 +8,12 @@ call ends up, as well as the REST requests phonein made.
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import sqlalchemy as sa
@@ -386,3 +389,115 @@ def test_back_timing_flags_callers_who_will_not_make_it(voice_app, api):
     assert flags == [True, True, True, False]
     assert [w["id"] for w in queue["waiting"]] == [w.id for w in waiting]
     assert queue["waiting"][1]["expected_on_air_at"] > queue["waiting"][0]["expected_on_air_at"]
+
+
+def test_presenters_see_lines_but_not_numbers(voice_app, fake):
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    dial_in(fake, listener.phone)
+    dial_in(fake, "+447400555999")
+    headers = bearer(make_user("presenter")[1])
+    client = voice_app.test_client()
+    queue = client.get(f"/api/v1/forums/{forum.slug}/queue", headers=headers).get_json()
+    assert queue["waiting"][0]["call"]["state"] == "holding"
+    assert "phone" not in queue["waiting"][0]
+    assert queue["unscreened"][0]["number"] is None
+    assert "+447400555999" not in json.dumps(queue)
+    for method, path in (
+        ("POST", f"/signups/{listener.id}/call"),
+        ("GET", f"/forums/{forum.slug}/calls"),
+    ):
+        assert client.open(f"/api/v1{path}", method=method, headers=headers).status_code == 403
+
+
+def test_purge_erases_callers_numbers(voice_app, fake):
+    from phonein import signups
+
+    forum = live_forum()
+    dial_in(fake, "+447400555888")
+    forum.status, forum.closed_at = "closed", utcnow() - timedelta(days=100)
+    db.session.commit()
+    signups.purge(utcnow(), 90)
+    db.session.commit()
+    assert db.session.scalars(sa.select(Call.number)).all() == [None]
+
+
+def test_fuzzed_switchboard_requests_never_500(voice_app, fake, api):
+    """A bounded, seeded stream of odd bodies and forms at every switchboard route."""
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    sid = dial_in(fake, listener.phone)
+    call_id = call_of(sid).id
+    routes = [
+        ("POST", f"/api/v1/calls/{call_id}/screen"),
+        ("PATCH", f"/api/v1/calls/{call_id}"),
+        ("POST", f"/api/v1/forums/{forum.slug}/queue/next"),
+        ("POST", f"/api/v1/signups/{listener.id}/call"),
+        ("POST", f"/api/v1/calls/{2**40}/hangup"),
+        ("POST", f"/api/v1/forums/{forum.slug}/studio"),
+    ]
+    hooks = [
+        "",
+        "/wait?forum=" + forum.slug,
+        "/left?call=x",
+        "/answer?call=-1",
+        "/on-air?call=99999999999",
+        "/status",
+        "/conference?forum=nope",
+    ]
+    rng = random.Random(20261124)
+    client = voice_app.test_client()
+    headers = bearer(make_user("producer")[1])
+    values: list[Any] = [
+        None,
+        "",
+        "x" * 5000,
+        "\x00",
+        2**63,
+        -1,
+        True,
+        [],
+        {},
+        "CA" + "9" * 32,
+        sid,
+    ]
+    keys = ["name", "location", "question", "muted", "held", "signup_id", "position", "queue"]
+    for i in range(240):
+        method, path = routes[i % len(routes)]
+        body = {rng.choice(keys): rng.choice(values) for _ in range(rng.randint(0, 4))}
+        response = client.open(path, method=method, json=body, headers=headers)
+        assert response.status_code < 500, (path, body, response.get_data()[:300])
+        hook = hooks[i % len(hooks)]
+        form_keys = [
+            "CallSid",
+            "From",
+            "CallStatus",
+            "QueueResult",
+            "StatusCallbackEvent",
+            "ConferenceSid",
+        ]
+        form = {k: str(rng.choice(values)) for k in rng.sample(form_keys, rng.randint(0, 6))}
+        url = VOICE_URL + hook
+        reply = client.post(
+            url.removeprefix("http://phonein.test"), data=form, headers=signed(url, form)
+        )
+        assert reply.status_code in (200, 204), (hook, form, reply.get_data()[:300])
+        if reply.status_code == 200:
+            ElementTree.fromstring(reply.data)  # TwiML, always well formed
+        fake.settle()
+
+
+def test_a_forum_closing_by_the_clock_on_a_full_line_leaves_nobody_holding(voice_app, fake):
+    forum = live_forum()
+    sids = [dial_in(fake, make_signup(forum, status="queued").phone) for _ in range(10)]
+    forum.ends_at = utcnow() - timedelta(seconds=1)  # the show's time is up
+    db.session.commit()
+    scheduling.tick(voice_app, "test-worker")  # closes it and plays every goodbye
+    fake.settle()
+    assert fake.queue_members(switchboard.queue_name(forum)) == []
+    assert {fake.call(sid)["status"] for sid in sids} == {"completed"}
+    assert all("could not take your call" in heard(fake, sid) for sid in sids)
+    goodbyes = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Message).where(Message.kind == "goodbye")
+    )
+    assert goodbyes == 10

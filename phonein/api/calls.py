@@ -102,7 +102,7 @@ def hang_up(call_id: int):  # type: ignore[no-untyped-def]
     call = switchboard.get(call_id)
     switchboard.hang_up(call, utcnow())
     db.session.commit()
-    switchboard.apply_pending(call.forum_id)
+    switchboard.apply_pending(call.forum_id, switchboard.IN_REQUEST)
     db.session.refresh(call)
     return call
 

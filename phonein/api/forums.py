@@ -93,7 +93,7 @@ def patch_forum(values: dict[str, Any], slug: str):  # type: ignore[no-untyped-d
     forums.update(forum, values, utcnow())
     db.session.commit()
     # Going live dials the studio; closing says goodbye to the callers still waiting.
-    switchboard.apply_pending(forum.id)
+    switchboard.apply_pending(forum.id, switchboard.IN_REQUEST)
     return forum_json(forum, with_counts=True)
 
 

@@ -115,7 +115,7 @@ def remove(slug: str, signup_id: int):  # type: ignore[no-untyped-def]
 def _step(step: queue.Step) -> dict[str, Any]:
     db.session.commit()
     # The callers' lines follow at once: the one finished is thanked, the next goes on air.
-    switchboard.apply_pending(step.forum.id)
+    switchboard.apply_pending(step.forum.id, switchboard.IN_REQUEST)
     if step.next_up is not None:
         step.next_up.queue_position = 1  # type: ignore[attr-defined]
     return {

@@ -208,7 +208,7 @@ def forum_status(slug: str):  # type: ignore[no-untyped-def]
             flash(error.message, "error")
         else:
             db.session.commit()
-            switchboard.apply_pending(forum.id)
+            switchboard.apply_pending(forum.id, switchboard.IN_REQUEST)
             flash(f"The forum is now {forum.status}.", "ok")
     return redirect(url_for("producer.edit_forum", slug=forum.slug))
 
