@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -501,3 +502,52 @@ def test_a_forum_closing_by_the_clock_on_a_full_line_leaves_nobody_holding(voice
         sa.select(sa.func.count()).select_from(Message).where(Message.kind == "goodbye")
     )
     assert goodbyes == 10
+
+
+def test_the_switchboard_is_in_the_openapi_document(voice_app):
+    spec = voice_app.test_client().get("/api/v1/openapi.json").get_json()
+    for path, method in (
+        ("/api/v1/signups/{signup_id}/call", "post"),
+        ("/api/v1/forums/{slug}/studio", "post"),
+        ("/api/v1/forums/{slug}/calls", "get"),
+        ("/api/v1/calls/{call_id}", "patch"),
+        ("/api/v1/calls/{call_id}/hangup", "post"),
+        ("/api/v1/calls/{call_id}/screen", "post"),
+    ):
+        assert method in spec["paths"][path], path
+    queue = spec["components"]["schemas"]["QueueOut"]["properties"]
+    assert {"unscreened", "studio", "average_call_seconds"} <= queue.keys()
+    call = spec["components"]["schemas"]["CallBrief"]["properties"]
+    assert {"state", "waiting_since", "on_air_since"} <= call.keys()
+
+
+def test_processes_racing_to_make_one_request_make_it_once(voice_app, fake):
+    """Web requests and the tick of several processes may all see a request pending."""
+    forum = live_forum()
+    listeners = [make_signup(forum, status="queued") for _ in range(3)]
+    sids = [dial_in(fake, s.phone) for s in listeners]
+    from phonein import queue
+
+    queue.advance(forum.slug, utcnow())
+    db.session.commit()
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def race() -> None:
+        try:
+            with voice_app.app_context():
+                barrier.wait()
+                switchboard.apply_pending()
+                db.session.remove()
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    fake.settle()
+    assert errors == []
+    assert len(fake.rest("POST", f"/Calls/{sids[0]}.json")) == 1
+    assert call_of(sids[0]).state == "on_air"
