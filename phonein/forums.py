@@ -225,10 +225,10 @@ def set_status(forum: Forum, target: str, now: datetime) -> None:
         forum.starts_at = now
         remaining = math.ceil((forum.ends_at - now).total_seconds() / 60)
         forum.duration_minutes = min(MAX_DURATION_MINUTES, max(1, remaining))
+    forum.status = wanted
     if wanted in (ForumStatus.CLOSED, ForumStatus.CANCELLED):
         forum.closed_at = min(now, forum.ends_at) if current != ForumStatus.OPEN else now
         _end_calls(forum, now)
-    forum.status = wanted
     db.session.flush()
     if wanted == ForumStatus.CANCELLED:
         messaging.forum_cancelled(forum, now)

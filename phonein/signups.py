@@ -315,26 +315,50 @@ def screen_call(call: Call, data: dict[str, Any], now: datetime) -> Signup:
     fields.update(sms_consent=data.get("sms_consent"), publish_consent=data.get("publish_consent"))
     values = validate_listener(fields, default_region=current_app.config["DEFAULT_REGION"])
     values.pop("email", None)
+    for consent in ("sms_consent", "publish_consent"):
+        if data.get(consent) is None:  # not asked on the phone: keep what they gave online
+            values.pop(consent)
+    # Two producers screening one caller: the second waits, then finds the first's signup.
+    queue.bump(call.forum_id)
+    db.session.refresh(call)
     signup = db.session.get(Signup, call.signup_id) if call.signup_id else None
+    inserted = None
     if signup is None and call.number:
         signup = db.session.scalars(
             sa.select(Signup).where(Signup.forum_id == call.forum_id, Signup.phone == call.number)
         ).one_or_none()
     if signup is None:
         zone = phones.guess_timezone(call.number) if call.number else None
-        signup = Signup(
-            forum_id=call.forum_id,
-            phone=call.number,
-            timezone=zone,
-            country=phones.country_for_timezone(zone) if zone else None,
-            status=SignupStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-            **values,
+        # The listener may be signing up online with this number at this very moment
+        # (that path takes no queue lock): insert only if the number is still free.
+        inserted = db.session.scalars(
+            sa.select(Signup)
+            .from_statement(
+                upsert_insert(Signup.__table__)
+                .values(
+                    forum_id=call.forum_id,
+                    phone=call.number,
+                    timezone=zone,
+                    country=phones.country_for_timezone(zone) if zone else None,
+                    status=SignupStatus.PENDING,
+                    created_at=now,
+                    updated_at=now,
+                    **{"sms_consent": False, "publish_consent": False, **values},
+                )
+                .on_conflict_do_nothing(index_elements=["forum_id", "phone"])
+                .returning(*Signup.__table__.c)
+            )
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        signup = (
+            inserted
+            or db.session.scalars(
+                sa.select(Signup).where(
+                    Signup.forum_id == call.forum_id, Signup.phone == call.number
+                )
+            ).one()
         )
-        db.session.add(signup)
-        db.session.flush()
-    else:
+    if inserted is None:
         status = _under_queue_lock(signup)
         if status in (SignupStatus.ON_AIR, SignupStatus.DONE):
             raise Conflict(

@@ -38,6 +38,7 @@ from .models import (
     CallDirection,
     CallState,
     Forum,
+    ForumStatus,
     Signup,
     SignupStatus,
 )
@@ -51,6 +52,7 @@ HOLD_SECONDS = 20
 # A request Twilio accepted that the call has not followed after this long is made again.
 RETRY_AFTER = timedelta(seconds=15)
 MAX_ATTEMPTS = 5
+BACKOFF_MAX = 30
 # Back-timing: a waiting caller "makes it" with at least this long on air before the end.
 MIN_AIRTIME = timedelta(minutes=1)
 RECENT_ENDED = 20
@@ -116,7 +118,13 @@ def conference_twiml(response: VoiceResponse, forum: Forum, *, studio: bool) -> 
 def farewell_twiml(command: str, forum: Forum, call: Call) -> str:
     response = VoiceResponse()
     if call.direction != CallDirection.STUDIO:
-        if command == CallCommand.GOODBYE:
+        if command == CallCommand.GOODBYE and forum.status == ForumStatus.CANCELLED:
+            response.say(
+                f"Sorry: {forum.title} has been cancelled, so we cannot take your call. "
+                "Thank you for calling. Goodbye.",
+                voice=VOICE,
+            )
+        elif command == CallCommand.GOODBYE:
             response.say(
                 f"{forum.title} is now over, and we could not take your call today. Thank "
                 "you for waiting. Your question may still be published with the selection "
@@ -320,11 +328,22 @@ def set_flags(call: Call, **flags: bool) -> None:
 
 
 def want(command: CallCommand, *conditions: sa.ColumnElement[bool]) -> int:
+    """Ask for ``command`` on the live calls matching ``conditions``.
+
+    A new command starts with a clean slate: tries spent on the last one do not count.
+    """
+    same = sa.and_(Call.wanted.is_not(None), Call.wanted == command)
     return (
         db.session.execute(
             sa.update(Call)
             .where(Call.state.in_(LIVE), *conditions)
-            .values(wanted=command, updated_at=utcnow())
+            .values(
+                wanted=command,
+                attempts=sa.case((same, Call.attempts), else_=0),
+                error=sa.case((same, Call.error), else_=None),
+                applied_at=sa.case((same, Call.applied_at), else_=None),
+                updated_at=utcnow(),
+            )
             .execution_options(synchronize_session=False)
         ).rowcount
         or 0
@@ -372,14 +391,15 @@ def forum_over(forum: Forum, now: datetime) -> None:
     """The forum closed: callers still waiting hear a goodbye and get a text; the on-air
     caller is thanked; the studio line hangs up."""
     waiting = Call.state.in_(WAITING_STATES), Call.direction != CallDirection.STUDIO
-    for signup in db.session.scalars(
-        sa.select(Signup)
-        .join(Call, Call.signup_id == Signup.id)
-        .where(Call.forum_id == forum.id, *waiting)
-        .where(Signup.status.not_in([SignupStatus.WITHDRAWN, SignupStatus.REJECTED]))
-        .distinct()
-    ):
-        messaging.goodbye(signup, now)
+    if forum.status != ForumStatus.CANCELLED:  # a cancelled forum has its own text
+        for signup in db.session.scalars(
+            sa.select(Signup)
+            .join(Call, Call.signup_id == Signup.id)
+            .where(Call.forum_id == forum.id, *waiting)
+            .where(Signup.status.in_([SignupStatus.APPROVED, SignupStatus.QUEUED]))
+            .distinct()
+        ):
+            messaging.goodbye(signup, now)
     want(CallCommand.GOODBYE, Call.forum_id == forum.id, *waiting)
     want(
         CallCommand.END,
@@ -482,6 +502,8 @@ def pending_ids(forum_id: int | None = None, limit: int | None = None) -> list[i
         Call.wanted.is_not(None),
         sa.or_(Call.applied.is_(None), Call.applied != Call.wanted),
         Call.state.in_(LIVE),
+        # After a Twilio error, applied_at holds the time of the next try (backoff).
+        sa.or_(Call.applied_at.is_(None), Call.applied_at <= utcnow()),
     )
     if forum_id is not None:
         stmt = stmt.where(Call.forum_id == forum_id)
@@ -490,23 +512,44 @@ def pending_ids(forum_id: int | None = None, limit: int | None = None) -> list[i
 
 def retry_stale(now: datetime) -> int:
     """Make again the requests a call has not followed (a crash, a lost request)."""
+    hanging_up = Call.wanted.in_([CallCommand.END, CallCommand.GOODBYE])
     stale = (
         sa.update(Call)
         .where(
             Call.applied == Call.wanted,
             Call.applied_at < now - RETRY_AFTER,
-            Call.attempts < MAX_ATTEMPTS,
             Call.state.in_(LIVE),
             sa.or_(
-                sa.and_(Call.wanted == CallCommand.DIAL, Call.sid.is_(None)),
-                sa.and_(Call.wanted == CallCommand.ON_AIR, Call.state == CallState.HOLDING),
-                Call.wanted.in_([CallCommand.END, CallCommand.GOODBYE]),
+                sa.and_(
+                    Call.attempts < MAX_ATTEMPTS,
+                    sa.or_(
+                        sa.and_(Call.wanted == CallCommand.DIAL, Call.sid.is_(None)),
+                        sa.and_(Call.wanted == CallCommand.ON_AIR, Call.state == CallState.HOLDING),
+                    ),
+                ),
+                # Nobody may be left on the line: hang-ups are tried every RETRY_AFTER
+                # for as long as the call lasts.
+                hanging_up,
             ),
         )
         .values(applied=None)
         .execution_options(synchronize_session=False)
     )
-    return db.session.execute(stale).rowcount or 0
+    retried = db.session.execute(stale).rowcount or 0
+    # A caller who rang in just as a producer put their signup on air was recorded after
+    # the move was asked for: ask for it now.
+    missed = (
+        sa.update(Call)
+        .where(
+            Call.state == CallState.HOLDING,
+            Call.direction != CallDirection.STUDIO,
+            sa.or_(Call.wanted.is_(None), Call.wanted == CallCommand.DIAL),
+            Call.signup_id.in_(sa.select(Signup.id).where(Signup.status == SignupStatus.ON_AIR)),
+        )
+        .values(wanted=CallCommand.ON_AIR, applied=None, attempts=0, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return retried + (db.session.execute(missed).rowcount or 0)
 
 
 def apply_pending(forum_id: int | None = None, limit: int | None = None) -> int:
@@ -601,12 +644,15 @@ def _failed(call: Call, command: CallCommand, error: VoiceError, now: datetime) 
         _error(call, None)
         return
     _error(call, f"Twilio: {error}" + (f" ({error.code})" if error.code else ""))
-    if error.retryable and call.attempts < MAX_ATTEMPTS:
-        # Let the next pass make the request again.
+    hanging_up = command in (CallCommand.END, CallCommand.GOODBYE)
+    if error.retryable and (call.attempts < MAX_ATTEMPTS or hanging_up):
+        # Try again after a backoff: 1, 2, 4 … seconds, at most BACKOFF_MAX. Hang-ups are
+        # never given up while the call lasts: nobody may be left on the line.
+        delay = min(BACKOFF_MAX, 2 ** max(0, call.attempts - 1))
         db.session.execute(
             sa.update(Call)
             .where(Call.id == call.id, Call.applied == command)
-            .values(applied=None)
+            .values(applied=None, applied_at=now + timedelta(seconds=delay))
             .execution_options(synchronize_session=False)
         )
     elif command == CallCommand.DIAL:

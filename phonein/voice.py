@@ -182,6 +182,15 @@ def left_queue() -> Response:
         elif result in QUEUE_FAILURES:
             switchboard.ended(call, utcnow(), f"queue_{result}", failed=True)
         db.session.commit()
+    if result in QUEUE_FAILURES:
+        # Twilio runs this TwiML when the caller could not be held (a full queue).
+        response = VoiceResponse()
+        response.say(
+            "Sorry, all our lines are busy. Please try again in a few minutes. Goodbye.",
+            voice=VOICE,
+        )
+        response.hangup()
+        return _twiml(response)
     return _empty()
 
 
@@ -220,13 +229,18 @@ def answered() -> Response:
         voice=VOICE,
     )
     if signup.status == SignupStatus.ON_AIR:
-        response.say("You are going on air now.", voice=VOICE)
-        switchboard.on_air(call, now)
-        switchboard.conference_twiml(response, forum, studio=False)
+        moved = switchboard.on_air(call, now)
+        if moved:
+            response.say("You are going on air now.", voice=VOICE)
+            switchboard.conference_twiml(response, forum, studio=False)
     else:
-        response.say("Please hold: a producer will put you on air.", voice=VOICE)
-        switchboard.holding(call, now)
-        switchboard.hold_twiml(response, forum, call)
+        moved = switchboard.holding(call, now)
+        if moved:
+            response.say("Please hold: a producer will put you on air.", voice=VOICE)
+            switchboard.hold_twiml(response, forum, call)
+    if not moved:  # dropped by a producer while this request ran
+        response.say("Sorry, we no longer need to speak to you today. Goodbye.", voice=VOICE)
+        response.hangup()
     db.session.commit()
     return _twiml(response)
 
@@ -240,8 +254,10 @@ def to_air() -> Response:
     if call is None or not call.live:
         response.hangup()
         return _twiml(response)
-    switchboard.on_air(call, utcnow())
-    switchboard.conference_twiml(response, call.forum, studio=call.direction == "studio")
+    if switchboard.on_air(call, utcnow()):
+        switchboard.conference_twiml(response, call.forum, studio=call.direction == "studio")
+    else:  # ended by a producer while this request ran
+        response.hangup()
     db.session.commit()
     return _twiml(response)
 

@@ -79,6 +79,17 @@ def call_of(sid: str) -> Call:
     return call
 
 
+def tick_after_backoff(app: Any) -> None:
+    """Run a scheduler tick as if the backoff after a Twilio error had passed."""
+    db.session.execute(
+        sa.update(Call)
+        .where(Call.applied.is_(None), Call.applied_at.is_not(None))
+        .values(applied_at=utcnow() - timedelta(seconds=1))
+    )
+    db.session.commit()
+    scheduling.tick(app, "test-worker")
+
+
 def heard(fake: FakeTwilio, sid: str) -> str:
     return " | ".join(fake.call(sid)["transcript"])
 
@@ -320,7 +331,10 @@ def test_twilio_errors_leave_the_move_pending_until_a_retry_succeeds(voice_app, 
     assert call.state == "holding" and "Twilio" in (call.error or "")
     assert fake.queue_members(switchboard.queue_name(forum)) == [sid]
     fake.faults.voice_errors = {}
-    scheduling.tick(voice_app, "test-worker")  # the scheduler makes the request again
+    scheduling.tick(voice_app, "test-worker")  # too early: the backoff holds it back
+    fake.settle()
+    assert call_of(sid).state == "holding"
+    tick_after_backoff(voice_app)  # the scheduler makes the request again
     fake.settle()
     call = call_of(sid)
     assert call.state == "on_air" and call.error is None

@@ -267,8 +267,10 @@ class ScreenCallIn(Schema):
     stance = fields.Str(allow_none=True, validate=validate.OneOf([s.value for s in Stance]))
     rating = fields.Int(strict=True, allow_none=True, validate=validate.Range(1, 5))
     notes = fields.Str(allow_none=True, validate=validate.Length(max=NOTES_MAX))
-    sms_consent = fields.Bool(load_default=False)
-    publish_consent = fields.Bool(load_default=False)
+    sms_consent = fields.Bool(
+        allow_none=True, metadata={"description": "Absent: keep what they gave online (or no)."}
+    )
+    publish_consent = fields.Bool(allow_none=True)
     queue = fields.Bool(load_default=True, metadata={"description": "Add to the queue too."})
     position = fields.Int(strict=True, allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
 
