@@ -565,3 +565,16 @@ def test_processes_racing_to_make_one_request_make_it_once(voice_app, fake):
     assert errors == []
     assert len(fake.rest("POST", f"/Calls/{sids[0]}.json")) == 1
     assert call_of(sids[0]).state == "on_air"
+
+
+def test_screening_a_caller_already_queued_keeps_their_place(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="queued", name="Ines")
+    make_signup(forum, status="queued")
+    sid = dial_in(fake, listener.phone)
+    out = api(
+        "POST",
+        f"/calls/{call_of(sid).id}/screen",
+        json={"name": "Inês Duarte", "location": "Porto", "question": "Ferries?"},
+    )
+    assert out["position"] == 1 and out["signup"]["name"] == "Inês Duarte"

@@ -123,8 +123,9 @@ def screen_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-
         raise Conflict("The studio line is not a caller.", code="not_a_caller")
     now = utcnow()
     signup = signups.screen_call(call, data, now)
-    position = None
-    if data.get("queue", True):
+    position = queue.position_of(signup)
+    already_queued = position is not None and data.get("position") is None
+    if data.get("queue", True) and not already_queued:
         _, signup, position = queue.place(call.forum.slug, signup.id, data.get("position"), now)
     db.session.commit()
     signup.queue_position = position  # type: ignore[attr-defined]
