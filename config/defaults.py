@@ -51,6 +51,9 @@ SENDER_THREADS = 8
 VOICE_STUDIO_NUMBER = None
 # Back-timing assumes calls of this length until the forum has finished calls of its own.
 VOICE_DEFAULT_CALL_SECONDS = 240
+# How many callers a forum's hold queue takes. Twilio creates queues for 100; phonein raises
+# the limit to this (at most 5000) as the queue fills.
+VOICE_QUEUE_MAX_SIZE = 1000
 
 # Scheduler: "embedded" runs it inside `phonein serve`; "off" leaves it to `phonein worker`.
 SCHEDULER = "embedded"

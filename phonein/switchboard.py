@@ -684,6 +684,30 @@ def participant(call: Call, *, muted: bool | None, held: bool | None) -> None:
     )
 
 
+def make_room(queue_sid: str | None, *, limit: int | None = None, full: bool = False) -> bool:
+    """Raise the hold queue's limit to VOICE_QUEUE_MAX_SIZE; return whether it was raised.
+
+    Twilio creates a queue for 100 callers. The hold loop raises the limit when four fifths
+    are taken (Twilio tells it the limit); a caller refused because the queue is ``full``
+    asks Twilio for the limit first, so a queue already at the most is not raised again.
+    """
+    wanted = min(5000, int(current_app.config["VOICE_QUEUE_MAX_SIZE"]))
+    if not valid_sid(queue_sid):
+        return False
+    backend = telephony.backend(current_app._get_current_object())  # type: ignore[attr-defined]
+    try:
+        if full:
+            limit = backend.queue_limit(str(queue_sid))
+        if limit is None or limit >= wanted:
+            return False
+        backend.resize_queue(str(queue_sid), wanted)
+    except VoiceError as error:
+        log.warning("voice: could not let queue %s hold %d callers: %s", queue_sid, wanted, error)
+        return False
+    log.info("voice: queue %s now holds up to %d callers", queue_sid, wanted)
+    return True
+
+
 # Back-timing.
 
 

@@ -62,6 +62,12 @@ class VoiceBackend(Protocol):
     def conference_sid(self, name: str) -> str | None:
         """Return the SID of the conference called ``name`` in progress, if any."""
 
+    def resize_queue(self, queue_sid: str, size: int) -> None:
+        """Let the hold queue take ``size`` callers (Twilio creates it for 100)."""
+
+    def queue_limit(self, queue_sid: str) -> int:
+        """Return how many callers the hold queue takes now."""
+
 
 class ConsoleVoice:
     """Log every request: the stand-in when Twilio is not configured."""
@@ -85,6 +91,12 @@ class ConsoleVoice:
 
     def conference_sid(self, name: str) -> str | None:
         return None
+
+    def resize_queue(self, queue_sid: str, size: int) -> None:
+        log.info("voice: would let queue %s hold %d callers", queue_sid, size)
+
+    def queue_limit(self, queue_sid: str) -> int:
+        return 100
 
 
 class TwilioVoice:
@@ -141,6 +153,12 @@ class TwilioVoice:
             self.client.conferences.list, friendly_name=name, status="in-progress", limit=1
         )
         return str(found[0].sid) if found else None
+
+    def resize_queue(self, queue_sid: str, size: int) -> None:
+        self._do(self.client.queues(queue_sid).update, max_size=size)
+
+    def queue_limit(self, queue_sid: str) -> int:
+        return int(self._do(self.client.queues(queue_sid).fetch).max_size or 0)
 
 
 def init_app(app: Flask) -> None:

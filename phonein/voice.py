@@ -158,6 +158,10 @@ def hold() -> Response:
             signup = db.session.scalars(
                 sa.select(Signup).where(Signup.forum_id == forum.id, Signup.phone == phone)
             ).one_or_none()
+    form = request.form
+    current, maximum = form.get("CurrentQueueSize", ""), form.get("MaxQueueSize", "")
+    if current.isdigit() and maximum.isdigit() and int(current) >= int(maximum) * 4 // 5:
+        switchboard.make_room(form.get("QueueSid"), limit=int(maximum))
     place = queue.position_of(signup) if signup is not None else None
     if place == 1:
         response.say("You are next. Please stay on the line.", voice=VOICE)
@@ -176,6 +180,16 @@ def left_queue() -> Response:
     """The caller left the hold queue: hung up, moved on by phonein, or a failure."""
     call = _call_from_request()
     result = request.form.get("QueueResult", "")
+    if (
+        result == "queue-full"
+        and call is not None
+        and call.live
+        # Full at Twilio's default: make room and hold the caller after all.
+        and switchboard.make_room(request.form.get("QueueSid"), full=True)
+    ):
+        response = VoiceResponse()
+        response.say("Thank you for waiting.", voice=VOICE)
+        return _twiml(switchboard.hold_twiml(response, call.forum, call))
     if call is not None:
         if result == "hangup":
             switchboard.ended(call, utcnow(), "hung_up")

@@ -584,6 +584,18 @@ class FakeTwilio:
     def _enqueue(self, call: dict[str, Any], verb: ET.Element, base: str) -> list[Work]:
         name = (verb.text or "").strip()
         line = self.queues.get(name) or self._new_queue(name)
+        if len(line["members"]) >= line["max_size"]:
+            # Twilio refuses the caller and runs the action's TwiML (QueueResult=queue-full).
+            call["history"].append(("queue-full", name))
+            action = _link(base, verb, "action")
+            if not action:
+                return self._end(call, "completed")
+            params = self._voice_params(call) | {
+                "QueueResult": "queue-full",
+                "QueueSid": line["sid"],
+                "QueueTime": "0",
+            }
+            return [partial(self._run, call["sid"], call["_gen"], action, None, params)]
         line["members"].append(call["sid"])
         call["queue"] = name
         call["_enqueue"] = {
@@ -596,7 +608,14 @@ class FakeTwilio:
 
     def _new_queue(self, name: str) -> dict[str, Any]:
         sid, now = "QU" + uuid.uuid4().hex, datetime.now(UTC)
-        line = {"sid": sid, "friendly_name": name, "members": [], "date_created": now}
+        # Twilio's default for a queue <Enqueue> creates: 100 callers.
+        line = {
+            "sid": sid,
+            "friendly_name": name,
+            "members": [],
+            "date_created": now,
+            "max_size": 100,
+        }
         self.queues[name] = line
         return line
 
@@ -612,6 +631,7 @@ class FakeTwilio:
             "QueueTime": str(int((now - call["_enqueue"]["at"]).total_seconds())),
             "AvgQueueTime": str(int(sum(waits) / len(waits))),
             "CurrentQueueSize": str(len(line["members"])),
+            "MaxQueueSize": str(line["max_size"]),
         }
 
     def _hold_music(self, sid: str, gen: int) -> None:
@@ -771,7 +791,7 @@ class FakeTwilio:
             "account_sid": ACCOUNT_SID,
             "friendly_name": line["friendly_name"],
             "current_size": len(line["members"]),
-            "max_size": 100,
+            "max_size": line["max_size"],
             "average_wait_time": 0,
             "date_created": _stamp(line["date_created"]),
             "date_updated": _stamp(datetime.now(UTC)),
@@ -856,13 +876,20 @@ class FakeTwilio:
             if kind == "Queues" and not ids:
                 if method == "POST":
                     name = one(form, "FriendlyName") or ""
-                    return 201, self._queue_resource(self.queues.get(name) or self._new_queue(name))
+                    line = self.queues.get(name) or self._new_queue(name)
+                    if (size := one(form, "MaxSize")) and size.isdigit():
+                        line["max_size"] = min(5000, max(1, int(size)))
+                    return 201, self._queue_resource(line)
                 return 200, _page("queues", [self._queue_resource(q) for q in self.queues.values()])
             if kind == "Queues":
                 line = next((q for q in self.queues.values() if q["sid"] == ids[0]), None)
                 if line is None or (len(ids) > 1 and ids[1] != "Members"):
                     return missing
                 if len(ids) == 1:
+                    if method == "POST" and (size := one(form, "MaxSize")):
+                        if not size.isdigit() or not 1 <= int(size) <= 5000:
+                            return _error(400, 20001, "MaxSize must be 1 to 5000.")
+                        line["max_size"] = int(size)
                     return 200, self._queue_resource(line)
                 if len(ids) == 2:
                     members = [self._member_resource(line, sid) for sid in line["members"]]

@@ -578,3 +578,36 @@ def test_screening_a_caller_already_queued_keeps_their_place(voice_app, fake, ap
         json={"name": "Inês Duarte", "location": "Porto", "question": "Ferries?"},
     )
     assert out["position"] == 1 and out["signup"]["name"] == "Inês Duarte"
+
+
+def test_a_full_hold_queue_makes_room_instead_of_turning_callers_away(make_app, fake):
+    # Twilio creates a queue for 100 callers; here phonein may raise it to 8.
+    app = make_app(**settings(fake, SMS_BACKEND="memory", VOICE_QUEUE_MAX_SIZE=8))
+    fake.route_to(app)
+    with app.app_context():
+        forum = live_forum()
+        held = switchboard.queue_name(forum)
+        sids = [dial_in(fake, "+447400600000")]
+        line = fake.queues[held]
+        assert fake.rest(path_contains="/Queues/") == []  # far from full: nothing to do
+
+        line["max_size"] = 1  # full: the next caller is refused by Twilio...
+        sids.append(dial_in(fake, "+447400600001"))
+        # ... and phonein makes room and holds them after all.
+        assert fake.queue_members(held) == sids and line["max_size"] == 8
+        assert "Thank you for waiting" in heard(fake, sids[1])
+        assert [r["form"] for r in fake.rest("POST", f"/Queues/{line['sid']}.json")] == [
+            {"MaxSize": "8"}
+        ]
+
+        line["max_size"] = 5  # the hold loop raises it before it fills: at four fifths
+        sids += [dial_in(fake, f"+44740060000{i}") for i in (2, 3)]
+        assert line["max_size"] == 8 and fake.queue_members(held) == sids
+
+        # At the most phonein allows, the next caller hears the lines are busy.
+        sids += [dial_in(fake, f"+44740060000{i}") for i in range(4, 8)]
+        refused = dial_in(fake, "+447400600009")
+        assert fake.queue_members(held) == sids
+        assert "all our lines are busy" in heard(fake, refused)
+        assert fake.call(refused)["status"] == "completed"
+        assert call_of(refused).state == "failed"
