@@ -605,6 +605,13 @@ def _act(call: Call, command: CallCommand, now: datetime) -> None:
         sender = current_app.config.get("TWILIO_FROM_NUMBER")
         if not sender or not call.number:
             raise VoiceError("no number to call from or to: set TWILIO_FROM_NUMBER")
+        if call.attempts > 1:
+            # An earlier try may have been placed without phonein hearing back (a timeout,
+            # a crash): ask Twilio before ringing the listener, or the studio, twice.
+            placed = backend.find_call(call.number, call.created_at - timedelta(seconds=5))
+            if placed is not None:
+                adopt_sid(call, placed)
+                return
         sid = backend.dial(
             call.number,
             str(sender),

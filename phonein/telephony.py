@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any, Protocol
 
 import requests
@@ -47,6 +48,9 @@ class VoiceBackend(Protocol):
     def dial(self, to: str, from_: str, url: str, status_callback: str) -> str:
         """Place a call that fetches its TwiML from ``url``; return its CallSid."""
 
+    def find_call(self, to: str, since: datetime) -> str | None:
+        """Return the SID of a call phonein placed to ``to`` since ``since``, if any."""
+
     def redirect(self, sid: str, url: str) -> None:
         """Send a call in progress to the TwiML at ``url`` (out of a queue or conference)."""
 
@@ -76,6 +80,9 @@ class ConsoleVoice:
         sid = f"CONSOLE{uuid.uuid4().hex}"
         log.info("voice: would dial %s from %s (TwiML %s) as %s", to, from_, url, sid)
         return sid
+
+    def find_call(self, to: str, since: datetime) -> str | None:
+        return None  # the log cannot be asked
 
     def redirect(self, sid: str, url: str) -> None:
         log.info("voice: would send call %s to %s", sid, url)
@@ -135,6 +142,14 @@ class TwilioVoice:
             status_callback_event=["initiated", "ringing", "answered", "completed"],
         )
         return str(call.sid)
+
+    def find_call(self, to: str, since: datetime) -> str | None:
+        # Newest first; a call still ringing has no start time, so filter on creation.
+        for call in self._do(self.client.calls.list, to=to, limit=20):
+            created = call.date_created
+            if created is not None and created >= since:
+                return str(call.sid)
+        return None
 
     def redirect(self, sid: str, url: str) -> None:
         self._do(self.client.calls(sid).update, url=url, method="POST")

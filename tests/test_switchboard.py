@@ -611,3 +611,25 @@ def test_a_full_hold_queue_makes_room_instead_of_turning_callers_away(make_app, 
         assert "all our lines are busy" in heard(fake, refused)
         assert fake.call(refused)["status"] == "completed"
         assert call_of(refused).state == "failed"
+
+
+def test_a_dial_out_whose_answer_was_lost_is_not_placed_twice(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="approved")
+    fake.answer_mode[listener.phone] = "ringing"  # it rings on; no answer yet
+    created = api("POST", f"/signups/{listener.id}/call", status=201)
+    fake.settle()
+    # The process died after Twilio placed the call, before it heard back or any callback
+    # arrived: the row has no SID, and the claim is old.
+    db.session.execute(
+        sa.update(Call)
+        .where(Call.id == created["id"])
+        .values(sid=None, applied_at=utcnow() - timedelta(minutes=1))
+    )
+    db.session.commit()
+    scheduling.tick(voice_app, "test-worker")
+    fake.settle()
+    [placed] = fake.calls_to(listener.phone)
+    dials = [r for r in fake.rest("POST", "/Calls.json") if r["form"]["To"] == listener.phone]
+    assert len(dials) == 1 and fake.rest("GET", "/Calls.json")  # it asked, and did not redial
+    assert db.session.get(Call, created["id"]).sid == placed["sid"]
