@@ -116,11 +116,16 @@ def main() -> None:
                 started = time.perf_counter()
                 client.expect(200, "POST", f"/api/v1/forums/{slug}/queue/next")
                 requests_only.append(time.perf_counter() - started)
-                wait_for(lambda sid=sid: sid in fake.conference_participants(room))
+                try:
+                    wait_for(lambda sid=sid: sid in fake.conference_participants(room))
+                except RuntimeError as error:
+                    raise RuntimeError(f"{sid} never went on air: {fake.call(sid)}") from error
                 on_air.append(time.perf_counter() - started)
                 started = time.perf_counter()
                 client.expect(200, "GET", "/healthz")
                 health.append(time.perf_counter() - started)
+            # Close the forum (so later runs find no stale live forum): nobody is left.
+            client.expect(200, "PATCH", f"/api/v1/forums/{slug}", {"status": "closed"})
             fake.settle(timeout=60)
             left_holding = len(fake.queue_members(f"phonein-{slug}"))
     result = {

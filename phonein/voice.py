@@ -65,17 +65,28 @@ def _caller(raw: str) -> str | None:
 
 
 def _live_forum(phone: str | None, now: datetime) -> tuple[Forum | None, Signup | None]:
-    """Return the live forum for this call and the caller's signup in it, if any."""
+    """Return the live forum for this call and the caller's signup in it, if any.
+
+    With several forums live at once, the caller belongs to the one where they are
+    expected (approved, queued, on air), else one where they signed up at all, else the
+    latest to start.
+    """
     live = [f for f in forums.list_upcoming(now) if f.status_at(now) == ForumStatus.LIVE]
-    for forum in live:
-        signup = None
-        if phone:
-            signup = db.session.scalars(
-                sa.select(Signup).where(Signup.forum_id == forum.id, Signup.phone == phone)
-            ).one_or_none()
-        if signup is not None or forum is live[-1]:
-            return forum, signup
-    return None, None
+    if not live:
+        return None, None
+    signups: list[Signup] = []
+    if phone:
+        signups = list(
+            db.session.scalars(
+                sa.select(Signup).where(
+                    Signup.forum_id.in_([f.id for f in live]), Signup.phone == phone
+                )
+            )
+        )
+    by_forum = {f.id: f for f in live}
+    for signup in sorted(signups, key=lambda s: s.status not in CALLABLE):
+        return by_forum[signup.forum_id], signup
+    return live[-1], None
 
 
 def _call_from_request() -> Call | None:

@@ -81,3 +81,13 @@ def test_voice_webhooks_need_a_valid_signature(client, app):
     assert client.post("/webhooks/twilio/voice", data=form).status_code == 403
     forged = signed(BASE, {**form, "From": "+447400000000"})
     assert client.post("/webhooks/twilio/voice", data=form, headers=forged).status_code == 403
+
+
+def test_with_two_forums_live_a_caller_reaches_the_one_expecting_them(client, app):
+    earlier = live_forum(title="Earlier show")
+    later = live_forum(title="Later show")
+    done = make_signup(earlier, name="Kofi", status="done")
+    make_signup(later, name="Kofi", phone=done.phone, status="queued")
+    root = call(client, From=done.phone)
+    assert "Later show" in root.find("Say").text and "Kofi" in root.find("Say").text
+    assert root.find("Enqueue").text == f"phonein-{later.slug}"
