@@ -617,6 +617,8 @@ def _act(call: Call, command: CallCommand, now: datetime) -> None:
             str(sender),
             url("/answer", call=call.id),
             url("/status", call=call.id),
+            # A listener's voicemail must not be held for the show; the studio is staffed.
+            detect=call.direction == CallDirection.CALLBACK,
         )
         adopt_sid(call, sid)
     elif command == CallCommand.ON_AIR:

@@ -45,8 +45,11 @@ class VoiceError(Exception):
 
 
 class VoiceBackend(Protocol):
-    def dial(self, to: str, from_: str, url: str, status_callback: str) -> str:
-        """Place a call that fetches its TwiML from ``url``; return its CallSid."""
+    def dial(self, to: str, from_: str, url: str, status_callback: str, *, detect: bool) -> str:
+        """Place a call that fetches its TwiML from ``url``; return its CallSid.
+
+        ``detect``: ask Twilio to tell a person from an answering machine (``AnsweredBy``).
+        """
 
     def find_call(self, to: str, since: datetime) -> str | None:
         """Return the SID of a call phonein placed to ``to`` since ``since``, if any."""
@@ -76,7 +79,7 @@ class VoiceBackend(Protocol):
 class ConsoleVoice:
     """Log every request: the stand-in when Twilio is not configured."""
 
-    def dial(self, to: str, from_: str, url: str, status_callback: str) -> str:
+    def dial(self, to: str, from_: str, url: str, status_callback: str, *, detect: bool) -> str:
         sid = f"CONSOLE{uuid.uuid4().hex}"
         log.info("voice: would dial %s from %s (TwiML %s) as %s", to, from_, url, sid)
         return sid
@@ -130,7 +133,8 @@ class TwilioVoice:
         except (requests.RequestException, TwilioException) as error:
             raise VoiceError(f"no answer from Twilio: {error}", retryable=True) from error
 
-    def dial(self, to: str, from_: str, url: str, status_callback: str) -> str:
+    def dial(self, to: str, from_: str, url: str, status_callback: str, *, detect: bool) -> str:
+        extra: dict[str, Any] = {"machine_detection": "Enable"} if detect else {}
         call = self._do(
             self.client.calls.create,
             to=to,
@@ -140,6 +144,7 @@ class TwilioVoice:
             status_callback=status_callback,
             status_callback_method="POST",
             status_callback_event=["initiated", "ringing", "answered", "completed"],
+            **extra,
         )
         return str(call.sid)
 

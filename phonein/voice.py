@@ -237,6 +237,16 @@ def answered() -> Response:
         switchboard.conference_twiml(response, forum, studio=True)
         db.session.commit()
         return _twiml(response)
+    if request.form.get("AnsweredBy", "").startswith(("machine", "fax")):
+        # Voicemail: leave word, hang up, and show the producer it was not the listener.
+        response.say(
+            f"Hello, this is {forum.title} calling you back. Sorry we missed you. Goodbye.",
+            voice=VOICE,
+        )
+        response.hangup()
+        switchboard.ended(call, now, "voicemail", failed=True)
+        db.session.commit()
+        return _twiml(response)
     signup = db.session.get(Signup, call.signup_id) if call.signup_id else None
     active = forum.status_at(now) in (ForumStatus.OPEN, ForumStatus.LIVE)
     if signup is None or not active or signup.status not in CALLABLE:

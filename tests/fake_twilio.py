@@ -99,7 +99,8 @@ class FakeTwilio:
         self.calls: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, dict[str, Any]] = {}  # friendly name -> queue
         self.conferences: list[dict[str, Any]] = []  # a name is reused once one has ended
-        self.answer_mode: dict[str, str] = {}  # number -> busy | no-answer | failed | ringing
+        # number -> busy | no-answer | failed | ringing | machine (voicemail picks up)
+        self.answer_mode: dict[str, str] = {}
         self._work: SimpleQueue[list[Work] | None] = SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -544,7 +545,11 @@ class FakeTwilio:
     def _pick_up(self, call: dict[str, Any]) -> list[Work]:
         call["status"], call["_started"] = "in-progress", datetime.now(UTC)
         call["history"].append(("answered",))
-        run = partial(self._run, call["sid"], call["_gen"], call["_url"], call["_twiml"])
+        extra = None
+        if call.get("_amd"):
+            machine = self.answer_mode.get(call["to"]) == "machine"
+            extra = {"AnsweredBy": "machine_start" if machine else "human"}
+        run = partial(self._run, call["sid"], call["_gen"], call["_url"], call["_twiml"], extra)
         return [*self._status_event(call, "answered"), run]
 
     def _dial_out(self, sid: str, gen: int) -> None:
@@ -953,6 +958,8 @@ class FakeTwilio:
             "outbound-api", from_, to, "queued", one(form, "StatusCallback"), events
         )
         call["_url"], call["_twiml"] = url, twiml
+        # Answering machine detection: the answer webhook then says who picked up.
+        call["_amd"] = one(form, "MachineDetection") is not None
         self._defer([partial(self._dial_out, call["sid"], call["_gen"])])
         return 201, self._call_resource(call)
 

@@ -633,3 +633,18 @@ def test_a_dial_out_whose_answer_was_lost_is_not_placed_twice(voice_app, fake, a
     dials = [r for r in fake.rest("POST", "/Calls.json") if r["form"]["To"] == listener.phone]
     assert len(dials) == 1 and fake.rest("GET", "/Calls.json")  # it asked, and did not redial
     assert db.session.get(Call, created["id"]).sid == placed["sid"]
+
+
+def test_a_call_back_that_reaches_voicemail_is_not_held_for_the_show(voice_app, fake, api):
+    forum = live_forum()
+    listener = make_signup(forum, status="approved")
+    fake.answer_mode[listener.phone] = "machine"
+    created = api("POST", f"/signups/{listener.id}/call", status=201)
+    fake.settle()
+    [placed] = fake.rest("POST", "/Calls.json")
+    assert placed["form"]["MachineDetection"] == "Enable"
+    sid = fake.calls_to(listener.phone)[0]["sid"]
+    assert "Sorry we missed you" in heard(fake, sid)
+    assert fake.queue_members(switchboard.queue_name(forum)) == []
+    call = db.session.get(Call, created["id"])
+    assert (call.state, call.end_reason) == ("failed", "voicemail")
