@@ -7,7 +7,6 @@
   var url = root.getAttribute("data-queue-url");
   var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 1000;
   var shown = null;
-  var clock = { offset: 0, samples: [] };  // server time minus this browser's time, in ms
   var STATE_TEXT = { ringing: "ringing", holding: "holding", on_air: "on air", completed: "ended", failed: "failed" };
 
   function el(tag, cls, text) {
@@ -16,34 +15,9 @@
     if (text !== undefined) { node.textContent = text; }
     return node;
   }
-  function parseTime(value) {
-    return value ? Date.parse(String(value).replace(/(\.\d{3})\d+/, "$1")) : NaN;
-  }
-  function learnClock(sent, received, now) {
-    var at = parseTime(now);
-    if (isNaN(at)) { return; }
-    clock.samples.push({ rtt: received - sent, offset: at - (sent + received) / 2 });
-    if (clock.samples.length > 10) { clock.samples.shift(); }
-    clock.offset = clock.samples.reduce(function (a, b) { return b.rtt < a.rtt ? b : a; }).offset;
-  }
-  function serverNow() { return Date.now() + clock.offset; }
-  function pad(n) { return (n < 10 ? "0" : "") + n; }
-  function mmss(ms) {
-    var s = Math.max(0, Math.floor(ms / 1000));
-    return pad(Math.floor(s / 60)) + ":" + pad(s % 60);
-  }
-  function hhmm(value) {
-    var at = parseTime(value);
-    if (isNaN(at)) { return ""; }
-    var d = new Date(at);
-    return pad(d.getHours()) + ":" + pad(d.getMinutes());
-  }
-  function setTimer(node) {
-    var since = node.getAttribute("data-since");
-    var until = node.getAttribute("data-until");
-    var text = since ? mmss(serverNow() - parseTime(since)) : until ? mmss(parseTime(until) - serverNow()) : "--:--";
-    if (node.textContent !== text) { node.textContent = text; }
-  }
+  // Time helpers shared with the other board (static/clock.js).
+  var mmss = PhoneinClock.mmss, hhmm = PhoneinClock.hhmm, setTimer = PhoneinClock.setTimer;
+  var learnClock = PhoneinClock.learn;
   function timer(since) {
     var node = el("span", "timer");
     node.setAttribute("data-since", since);

@@ -13,7 +13,6 @@
   var forumApi = "/api/v1/forums/" + encodeURIComponent(slug);
   var shown = {};  // section -> the JSON it shows
   var busy = false;
-  var clock = { offset: 0, samples: [] };  // server time minus this browser's time, in ms
   var drafts = {};  // call id -> its screening form (values, errors), kept across redraws
   var focusAfterDraw = null;  // [call id, field]: where a failed screening put the cursor
   var LIVE_STATES = { ringing: true, holding: true, on_air: true };
@@ -32,37 +31,9 @@
     box.hidden = !message;
   }
 
-  // Time: the server says what time it is; timers count from its clock, not ours.
-  function parseTime(value) {
-    // Date.parse only promises milliseconds: drop the server's extra digits.
-    return value ? Date.parse(String(value).replace(/(\.\d{3})\d+/, "$1")) : NaN;
-  }
-  function learnClock(sent, received, now) {
-    var at = parseTime(now);
-    if (isNaN(at)) { return; }
-    // The fastest recent round trip brackets the server's clock most tightly.
-    clock.samples.push({ rtt: received - sent, offset: at - (sent + received) / 2 });
-    if (clock.samples.length > 10) { clock.samples.shift(); }
-    clock.offset = clock.samples.reduce(function (a, b) { return b.rtt < a.rtt ? b : a; }).offset;
-  }
-  function serverNow() { return Date.now() + clock.offset; }
-  function pad(n) { return (n < 10 ? "0" : "") + n; }
-  function mmss(ms) {
-    var s = Math.max(0, Math.floor(ms / 1000));
-    return pad(Math.floor(s / 60)) + ":" + pad(s % 60);
-  }
-  function hhmm(value) {
-    var at = parseTime(value);
-    if (isNaN(at)) { return ""; }
-    var d = new Date(at);
-    return pad(d.getHours()) + ":" + pad(d.getMinutes());
-  }
-  function setTimer(node) {
-    var since = node.getAttribute("data-since");
-    var until = node.getAttribute("data-until");
-    var text = since ? mmss(serverNow() - parseTime(since)) : until ? mmss(parseTime(until) - serverNow()) : "--:--";
-    if (node.textContent !== text) { node.textContent = text; }
-  }
+  // Time helpers shared with the other board (static/clock.js).
+  var mmss = PhoneinClock.mmss, hhmm = PhoneinClock.hhmm, setTimer = PhoneinClock.setTimer;
+  var learnClock = PhoneinClock.learn;
   function timer(since, until) {
     var node = el("span", "timer");
     if (since) { node.setAttribute("data-since", since); }
