@@ -80,6 +80,15 @@ def normalize(raw: str, *, country: str | None, timezone: str | None, default_re
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def caller_id(raw: str, default_region: str) -> str | None:
+    """Return a caller ID (an SMS sender, a caller's number) as E.164, or None when it is
+    withheld, a short code or otherwise not a phone number."""
+    try:
+        return normalize(raw, country=None, timezone=None, default_region=default_region)
+    except Invalid:
+        return None
+
+
 def guess_timezone(e164: str) -> str | None:
     """Return the zone of a number when the numbering plan says it has exactly one."""
     zones = [

@@ -227,13 +227,15 @@ def place(
     return forum, signup, position
 
 
-def remove(slug: str, signup_id: int, now: datetime) -> tuple[Forum, Signup]:
-    """Take a waiting caller out of the queue, back to approved."""
+def remove(
+    slug: str, signup_id: int, now: datetime, *, to: SignupStatus = SignupStatus.APPROVED
+) -> tuple[Forum, Signup]:
+    """Take a waiting caller out of the queue: back to approved, or ``dropped``."""
     forum = lock(slug, now)
     signup = _reload(signup_id, forum)
     if signup.status != SignupStatus.QUEUED:
         raise Conflict(f"Signup {signup_id} is not in the queue.", code="not_queued")
-    signup.status = SignupStatus.APPROVED
+    signup.status = to
     signup.queue_key = None
     signup.updated_at = now
     db.session.flush()

@@ -323,14 +323,10 @@ def screen_call(call: Call, data: dict[str, Any], now: datetime) -> Signup:
     db.session.refresh(call)
     signup = db.session.get(Signup, call.signup_id) if call.signup_id else None
     inserted = None
-    if signup is None and call.number:
-        signup = db.session.scalars(
-            sa.select(Signup).where(Signup.forum_id == call.forum_id, Signup.phone == call.number)
-        ).one_or_none()
     if signup is None:
         zone = phones.guess_timezone(call.number) if call.number else None
-        # The listener may be signing up online with this number at this very moment
-        # (that path takes no queue lock): insert only if the number is still free.
+        # A new signup unless the number has one (perhaps made online this very moment:
+        # that path takes no queue lock); then that one is updated.
         inserted = db.session.scalars(
             sa.select(Signup)
             .from_statement(

@@ -458,21 +458,14 @@ def hang_up(call: Call, now: datetime) -> None:
         raise Conflict("This call has already ended.", code="call_ended")
     from . import queue  # queue imports this module
 
-    if call.signup_id is not None:
-        signup = db.session.get(Signup, call.signup_id)
-        if signup is not None:
-            queue.bump(signup.forum_id)
-            db.session.refresh(signup)
-            if signup.status == SignupStatus.QUEUED:
-                signup.status = SignupStatus.DROPPED
-                signup.queue_key = None
-                signup.updated_at = now
-                db.session.flush()
-                messaging.notify_head(signup.forum, now)
-            elif signup.status == SignupStatus.ON_AIR:
-                signup.status = SignupStatus.DONE
-                signup.done_at = now
-                signup.updated_at = now
+    signup = db.session.get(Signup, call.signup_id) if call.signup_id else None
+    if signup is not None:
+        queue.bump(signup.forum_id)  # the status read next stays true until commit
+        db.session.refresh(signup)
+        if signup.status == SignupStatus.QUEUED:
+            queue.remove(call.forum.slug, signup.id, now, to=SignupStatus.DROPPED)
+        elif signup.status == SignupStatus.ON_AIR:
+            queue.finish(call.forum.slug, now)
     want(CallCommand.END, Call.id == call.id)
 
 
@@ -587,7 +580,7 @@ def apply_one(call_id: int) -> int:
 
 
 def _act(call: Call, command: CallCommand, now: datetime) -> None:
-    backend = telephony.backend(current_app._get_current_object())  # type: ignore[attr-defined]
+    backend = telephony.backend()
     forum = db.session.get(Forum, call.forum_id)
     assert forum is not None
     if command == CallCommand.DIAL:
@@ -659,29 +652,26 @@ def _failed(call: Call, command: CallCommand, error: VoiceError, now: datetime) 
         ended(call, now, DIAL_FAILED, failed=True)
 
 
+TWILIO_FLAG = {"muted": "muted", "held": "hold"}
+
+
 def participant(call: Call, *, muted: bool | None, held: bool | None) -> None:
     """Hold or mute an on-air caller (Conference Participants); raise VoiceError."""
     if call.state != CallState.ON_AIR or not call.sid:
         raise Conflict(
             "Only a call in the on-air conference can be held or muted.", code="not_on_air"
         )
-    backend = telephony.backend(current_app._get_current_object())  # type: ignore[attr-defined]
+    backend = telephony.backend()
     conference = call.conference_sid or backend.conference_sid(conference_name(call.forum))
     if conference is None:
         raise Conflict("The on-air conference has not started yet.", code="no_conference")
-    flags: dict[str, bool] = {}
-    if muted is not None:
-        flags["muted"] = muted
-    if held is not None:
-        flags["hold"] = held
-    if flags:
-        backend.participant(conference, call.sid, **flags)
-    set_flags(
-        call,
-        conference_sid=conference,
-        **({"muted": muted} if muted is not None else {}),
-        **({"held": held} if held is not None else {}),
-    )
+    # Twilio calls the conference hold "hold"; phonein's column is "held".
+    changes = {
+        name: value for name, value in (("muted", muted), ("held", held)) if value is not None
+    }
+    if changes:
+        backend.participant(conference, call.sid, **{TWILIO_FLAG[k]: v for k, v in changes.items()})
+    set_flags(call, conference_sid=conference, **changes)
 
 
 def make_room(queue_sid: str | None, *, limit: int | None = None, full: bool = False) -> bool:
@@ -694,7 +684,7 @@ def make_room(queue_sid: str | None, *, limit: int | None = None, full: bool = F
     wanted = min(5000, int(current_app.config["VOICE_QUEUE_MAX_SIZE"]))
     if not valid_sid(queue_sid):
         return False
-    backend = telephony.backend(current_app._get_current_object())  # type: ignore[attr-defined]
+    backend = telephony.backend()
     try:
         if full:
             limit = backend.queue_limit(str(queue_sid))

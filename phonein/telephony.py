@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import requests
-from flask import Flask
+from flask import Flask, current_app
 
 from .sms import redirecting_http_client
 
@@ -195,5 +195,6 @@ def init_app(app: Flask) -> None:
     app.extensions["phonein_voice"] = backend
 
 
-def backend(app: Flask) -> VoiceBackend:
-    return app.extensions["phonein_voice"]  # type: ignore[no-any-return]
+def backend() -> VoiceBackend:
+    """The current app's voice backend."""
+    return current_app.extensions["phonein_voice"]  # type: ignore[no-any-return]

@@ -23,7 +23,6 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from . import forums, phones, queue, switchboard
-from .errors import Invalid
 from .extensions import csrf, db
 from .models import (
     MAX_ID,
@@ -56,12 +55,7 @@ def _empty() -> Response:
 
 
 def _caller(raw: str) -> str | None:
-    try:
-        return phones.normalize(
-            raw, country=None, timezone=None, default_region=current_app.config["DEFAULT_REGION"]
-        )
-    except Invalid:
-        return None  # withheld or unusual caller IDs
+    return phones.caller_id(raw, current_app.config["DEFAULT_REGION"])
 
 
 def _live_forum(phone: str | None, now: datetime) -> tuple[Forum | None, Signup | None]:

@@ -15,7 +15,6 @@ from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import RequestValidator
 
 from . import delivery, messaging, phones
-from .errors import Invalid
 from .extensions import csrf, db
 from .models import Message, MessageKind, MessageStatus
 from .times import utcnow
@@ -62,11 +61,8 @@ def inbound_sms() -> Response:
     sender = request.form.get("From", "")
     word = request.form.get("Body", "").strip().upper()
     now = utcnow()
-    try:
-        phone = phones.normalize(
-            sender, country=None, timezone=None, default_region=current_app.config["DEFAULT_REGION"]
-        )
-    except Invalid:  # short codes and garbage: nothing to record
+    phone = phones.caller_id(sender, current_app.config["DEFAULT_REGION"])
+    if phone is None:  # short codes and garbage: nothing to record
         return twiml()
     if word in STOP_WORDS:
         messaging.opt_out(phone, now)

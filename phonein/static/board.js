@@ -7,41 +7,13 @@
   var url = root.getAttribute("data-queue-url");
   var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 1000;
   var shown = null;
-  var STATE_TEXT = { ringing: "ringing", holding: "holding", on_air: "on air", completed: "ended", failed: "failed" };
 
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) { node.className = cls; }
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
-  // Time helpers shared with the other board (static/clock.js).
-  var mmss = PhoneinClock.mmss, hhmm = PhoneinClock.hhmm, setTimer = PhoneinClock.setTimer;
-  var learnClock = PhoneinClock.learn;
-  function timer(since) {
-    var node = el("span", "timer");
-    node.setAttribute("data-since", since);
-    setTimer(node);
-    return node;
-  }
-  function tick() { Array.prototype.forEach.call(root.querySelectorAll(".timer"), setTimer); }
-
-  function lineState(call) {
-    var box = el("div", "line");
-    var state = call ? (STATE_TEXT[call.state] ? call.state : "unknown") : "none";
-    var badge = el("span", "badge line-state " + state);
-    badge.setAttribute("data-state", state);
-    badge.appendChild(document.createTextNode(call ? (STATE_TEXT[call.state] || call.state) : "not on the line"));
-    var since = call && call.state === "holding" ? call.waiting_since : call && call.state === "on_air" ? call.on_air_since : null;
-    if (since) {
-      badge.appendChild(document.createTextNode(" "));
-      badge.appendChild(timer(since));
-    }
-    box.appendChild(badge);
-    if (call && call.muted) { box.appendChild(el("span", "badge flag muted", "muted")); }
-    if (call && call.held) { box.appendChild(el("span", "badge flag held", "on hold")); }
-    return box;
-  }
+  // Shared with the producer's board (static/boards.js).
+  var B = PhoneinBoards;
+  var el = B.el, mmss = B.mmss, hhmm = B.hhmm, setTimer = B.setTimer, learnClock = B.learn;
+  var timer = B.timer;
+  function tick() { B.tickAll(root); }
+  function lineState(call) { return B.lineState(call, "div"); }
   function caller(s) {
     var box = el("div", "caller");
     box.appendChild(el("span", "name", s.name));

@@ -16,32 +16,19 @@
   var drafts = {};  // call id -> its screening form (values, errors), kept across redraws
   var focusAfterDraw = null;  // [call id, field]: where a failed screening put the cursor
   var LIVE_STATES = { ringing: true, holding: true, on_air: true };
-  var STATE_TEXT = { ringing: "ringing", holding: "holding", on_air: "on air", completed: "ended", failed: "failed" };
   var STANCES = ["for", "against", "neutral", "other"];
 
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) { node.className = cls; }
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
   function showError(message) {
     var box = document.getElementById("queue-error");
     box.textContent = message || "";
     box.hidden = !message;
   }
 
-  // Time helpers shared with the other board (static/clock.js).
-  var mmss = PhoneinClock.mmss, hhmm = PhoneinClock.hhmm, setTimer = PhoneinClock.setTimer;
-  var learnClock = PhoneinClock.learn;
-  function timer(since, until) {
-    var node = el("span", "timer");
-    if (since) { node.setAttribute("data-since", since); }
-    if (until) { node.setAttribute("data-until", until); }
-    setTimer(node);
-    return node;
-  }
-  function tick() { Array.prototype.forEach.call(root.querySelectorAll(".timer"), setTimer); }
+  // Shared with the presenter's board (static/boards.js).
+  var B = PhoneinBoards;
+  var el = B.el, mmss = B.mmss, hhmm = B.hhmm, setTimer = B.setTimer, learnClock = B.learn;
+  var timer = B.timer;
+  function tick() { B.tickAll(root); }
 
   function request(method, url, body, onFail) {
     busy = true;
@@ -91,22 +78,10 @@
     }, { "data-call-action": "callback", "data-signup-id": s.id });
   }
 
-  // A call's line: its state (with how long it has held or been on air), its flags.
+  // A call's line (static/boards.js), with what only producers need: call-back, errors.
   function lineState(call) {
-    var box = el("span", "line");
-    var state = call ? (STATE_TEXT[call.state] ? call.state : "unknown") : "none";
-    var badge = el("span", "badge line-state " + state);
-    badge.setAttribute("data-state", state);
-    badge.appendChild(document.createTextNode(call ? (STATE_TEXT[call.state] || call.state) : "not on the line"));
-    var since = call && call.state === "holding" ? call.waiting_since : call && call.state === "on_air" ? call.on_air_since : null;
-    if (since) {
-      badge.appendChild(document.createTextNode(" "));
-      badge.appendChild(timer(since));
-    }
-    box.appendChild(badge);
+    var box = B.lineState(call, "span");
     if (call && call.direction === "callback") { box.appendChild(el("span", "small line-direction", "call-back")); }
-    if (call && call.muted) { box.appendChild(el("span", "badge flag muted", "muted")); }
-    if (call && call.held) { box.appendChild(el("span", "badge flag held", "on hold")); }
     if (call && call.error) { box.appendChild(el("span", "line-error", call.error)); }
     return box;
   }
