@@ -149,9 +149,10 @@ def worker_run(args: argparse.Namespace, ahead: float) -> dict[str, Any]:
 def inprocess_runs(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Time ``fan_out_wave`` + commit in this process, on fresh forums."""
     os.environ["PHONEIN_DATABASE_URL"] = DATABASE_URL
+    from phonein.messaging import fan_out_wave
+
     from phonein import create_app
     from phonein.extensions import db
-    from phonein.messaging import fan_out_wave
     from phonein.models import Forum
     from phonein.times import utcnow
 

@@ -46,7 +46,10 @@ TWILIO_API_URL = None
 # Sender threads per process (each waits for its rate slot, then for Twilio).
 SENDER_THREADS = 8
 
-# Voice. The studio line phonein dials into the on-air conference when a forum goes live
+# Voice. VOICE_BACKEND: twilio, console or memory; None picks twilio when Twilio
+# credentials are set, else console (which logs what it would ask of Twilio).
+VOICE_BACKEND = None
+# The studio line phonein dials into the on-air conference when a forum goes live
 # (E.164; unset: nobody is dialled). Outgoing calls show TWILIO_FROM_NUMBER.
 VOICE_STUDIO_NUMBER = None
 # Back-timing assumes calls of this length until the forum has finished calls of its own.

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, database, errors, settings
+from . import accounts, database, errors, settings
 from .extensions import csrf, db, limiter, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,16 +32,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)
     limiter.init_app(app)
-    auth.init_app(app)
+    accounts.init_app(app)
     errors.init_app(app)
 
-    from . import api, cli, sms, telephony, voice, web, webhooks
+    from . import api, cli, live, sms, web
 
     api.init_app(app)
     sms.init_app(app)
-    telephony.init_app(app)
+    live.init_app(app)
     web.init_app(app)
-    app.register_blueprint(webhooks.bp)
-    app.register_blueprint(voice.bp)
     cli.init_app(app)
     return app

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 
-from . import auth, signups
+from . import accounts, signups, worker
+from .database import commit, rollback
 from .errors import DomainError
-from .extensions import db
 from .models import Role
 from .times import utcnow
 
@@ -33,7 +34,7 @@ def main() -> None:
 
 
 def _fail(error: DomainError) -> None:
-    db.session.rollback()
+    rollback()
     raise click.ClickException(error.message)
 
 
@@ -54,81 +55,64 @@ def serve(host: str, port: int, threads: int) -> None:
     upgrade()
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     click.echo(f"phonein on http://{host}:{port}  (database: {url.split('@')[-1]})")
-    background = _start_background(app, embedded=True)
+    stop = _embedded_background(app)
     try:
         waitress_serve(app, host=host, port=port, threads=threads, ident="phonein")
     finally:
-        background()
+        stop()
 
 
-def _start_background(app: Flask, *, embedded: bool):  # type: ignore[no-untyped-def]
-    """Start the sender and (embedded) a background scheduler; return their stopper."""
+def _embedded_background(app: Flask) -> Callable[[], None]:
+    """Start the sender and a background scheduler in this process, unless SCHEDULER=off."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from . import scheduling, sending
-
-    if embedded and app.config["SCHEDULER"] != "embedded":
+    if app.config["SCHEDULER"] != "embedded":
         return lambda: None
-    holder = scheduling.worker_id()
-    sender = sending.Sender(app, holder, threads=int(app.config["SENDER_THREADS"]))
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduling.add_jobs(scheduler, app, holder)
-    sender.start()
+    stop = worker.start(app, threads=int(app.config["SENDER_THREADS"]), scheduler=scheduler)
     scheduler.start()
     click.echo(
         f"scheduler and SMS sender running ({app.config['SMS_BACKEND']}, "
         f"at most {app.config['SMS_RATE']}/s)",
         err=True,
     )
-
-    def stop() -> None:
-        scheduler.shutdown(wait=True)  # let a running tick finish its transaction
-        sender.close()
-        with app.app_context():
-            scheduling.release(holder)
-
     return stop
 
 
 @click.command("worker")
 @click.option("--threads", type=int, default=None, help="Sender threads (SENDER_THREADS).")
 @with_appcontext
-def worker(threads: int | None) -> None:
+def worker_command(threads: int | None) -> None:
     """Run scheduler ticks (while holding the lease) and send SMS, until SIGTERM."""
     import logging
     import signal
 
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    from . import scheduling, sending
-
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    holder = scheduling.worker_id()
-    sender = sending.Sender(app, holder, threads=threads or int(app.config["SENDER_THREADS"]))
     scheduler = BlockingScheduler(timezone="UTC")
-    scheduling.add_jobs(scheduler, app, holder)
 
-    def stop(signum: int, frame: object) -> None:
+    def shutdown(signum: int, frame: object) -> None:
         scheduler.shutdown(wait=False)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    sender.start()
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    stop = worker.start(
+        app, threads=threads or int(app.config["SENDER_THREADS"]), scheduler=scheduler
+    )
     click.echo(
-        f"phonein worker {holder}: {app.config['SMS_BACKEND']} SMS, "
+        f"phonein worker: {app.config['SMS_BACKEND']} SMS, "
         f"at most {app.config['SMS_RATE']}/s across all senders",
         err=True,
     )
     try:
         scheduler.start()
     finally:
-        sender.close()
-        with app.app_context():
-            scheduling.release(holder)
-        click.echo(f"phonein worker {holder} stopped", err=True)
+        stop()
+        click.echo("phonein worker stopped", err=True)
 
 
 @click.group("users")
@@ -148,10 +132,10 @@ def users_add(email: str, role: str, password_stdin: bool) -> None:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = auth.create_user(email, role, password)
+        user = accounts.create_user(email, role, password)
     except DomainError as error:
         _fail(error)
-    db.session.commit()
+    commit()
     click.echo(f"Created {user.email} ({user.role}).", err=True)
 
 
@@ -165,11 +149,11 @@ def tokens() -> None:
 @with_appcontext
 def tokens_create(email: str) -> None:
     """Print a new API bearer token for EMAIL, and nothing else, on stdout."""
-    user = auth.user_by_email(email)
+    user = accounts.user_by_email(email)
     if user is None:
         raise click.ClickException(f"No staff account for {email}: use 'phonein users add'.")
-    token = auth.create_token(user)
-    db.session.commit()
+    token = accounts.create_token(user)
+    commit()
     click.echo(token)
 
 
@@ -181,7 +165,7 @@ def demo() -> None:
 
     upgrade()
     summary = demo_data.load(utcnow())
-    db.session.commit()
+    commit()
     click.echo(summary)
 
 
@@ -198,10 +182,10 @@ def demo() -> None:
 def purge(days: int) -> None:
     """Erase personal data of forums closed longer ago than DAYS."""
     count = signups.purge(utcnow(), days)
-    db.session.commit()
+    commit()
     click.echo(f"Erased personal data of {count} signup(s) of forums closed over {days} days ago.")
 
 
 def init_app(app: Flask) -> None:
-    for command in (serve, worker, users, tokens, demo, purge):
+    for command in (serve, worker_command, users, tokens, demo, purge):
         app.cli.add_command(command)

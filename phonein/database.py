@@ -1,14 +1,24 @@
-"""Engine set-up per dialect, and the database health check."""
+"""The database: engine set-up per dialect, the one commit path, and the health check.
+
+Operations may flush but never commit. A view (or a CLI command, or a scheduler tick)
+commits once through ``commit``, which then runs the work operations registered with
+``after_commit`` during the unit of work: requests to Twilio that must follow the commit
+of their cause, never precede it. A rollback forgets them.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
+
+log = logging.getLogger("phonein.database")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -40,6 +50,34 @@ def upsert_insert(table: Any) -> Any:
     Both supported databases have INSERT … ON CONFLICT; SQLAlchemy exposes it per dialect.
     """
     return (postgresql.insert if dialect() == "postgresql" else sqlite.insert)(table)
+
+
+def after_commit(key: Hashable, action: Callable[[], object]) -> None:
+    """Run ``action`` once the current unit of work has committed; once per ``key``."""
+    pending: dict[Hashable, Callable[[], object]] = g.setdefault("phonein_after_commit", {})
+    pending.setdefault(key, action)
+
+
+def commit() -> None:
+    """Commit the unit of work, then run the work registered to follow it.
+
+    That work is idempotent and re-checked when it runs; one that fails is logged and
+    left to the scheduler, which retries whatever a request left undone.
+    """
+    db.session.commit()
+    pending: dict[Hashable, Callable[[], object]] = g.pop("phonein_after_commit", {})
+    for key, action in pending.items():
+        try:
+            action()
+        except Exception:
+            log.exception("after-commit work %r failed; the scheduler will retry it", key)
+            db.session.rollback()
+
+
+def rollback() -> None:
+    """Roll the unit of work back, and forget the work registered to follow it."""
+    db.session.rollback()
+    g.pop("phonein_after_commit", None)
 
 
 def healthy() -> bool:

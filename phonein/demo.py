@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from . import auth, publication, queue, signups
+from . import accounts, publication, signups
 from .extensions import db
-from .models import Forum, Role
+from .live import queue
+from .models import Forum, Role, User
 
 UPCOMING = {
     "slug": "car-free-city-centres",
@@ -306,8 +307,8 @@ def load(now: datetime) -> str:
         f"Demo forum: /forums/{upcoming.slug} ({len(PEOPLE)} signups)",
         f"Past, published forum: /forums/{past.slug}",
     ]
-    if db.session.scalar(sa.select(sa.func.count()).select_from(auth.User)) == 0:
+    if db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0:
         password = secrets.token_urlsafe(12)
-        auth.create_user("producer@demo.phonein", Role.PRODUCER, password)
+        accounts.create_user("producer@demo.phonein", Role.PRODUCER, password)
         lines.append(f"Producer login: producer@demo.phonein / {password}  (shown once)")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from .extensions import db
+from .database import rollback
 
 DEFAULT_CODES = {
     400: "bad_request",
@@ -127,12 +127,12 @@ def handle_http_exception(error: HTTPException) -> tuple[Response | str, int]:
 
 
 def handle_domain_error(error: DomainError) -> tuple[Response | str, int]:
-    db.session.rollback()
+    rollback()
     return error_response(error.status, error.code, error.message, error.fields)
 
 
 def handle_unexpected(error: Exception) -> tuple[Response | str, int]:
-    db.session.rollback()
+    rollback()
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
     from flask import current_app

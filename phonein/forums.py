@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
-from . import messaging, switchboard
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
-from .models import TITLE_MAX, Forum, ForumStatus, Signup, SignupStatus
+from .live import dispatch
+from .models import FORUM_ACTIVE, TITLE_MAX, Forum, ForumStatus, Signup, SignupStatus
+from .sms import outbox
 from .times import zone_or_none
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -60,11 +60,6 @@ def slugify(text: str) -> str:
     return slug[:60].rstrip("-") or "forum"
 
 
-def public_url(forum: Forum) -> str:
-    """The forum's page as listeners reach it."""
-    return f"{current_app.config['PUBLIC_URL']}/forums/{forum.slug}"
-
-
 def get_by_slug(slug: str, *, for_update: bool = False) -> Forum:
     stmt = sa.select(Forum).where(Forum.slug == slug)
     if for_update:
@@ -79,7 +74,7 @@ def list_upcoming(now: datetime) -> list[Forum]:
     """Return forums still open or live at ``now``, soonest first."""
     stmt = (
         sa.select(Forum)
-        .where(Forum.status.in_([ForumStatus.OPEN, ForumStatus.LIVE]), Forum.ends_at > now)
+        .where(Forum.status.in_(FORUM_ACTIVE), Forum.ends_at > now)
         .order_by(Forum.starts_at)
     )
     return list(db.session.scalars(stmt))
@@ -202,7 +197,7 @@ def update(forum: Forum, values: dict[str, Any], now: datetime) -> ForumChange:
         set_status(forum, status, now)
     db.session.flush()
     if moving:
-        messaging.forum_moved(forum, now)
+        outbox.forum_moved(forum, now)
     return change
 
 
@@ -231,10 +226,10 @@ def set_status(forum: Forum, target: str, now: datetime) -> None:
         _end_calls(forum, now)
     db.session.flush()
     if wanted == ForumStatus.CANCELLED:
-        messaging.forum_cancelled(forum, now)
+        outbox.forum_cancelled(forum, now)
     elif wanted == ForumStatus.LIVE:
-        messaging.notify_head(forum, now)
-        switchboard.forum_live(forum, now)
+        outbox.notify_head(forum, now)
+        dispatch.forum_live(forum, now)
 
 
 def sync_statuses(now: datetime) -> int:
@@ -250,13 +245,13 @@ def sync_statuses(now: datetime) -> int:
     )
     for forum in going_live:
         # Whoever the producers queued before the show is first in line now.
-        messaging.notify_head(forum, now)
-        switchboard.forum_live(forum, now)
+        outbox.notify_head(forum, now)
+        dispatch.forum_live(forum, now)
     # Conditional on the status, so a producer's concurrent cancel is never overwritten.
     over = list(
         db.session.scalars(
             sa.update(Forum)
-            .where(Forum.status.in_([ForumStatus.OPEN, ForumStatus.LIVE]), Forum.ends_at <= now)
+            .where(Forum.status.in_(FORUM_ACTIVE), Forum.ends_at <= now)
             .values(status=ForumStatus.CLOSED, closed_at=Forum.ends_at)
             .returning(Forum)
             .execution_options(populate_existing=True)
@@ -271,7 +266,7 @@ def sync_statuses(now: datetime) -> int:
 def _end_calls(forum: Forum, now: datetime) -> None:
     """The forum is over: the caller on air is done, callers still waiting are dropped
     (and those on the line hear a goodbye)."""
-    switchboard.forum_over(forum, now)
+    dispatch.forum_over(forum, now)
     db.session.execute(
         sa.update(Signup)
         .where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)

@@ -1,7 +1,8 @@
 """Database models (SQLAlchemy 2 typed declarative).
 
 Models hold data and derived read-only facts; the operations that change them live in
-``forums``, ``signups``, ``queue``, ``publication`` and ``auth``.
+``forums``, ``signups``, ``publication``, ``accounts``, ``sms`` and ``live``. Groups of
+statuses that several modules ask about are declared once, beside their enums.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class ForumStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# A forum that has not ended: it takes signups (until they close), its queue and its calls.
+FORUM_ACTIVE = (ForumStatus.OPEN, ForumStatus.LIVE)
+
+
 class SignupStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
@@ -52,6 +57,23 @@ class SignupStatus(StrEnum):
     DONE = "done"
     DROPPED = "dropped"
     WITHDRAWN = "withdrawn"
+
+
+# Let through by a producer: they may be queued, called back and put on air.
+SIGNUP_CLEARED = (SignupStatus.APPROVED, SignupStatus.QUEUED, SignupStatus.ON_AIR)
+# Listeners who still expect to hear about the forum.
+SIGNUP_REACHABLE = (SignupStatus.PENDING, *SIGNUP_CLEARED)
+# The call is under way or over: the listener's own changes no longer apply.
+SIGNUP_LOCKED = (SignupStatus.QUEUED, SignupStatus.ON_AIR, SignupStatus.DONE, SignupStatus.DROPPED)
+# What a producer may approve or reject.
+SIGNUP_SCREENABLE = (
+    SignupStatus.PENDING,
+    SignupStatus.APPROVED,
+    SignupStatus.REJECTED,
+    SignupStatus.QUEUED,
+)
+# Never screened, or withdrawn: such a comment is neither published nor counted.
+SIGNUP_UNSCREENED = (SignupStatus.PENDING, SignupStatus.WITHDRAWN)
 
 
 class Stance(StrEnum):
@@ -116,8 +138,8 @@ class Forum(db.Model):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     duration_minutes: Mapped[int]
-    # Derived from starts_at + duration and kept in step by forums.apply_changes, so that
-    # "which forums are over" is a plain indexed comparison on every database.
+    # Derived from starts_at + duration, kept in step by forums.create and forums.update,
+    # so that "which forums are over" is a plain indexed comparison on every database.
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     timezone: Mapped[str] = mapped_column(sa.String(64))
     signup_closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -145,18 +167,19 @@ class Forum(db.Model):
         ``ends_at``; producer decisions (cancelled, closed early, published) stand.
         """
         status = ForumStatus(self.status)
-        if status in (ForumStatus.OPEN, ForumStatus.LIVE):
+        if status in FORUM_ACTIVE:
             if now >= self.ends_at:
                 return ForumStatus.CLOSED
             if now >= self.starts_at:
                 return ForumStatus.LIVE
         return status
 
+    def active_at(self, now: datetime) -> bool:
+        """Say whether the forum has not ended at ``now`` (open or live)."""
+        return self.status_at(now) in FORUM_ACTIVE
+
     def accepts_signups_at(self, now: datetime) -> bool:
-        return (
-            self.status_at(now) in (ForumStatus.OPEN, ForumStatus.LIVE)
-            and now < self.signup_closes_at
-        )
+        return self.active_at(now) and now < self.signup_closes_at
 
 
 class Signup(db.Model):
@@ -366,7 +389,10 @@ class CallState(StrEnum):
     FAILED = "failed"  # busy, no answer, refused, or Twilio could not connect it
 
 
-LIVE_CALL_STATES = (CallState.RINGING, CallState.HOLDING, CallState.ON_AIR)
+# Callers still waiting for their turn on the line.
+CALL_WAITING = (CallState.RINGING, CallState.HOLDING)
+# Calls not yet over.
+CALL_LIVE = (*CALL_WAITING, CallState.ON_AIR)
 
 
 class CallCommand(StrEnum):
@@ -435,4 +461,4 @@ class Call(db.Model):
 
     @property
     def live(self) -> bool:
-        return self.state in LIVE_CALL_STATES
+        return self.state in CALL_LIVE

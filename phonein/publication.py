@@ -9,10 +9,8 @@ import sqlalchemy as sa
 
 from .errors import Conflict, Invalid
 from .extensions import db
-from .models import MAX_ID, PULL_QUOTE_MAX, Forum, Signup, SignupStatus, Stance
-from .signups import clean_text
-
-UNSCREENED = (SignupStatus.PENDING, SignupStatus.WITHDRAWN)
+from .inputs import clean_text
+from .models import MAX_ID, PULL_QUOTE_MAX, SIGNUP_UNSCREENED, Forum, Signup, Stance
 
 
 def set_published(signup: Signup, data: dict[str, Any], now: datetime) -> None:
@@ -36,7 +34,7 @@ def set_published(signup: Signup, data: dict[str, Any], now: datetime) -> None:
         db.session.refresh(signup, with_for_update=True)
         if not signup.publish_consent:
             raise Conflict("This listener did not agree to publication.", code="no_publish_consent")
-        if signup.status in UNSCREENED or signup.erased_at is not None:
+        if signup.status in SIGNUP_UNSCREENED or signup.erased_at is not None:
             raise Conflict(f"A {signup.status} signup cannot be published.", code="not_publishable")
     signup.published = published
     if "pull_quote" in data:
@@ -55,9 +53,32 @@ def selection(forum: Forum) -> list[Signup]:
                 Signup.forum_id == forum.id,
                 Signup.published.is_(True),
                 Signup.publish_consent.is_(True),
-                Signup.status.not_in(UNSCREENED),
+                Signup.status.not_in(SIGNUP_UNSCREENED),
             )
             .order_by(Signup.publish_order.is_(None), Signup.publish_order, Signup.id)
+        )
+    )
+
+
+def candidates(forum: Forum) -> list[Signup]:
+    """Return the comments that may be published: consented, screened, not erased; the
+    selection first in its order, then the best rated."""
+    return list(
+        db.session.scalars(
+            sa.select(Signup)
+            .where(
+                Signup.forum_id == forum.id,
+                Signup.publish_consent.is_(True),
+                Signup.status.not_in(SIGNUP_UNSCREENED),
+                Signup.erased_at.is_(None),
+            )
+            .order_by(
+                Signup.published.desc(),
+                Signup.publish_order.is_(None),
+                Signup.publish_order,
+                Signup.rating.desc(),
+                Signup.id,
+            )
         )
     )
 
@@ -69,7 +90,7 @@ def balance(forum: Forum) -> dict[str, int]:
         .where(
             Signup.forum_id == forum.id,
             Signup.stance.is_not(None),
-            Signup.status.not_in(UNSCREENED),
+            Signup.status.not_in(SIGNUP_UNSCREENED),
         )
         .group_by(Signup.stance)
     )

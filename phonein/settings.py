@@ -68,9 +68,10 @@ def _derive(app: Flask) -> None:
 
     config["PUBLIC_URL"] = str(config["PUBLIC_URL"]).rstrip("/")
     config["DEFAULT_REGION"] = str(config["DEFAULT_REGION"]).upper()
-    if not config.get("SMS_BACKEND"):
-        has_twilio = config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN")
-        config["SMS_BACKEND"] = "twilio" if has_twilio else "console"
+    has_twilio = config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN")
+    for backend in ("SMS_BACKEND", "VOICE_BACKEND"):
+        if not config.get(backend):
+            config[backend] = "twilio" if has_twilio else "console"
     if config["SMS_BACKEND"] == "twilio" and not (
         config.get("TWILIO_MESSAGING_SERVICE_SID") or config.get("TWILIO_FROM_NUMBER")
     ):

@@ -15,10 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from . import messaging, phones, queue
+from . import phones
 from .database import upsert_insert
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
+from .inputs import EMAIL_RE, as_bool, clean_text
+from .links import manage_url
+from .live import queue
 from .models import (
     EMAIL_MAX,
     LOCATION_MAX,
@@ -26,30 +29,19 @@ from .models import (
     NAME_MAX,
     NOTES_MAX,
     QUESTION_MAX,
+    SIGNUP_LOCKED,
+    SIGNUP_SCREENABLE,
     Call,
     Forum,
-    ForumStatus,
     Message,
     Signup,
     SignupStatus,
     Stance,
 )
+from .sms import outbox
 from .times import zone_or_none
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# Control characters other than tab and newline: PostgreSQL refuses NUL in text, and none
-# of them belongs in a name or a question.
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
 LISTENER_FIELDS = ("name", "location", "email", "question", "sms_consent", "publish_consent")
-# Statuses in which the listener's own changes no longer apply: the call is under way.
-LOCKED = {SignupStatus.QUEUED, SignupStatus.ON_AIR, SignupStatus.DONE, SignupStatus.DROPPED}
-SCREENABLE = {
-    SignupStatus.PENDING,
-    SignupStatus.APPROVED,
-    SignupStatus.REJECTED,
-    SignupStatus.QUEUED,
-}
 
 
 @dataclass
@@ -59,27 +51,8 @@ class Registration:
     created: bool
 
 
-def clean_text(value: Any) -> str:
-    """Return ``value`` as text with newlines normalised and control characters removed."""
-    if value is None:
-        return ""
-    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
-    return CONTROL_RE.sub("", text).strip()
-
-
-def manage_url(token: str) -> str:
-    """The listener's private link: see, change, withdraw or erase their signup."""
-    return f"{current_app.config['PUBLIC_URL']}/manage/{token}"
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("1", "true", "on", "yes", "y")
-    return bool(value)
 
 
 def _length(errors: dict[str, str], name: str, value: str, low: int, high: int, label: str) -> None:
@@ -105,8 +78,8 @@ def validate_listener(data: dict[str, Any], *, default_region: str) -> dict[str,
     if email and (len(email) > EMAIL_MAX or not EMAIL_RE.match(email)):
         errors["email"] = "That does not look like an email address."
     out["email"] = email
-    out["sms_consent"] = _bool(data.get("sms_consent"))
-    out["publish_consent"] = _bool(data.get("publish_consent"))
+    out["sms_consent"] = as_bool(data.get("sms_consent"))
+    out["publish_consent"] = as_bool(data.get("publish_consent"))
 
     zone = clean_text(data.get("timezone")) or None
     if zone and zone_or_none(zone) is None:
@@ -163,7 +136,7 @@ def register(
     # the round trip itself on this, the busiest write.
     created = db.session.scalars(sa.select(Signup).from_statement(stmt)).one_or_none()
     if created is not None:
-        messaging.confirmation(created, manage_url(token), now)
+        outbox.confirmation(created, manage_url(token), now)
         return Registration(created, token, created=True)
 
     # No row lock here: change_by_listener takes the forum's queue lock first and re-reads,
@@ -186,11 +159,11 @@ def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) ->
     listener changes it.
     """
     status = _under_queue_lock(signup)
-    if signup.forum.status_at(now) not in (ForumStatus.OPEN, ForumStatus.LIVE):
+    if not signup.forum.active_at(now):
         raise Conflict(
             "This phone-in is over: signups can no longer be changed.", code="forum_over"
         )
-    if status in LOCKED:
+    if status in SIGNUP_LOCKED:
         raise Conflict(
             "Your call is already in the producers' queue, so it can no longer be changed "
             "online. You can still withdraw.",
@@ -235,9 +208,9 @@ def _under_queue_lock(signup: Signup) -> SignupStatus:
 
 
 def _left_queue(signup: Signup, was: SignupStatus, now: datetime, reason: str) -> None:
-    messaging.signup_stopped(signup, now, reason)
+    outbox.signup_stopped(signup, now, reason)
     if was == SignupStatus.QUEUED:
-        messaging.notify_head(signup.forum, now)
+        outbox.notify_head(signup.forum, now)
 
 
 def withdraw(signup: Signup, now: datetime) -> None:
@@ -260,7 +233,7 @@ def erase(signup: Signup, now: datetime) -> None:
     db.session.delete(signup)
     db.session.flush()
     if was == SignupStatus.QUEUED:
-        messaging.notify_head(forum, now)
+        outbox.notify_head(forum, now)
 
 
 def screen(signup: Signup, data: dict[str, Any], now: datetime) -> None:
@@ -286,7 +259,7 @@ def screen(signup: Signup, data: dict[str, Any], now: datetime) -> None:
         raise Invalid(errors)
 
     status = _under_queue_lock(signup) if decision else SignupStatus(signup.status)
-    if decision and status not in SCREENABLE:
+    if decision and status not in SIGNUP_SCREENABLE:
         raise Conflict(f"A {status.value} signup cannot be screened.", code="not_screenable")
     if decision == "approve" and status in (SignupStatus.PENDING, SignupStatus.REJECTED):
         signup.status = SignupStatus.APPROVED

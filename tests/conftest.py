@@ -191,7 +191,7 @@ def make_signup(forum: Any, **values: Any):  # type: ignore[no-untyped-def]
     data.update(values)
     signup = signups.register(forum, data, now, default_region="GB").signup
     if status == "queued":
-        from phonein import queue
+        from phonein.live import queue
 
         signup.status = "approved"
         db.session.flush()
@@ -217,12 +217,12 @@ def manage_token(forum: Any, signup: Any) -> str:  # type: ignore[no-untyped-def
 
 def make_user(role: str = "producer", email: str | None = None):  # type: ignore[no-untyped-def]
     """Create a user with a password 'correct horse battery' and return (user, token)."""
-    from phonein import auth
+    from phonein import accounts
 
-    user = auth.create_user(
+    user = accounts.create_user(
         email or f"{role}-{next(_phone_counter)}@example.org", role, "correct horse battery"
     )
-    token = auth.create_token(user)
+    token = accounts.create_token(user)
     db.session.commit()
     return user, token
 

@@ -1,6 +1,6 @@
 """The switchboard on the producer's queue board and the presenter's board, in a real browser.
 
-Calls are seeded straight into the database (``switchboard.record_inbound``: a caller
+Calls are seeded straight into the database (``calls.record_inbound``: a caller
 holding on the line), so no Twilio is involved; hold and mute need Twilio and are covered
 elsewhere. The server, the browser and the login are those of ``test_browser``.
 """
@@ -20,8 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from phonein import switchboard
 from phonein.extensions import db
+from phonein.live import calls
 from phonein.models import Forum, Signup
 from phonein.times import utcnow
 
@@ -96,7 +96,7 @@ def _seed_live_forum(
         sid = _sid()
         if hold_first:
             first = signups[0]
-            switchboard.record_inbound(made, first, sid, first.phone, now - timedelta(minutes=1))
+            calls.record_inbound(made, first, sid, first.phone, now - timedelta(minutes=1))
             db.session.commit()
         return {
             "slug": made.slug,
@@ -111,7 +111,7 @@ def test_the_producer_sees_the_lines_and_screens_a_caller_live(live_app, browser
     with app.app_context():
         forum = _forum(seed["slug"])
         stranger = _sid()
-        switchboard.record_inbound(forum, None, stranger, "+447700900123", utcnow())
+        calls.record_inbound(forum, None, stranger, "+447700900123", utcnow())
         db.session.commit()
         email = make_user("producer")[0].email
     holding_id, quiet_id = seed["ids"]
@@ -145,7 +145,7 @@ def test_the_producer_sees_the_lines_and_screens_a_caller_live(live_app, browser
 
     # The unscreened caller: their number, how long they have held, a form to screen them.
     with app.app_context():
-        call_id = switchboard.by_sid(stranger).id
+        call_id = calls.by_sid(stranger).id
     card = f'#unscreened li[data-call-id="{call_id}"]'
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, card), "+447700900123"))
     assert (_read(browser, f"{card} .line-state") or "").startswith("holding ")
@@ -206,10 +206,10 @@ def test_the_presenter_board_shows_the_lines_and_follows_a_call(live_app, browse
         forum = _forum(seed["slug"])
         first, second = db.session.get(Signup, first_id), db.session.get(Signup, second_id)
         now = utcnow()
-        on_air = switchboard.record_inbound(forum, first, _sid(), first.phone, now)
-        assert switchboard.on_air(on_air, now)
+        on_air = calls.record_inbound(forum, first, _sid(), first.phone, now)
+        assert calls.on_air(on_air, now)
         sid = _sid()
-        switchboard.record_inbound(forum, second, sid, second.phone, now)
+        calls.record_inbound(forum, second, sid, second.phone, now)
         db.session.commit()
         first_name = first.name
 
@@ -236,8 +236,8 @@ def test_the_presenter_board_shows_the_lines_and_follows_a_call(live_app, browse
 
     # The second caller hangs up: the board shows it without a reload, within two seconds.
     with app.app_context():
-        call = switchboard.by_sid(sid)
-        assert switchboard.ended(call, utcnow(), "hung_up")
+        call = calls.by_sid(sid)
+        assert calls.ended(call, utcnow(), "hung_up")
         db.session.commit()
     WebDriverWait(browser, UPDATE_WITHIN, poll_frequency=0.1).until(
         lambda d: _read(d, f"{nxt} .line-state") == "not on the line"

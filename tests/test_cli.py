@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from phonein import auth
+from phonein import accounts
 from phonein.extensions import db
 from phonein.models import Forum, Signup
 from phonein.times import utcnow
@@ -18,10 +18,10 @@ def test_users_add_and_tokens_create(client, app, runner):
         input="a long enough password\n",
     )
     assert result.exit_code == 0, result.output
-    user = auth.user_by_email("ed@example.org")
+    user = accounts.user_by_email("ed@example.org")
     assert user is not None and user.role == "producer"
     assert user.password_hash and "a long enough password" not in user.password_hash
-    assert auth.check_login("ed@example.org", "a long enough password") is user
+    assert accounts.check_login("ed@example.org", "a long enough password") is user
     tokens = runner.invoke(args=["tokens", "create", "ed@example.org"])
     assert tokens.exit_code == 0
     token = tokens.stdout.strip()

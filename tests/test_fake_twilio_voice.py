@@ -16,7 +16,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from phonein.sms import redirecting_http_client
+from phonein.twilio import RedirectingHttpClient
 
 from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
@@ -75,7 +75,7 @@ def fake(app: StandIn) -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def client(fake: FakeTwilio) -> Client:
-    return Client(ACCOUNT_SID, AUTH_TOKEN, http_client=redirecting_http_client(fake.url))
+    return Client(ACCOUNT_SID, AUTH_TOKEN, http_client=RedirectingHttpClient(fake.url))
 
 
 def ring(fake: FakeTwilio, *numbers: str, url: str = VOICE) -> list[str]:

@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from phonein import forums, messaging, queue, signups
+from phonein import forums, signups
 from phonein.extensions import db
+from phonein.live import queue
 from phonein.models import Message
+from phonein.sms import outbox
 from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup
@@ -23,8 +25,8 @@ def messages(**where) -> list[Message]:  # type: ignore[no-untyped-def]
 
 def run_waves(now) -> int:  # type: ignore[no-untyped-def]
     total = 0
-    for forum, offset, due in messaging.due_waves(now, timedelta(0)):
-        total += messaging.fan_out_wave(forum, offset, due, now)
+    for forum, offset, due in outbox.due_waves(now, timedelta(0)):
+        total += outbox.fan_out_wave(forum, offset, due, now)
     db.session.commit()
     return total
 
@@ -69,7 +71,7 @@ def test_reminder_waves_fan_out_once_for_those_signed_up_in_time(app):
     withdrawn = make_signup(forum, now=now, status="withdrawn")
     rejected = make_signup(forum, now=now, status="rejected")
     opted_out = make_signup(forum, now=now)
-    messaging.opt_out(opted_out.phone, now)
+    outbox.opt_out(opted_out.phone, now)
     db.session.commit()
     # The 24-hour wave was due before anyone signed up: nobody gets it.
     assert run_waves(now) == 0
@@ -164,7 +166,7 @@ def test_withdraw_reject_and_stop_drop_pending_messages(app):
     now = utcnow()
     signups.withdraw(withdrawn, now)
     signups.screen(rejected, {"decision": "reject"}, now)
-    messaging.opt_out(stopped.phone, now)
+    outbox.opt_out(stopped.phone, now)
     db.session.commit()
     status = {m.signup_id: m.status for m in messages(kind="confirmation")}
     assert status == {
@@ -218,18 +220,18 @@ def test_closing_drops_callers_still_waiting(client, app, producer):
 
 
 def test_a_reminder_for_a_start_since_moved_is_not_sent(app):
-    from phonein import sending
+    from phonein.sms import dispatch
 
     now = utcnow()
     forum = make_forum(starts_at=now + timedelta(hours=1), now=now)
     make_signup(forum, now=now - timedelta(minutes=1), sms_consent=True)
-    messaging.fan_out_wave(forum, 3600, now, now)
+    outbox.fan_out_wave(forum, 3600, now, now)
     db.session.commit()
     # The forum moves while the wave is being written (no cancel_pending saw it).
     forum.starts_at = now + timedelta(days=2)
     forum.ends_at = forum.starts_at + forum.duration
     forum.signup_closes_at = forum.ends_at
     db.session.commit()
-    claimed = sending.claim("w", utcnow(), 10)
+    claimed = dispatch.claim("w", utcnow(), 10)
     assert [c.kind for c in claimed] == ["confirmation"]
     assert {m.status for m in messages(kind="reminder")} == {"cancelled"}

@@ -123,7 +123,7 @@ def test_a_queued_listener_cannot_edit_but_can_withdraw(client, app):
     signup = db.session.query(Signup).one()
     signup.status = "approved"
     db.session.commit()
-    from phonein import queue
+    from phonein.live import queue
 
     queue.place(forum.slug, signup.id, None, utcnow())
     db.session.commit()

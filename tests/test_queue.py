@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from phonein import queue
 from phonein.extensions import db
+from phonein.live import queue
 from phonein.models import Signup
 from phonein.times import utcnow
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from phonein import queue, switchboard
 from phonein.extensions import db
-from phonein.models import Call, Message, Signup
+from phonein.live import calls, dispatch, queue, twiml
+from phonein.models import Call, CallCommand, Message, Signup
 from phonein.times import utcnow
 
 from .conftest import make_signup
@@ -42,13 +42,13 @@ def _studio_on_air(voice_app: Any, fake: Any, forum: Any) -> str:
     """Let the tick take the forum live and dial the studio into the conference."""
     _tick(voice_app, fake)
     [studio] = fake.calls_to(STUDIO)
-    assert studio["sid"] in fake.conference_participants(switchboard.conference_name(forum))
+    assert studio["sid"] in fake.conference_participants(twiml.conference_name(forum))
     return str(studio["sid"])
 
 
 def test_attempts_spent_on_earlier_commands_stop_the_hang_up_being_retried(voice_app, fake, api):
     """``Call.attempts`` counts every claim of every command and is never reset when a new
-    command is wanted (switchboard.want). A caller whose move on air needed a few retries
+    command is wanted (dispatch.want). A caller whose move on air needed a few retries
     has used up MAX_ATTEMPTS, so a single transient 500 on the later END ("finish") is
     never retried (_failed: attempts < MAX_ATTEMPTS is false; retry_stale likewise): the
     finished caller stays in the on-air conference for good while the board says done.
@@ -62,7 +62,7 @@ def test_attempts_spent_on_earlier_commands_stop_the_hang_up_being_retried(voice
     api("POST", f"/forums/{forum.slug}/queue/next")
     fake.settle()
     _tick(voice_app, fake, 3)
-    room = switchboard.conference_name(forum)
+    room = twiml.conference_name(forum)
     assert sid in fake.conference_participants(room)
 
     # One more transient 500, on the hang-up this time.
@@ -110,7 +110,7 @@ def test_a_caller_ringing_in_as_they_are_put_on_air_is_left_holding(voice_app, f
     forum = live_forum()
     slug = forum.slug
     listener = make_signup(forum, status="queued")
-    original = switchboard.record_inbound
+    original = calls.record_inbound
     pressed: list[BaseException] = []
 
     def press_next() -> None:
@@ -118,7 +118,7 @@ def test_a_caller_ringing_in_as_they_are_put_on_air_is_left_holding(voice_app, f
             with voice_app.app_context():
                 queue.advance(slug, utcnow())
                 db.session.commit()
-                switchboard.apply_pending()
+                dispatch.apply_pending()
                 db.session.remove()
         except BaseException as error:  # surfaced below
             pressed.append(error)
@@ -129,17 +129,17 @@ def test_a_caller_ringing_in_as_they_are_put_on_air_is_left_holding(voice_app, f
         worker.join(timeout=20)
         return original(*args, **kwargs)
 
-    switchboard.record_inbound = racing  # type: ignore[assignment]
+    calls.record_inbound = racing  # type: ignore[assignment]
     try:
         sid = dial_in(fake, listener.phone)
     finally:
-        switchboard.record_inbound = original  # type: ignore[assignment]
+        calls.record_inbound = original  # type: ignore[assignment]
     assert pressed == []
     assert db.session.get(Signup, listener.id).status == "on_air"
     _tick(voice_app, fake, 3)
     fake.hold_loop(sid)
     fake.settle()
-    assert sid in fake.conference_participants(switchboard.conference_name(forum)), (
+    assert sid in fake.conference_participants(twiml.conference_name(forum)), (
         call_of(sid).state,
         heard(fake, sid),
     )
@@ -175,7 +175,7 @@ def test_two_producers_screening_one_caller_get_a_500(voice_app, fake, api, monk
     number = "+447400555321"
     sid = dial_in(fake, number)
     line = call_of(sid)
-    from phonein import queue as queue_ops
+    from phonein.live import queue as queue_ops
 
     real_bump = queue_ops.bump
 
@@ -257,15 +257,15 @@ def test_a_call_back_dropped_as_it_is_answered_keeps_holding_unseen(voice_app, f
     """
     forum = live_forum()
     listener = make_signup(forum, status="approved")
-    original = switchboard.holding
+    original = calls.holding
     dropped: list[BaseException] = []
 
     def drop(call_id: int) -> None:
         try:
             with voice_app.app_context():
-                switchboard.want(switchboard.CallCommand.END, Call.id == call_id)
+                dispatch.want(forum.id, CallCommand.END, Call.id == call_id)
                 db.session.commit()
-                switchboard.apply_pending()
+                dispatch.apply_pending()
                 db.session.remove()
         except BaseException as error:  # surfaced below
             dropped.append(error)
@@ -276,12 +276,12 @@ def test_a_call_back_dropped_as_it_is_answered_keeps_holding_unseen(voice_app, f
         worker.join(timeout=20)
         return original(call, now)
 
-    switchboard.holding = racing  # type: ignore[assignment]
+    calls.holding = racing  # type: ignore[assignment]
     try:
         created = api("POST", f"/signups/{listener.id}/call", status=201)
         fake.settle()
     finally:
-        switchboard.holding = original  # type: ignore[assignment]
+        calls.holding = original  # type: ignore[assignment]
     assert dropped == []
     sid = fake.calls_to(listener.phone)[0]["sid"]
     assert db.session.get(Call, created["id"]).state == "completed"

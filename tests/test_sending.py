@@ -10,9 +10,10 @@ from xml.etree import ElementTree
 import pytest
 import sqlalchemy as sa
 
-from phonein import delivery, messaging, sending, sms
 from phonein.extensions import db
 from phonein.models import EarlyStatus, Message, OptOut
+from phonein.sms import backends, dispatch, outbox
+from phonein.sms import status as delivery
 from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup
@@ -21,7 +22,7 @@ from .fake_twilio import FakeTwilio, Faults, settings, signed
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch):
-    monkeypatch.setattr(sending, "backoff", lambda attempts: timedelta(milliseconds=20))
+    monkeypatch.setattr(dispatch, "backoff", lambda attempts: timedelta(milliseconds=20))
 
 
 def drain(app, worker: str = "test-worker", seconds: float = 30) -> None:  # type: ignore[no-untyped-def]
@@ -29,9 +30,9 @@ def drain(app, worker: str = "test-worker", seconds: float = 30) -> None:  # typ
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with app.app_context():
-            claimed = sending.claim(worker, utcnow(), 50)
+            claimed = dispatch.claim(worker, utcnow(), 50)
         for message in claimed:
-            sending.deliver(app, message, worker)
+            dispatch.deliver(app, message, worker)
         with app.app_context():
             left = db.session.scalar(
                 sa.select(sa.func.count()).where(Message.status.in_(["pending", "sending"]))
@@ -100,7 +101,7 @@ def test_permanent_errors_fail_without_retry_and_21610_opts_out(make_app):
             assert db.session.get(OptOut, unsubscribed.phone) is not None
             assert db.session.get(OptOut, fine.phone) is None
             # Nothing further goes to the number that opted out.
-            messaging.forum_cancelled(forum, utcnow())
+            outbox.forum_cancelled(forum, utcnow())
             db.session.commit()
         drain(app)
         assert [m["to"] for m in fake.messages].count(unsubscribed.phone) == 0
@@ -114,7 +115,7 @@ def test_rate_cap_holds_in_every_second(make_app):
             forum = make_forum()
             for _ in range(50):
                 make_signup(forum)
-        sender = sending.Sender(app, "rate-test", threads=8)
+        sender = dispatch.Sender(app, "rate-test", threads=8)
         sender.start()
         try:
             deadline = time.monotonic() + 20
@@ -136,12 +137,12 @@ def test_a_crashed_send_that_reached_twilio_is_recorded_not_resent(make_app):
             forum = make_forum()
             reached, lost = make_signup(forum), make_signup(forum)
             # A worker claimed both, sent one, and died before recording anything.
-            claimed = sending.claim("dead-worker", utcnow(), 10)
+            claimed = dispatch.claim("dead-worker", utcnow(), 10)
         [first] = [c for c in claimed if c.to == reached.phone]
-        sms.backend(app).send(first.to, first.body)
+        backends.backend(app).send(first.to, first.body)
         with app.app_context():
             later = utcnow() + timedelta(seconds=5)
-            assert sending.recover(app, later, timedelta(seconds=1)) == 2
+            assert dispatch.recover(app, later, timedelta(seconds=1)) == 2
         drain(app)
         per_number = collections.Counter(m["to"] for m in fake.messages)
         assert per_number == {reached.phone: 1, lost.phone: 1}
@@ -168,7 +169,7 @@ def test_stop_then_start_restores_reminders(make_app):
                 if word == "stop":
                     assert db.session.get(OptOut, listener.phone) is not None
             due = utcnow()  # a wave due now (the listener signed up before it)
-            assert messaging.fan_out_wave(forum, 3600, due, due) == 1
+            assert outbox.fan_out_wave(forum, 3600, due, due) == 1
             db.session.commit()
         drain(app)
         kinds = [m["body"].split(":")[0] for m in fake.sent_to(listener.phone)]
@@ -226,13 +227,13 @@ def test_status_callbacks_only_move_forward(client, app):
 def test_a_status_that_beats_the_sid_is_kept_and_applied(client, app):
     forum = make_forum()
     make_signup(forum)
-    [claimed] = sending.claim("w", utcnow(), 10)
+    [claimed] = dispatch.claim("w", utcnow(), 10)
     url = "http://phonein.test/webhooks/twilio/status"
     sid = "SM" + "b" * 32
     for status in ("delivered", "sent"):  # out of order, and before the SID is recorded
         form = {"MessageSid": sid, "MessageStatus": status}
         assert client.post(url, data=form, headers=signed(url, form)).status_code == 204
-    sending.record_sent(claimed, "w", sms.SendResult(sid=sid, status="queued"))
+    dispatch.record_sent(claimed, "w", backends.SendResult(sid=sid, status="queued"))
     message = db.session.scalars(sa.select(Message)).one()
     db.session.refresh(message)
     assert (message.provider_sid, message.status) == (sid, "delivered")
@@ -294,17 +295,17 @@ def test_a_send_whose_recording_failed_is_reconciled_while_its_worker_lives(make
         app = make_app(**settings(fake, SMS_RATE=1000))
         with app.app_context():
             listener = make_signup(make_forum())
-            [claimed] = sending.claim("alive-worker", utcnow(), 10)
-            sending.heartbeat("alive-worker", utcnow())
+            [claimed] = dispatch.claim("alive-worker", utcnow(), 10)
+            dispatch.heartbeat("alive-worker", utcnow())
 
         def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
             raise RuntimeError("database went away while recording")
 
-        monkeypatch.setattr(sending, "record_sent", broken)
-        sending.deliver(app, claimed, "alive-worker")  # sent, but not recorded
+        monkeypatch.setattr(dispatch, "record_sent", broken)
+        dispatch.deliver(app, claimed, "alive-worker")  # sent, but not recorded
         monkeypatch.undo()
         with app.app_context():
-            sending.heartbeat("alive-worker", utcnow())  # the worker is alive and well
-            assert sending.recover(app, utcnow() + timedelta(seconds=2), timedelta(seconds=1))
+            dispatch.heartbeat("alive-worker", utcnow())  # the worker is alive and well
+            assert dispatch.recover(app, utcnow() + timedelta(seconds=2), timedelta(seconds=1))
         assert len(fake.sent_to(listener.phone)) == 1
         assert statuses(app) == {"queued": 1}  # recorded from Twilio's list, not resent

@@ -19,8 +19,9 @@ from xml.etree import ElementTree
 import pytest
 import sqlalchemy as sa
 
-from phonein import scheduling, switchboard
+from phonein import worker
 from phonein.extensions import db
+from phonein.live import dispatch, twiml
 from phonein.models import Call, Message, Signup
 from phonein.times import utcnow
 
@@ -87,7 +88,7 @@ def tick_after_backoff(app: Any) -> None:
         .values(applied_at=utcnow() - timedelta(seconds=1))
     )
     db.session.commit()
-    scheduling.tick(app, "test-worker")
+    worker.tick(app, "test-worker")
 
 
 def heard(fake: FakeTwilio, sid: str) -> str:
@@ -100,7 +101,7 @@ def test_a_listener_who_dials_in_is_greeted_held_and_told_their_place(voice_app,
     second = make_signup(forum, name="Lena Vogel", status="queued")
     sid = dial_in(fake, second.phone)
     assert "Hello Lena Vogel" in heard(fake, sid) and "number 2 in line" in heard(fake, sid)
-    assert fake.queue_members(switchboard.queue_name(forum)) == [sid]
+    assert fake.queue_members(twiml.queue_name(forum)) == [sid]
     call = call_of(sid)
     assert (call.state, call.signup_id, call.direction) == ("holding", second.id, "inbound")
     queue = api("GET", f"/forums/{forum.slug}/queue")
@@ -115,7 +116,7 @@ def test_next_moves_the_chosen_caller_into_the_conference_wherever_they_hold(voi
     listeners = [make_signup(forum, status="queued") for _ in range(3)]
     # They ring in the reverse of phonein's order: Twilio's queue is first-in-first-out.
     sids = {s.id: dial_in(fake, s.phone) for s in reversed(listeners)}
-    held = switchboard.queue_name(forum)
+    held = twiml.queue_name(forum)
     assert fake.queue_members(held) == [sids[s.id] for s in reversed(listeners)]
 
     api("POST", f"/forums/{forum.slug}/queue/next")
@@ -123,7 +124,7 @@ def test_next_moves_the_chosen_caller_into_the_conference_wherever_they_hold(voi
     head = listeners[0]
     [moved] = fake.rest("POST", f"/Calls/{sids[head.id]}.json")
     assert moved["form"]["Url"].endswith(f"/on-air?call={call_of(sids[head.id]).id}")
-    on_air_room = switchboard.conference_name(forum)
+    on_air_room = twiml.conference_name(forum)
     assert sids[head.id] in fake.conference_participants(on_air_room)
     assert fake.queue_members(held) == [sids[listeners[2].id], sids[listeners[1].id]]
     call = call_of(sids[head.id])
@@ -153,13 +154,13 @@ def test_the_studio_is_dialled_into_the_conference_once_per_forum(voice_app, fak
     fake.settle()
     # The scheduler's ticks after it find the forum live and the studio on the line.
     for _ in range(2):
-        scheduling.tick(voice_app, "test-worker")
+        worker.tick(voice_app, "test-worker")
     api("POST", f"/forums/{forum.slug}/studio", status=409)
     fake.settle()
     [dialled] = fake.rest("POST", "/Calls.json")
     assert dialled["form"]["To"] == STUDIO and dialled["form"]["From"] == SHOW
     [studio] = fake.calls_to(STUDIO)
-    assert fake.conference_participants(switchboard.conference_name(forum)) == [studio["sid"]]
+    assert fake.conference_participants(twiml.conference_name(forum)) == [studio["sid"]]
     queue = api("GET", f"/forums/{forum.slug}/queue")
     assert queue["studio"]["state"] == "on_air" and queue["studio"]["direction"] == "studio"
 
@@ -170,11 +171,11 @@ def test_a_forum_going_live_by_the_clock_dials_the_studio(voice_app, fake):
     forum.starts_at = now - timedelta(seconds=1)  # its time has come
     forum.ends_at = forum.starts_at + forum.duration
     db.session.commit()
-    scheduling.tick(voice_app, "test-worker")
-    scheduling.tick(voice_app, "test-worker")
+    worker.tick(voice_app, "test-worker")
+    worker.tick(voice_app, "test-worker")
     fake.settle()
     assert len(fake.calls_to(STUDIO)) == 1
-    assert fake.conference_participants(switchboard.conference_name(forum))
+    assert fake.conference_participants(twiml.conference_name(forum))
 
 
 def test_closing_the_forum_leaves_nobody_holding(voice_app, fake, api):
@@ -190,7 +191,7 @@ def test_closing_the_forum_leaves_nobody_holding(voice_app, fake, api):
 
     api("PATCH", f"/forums/{forum.slug}", json={"status": "closed"})
     fake.settle()
-    assert fake.queue_members(switchboard.queue_name(forum)) == []
+    assert fake.queue_members(twiml.queue_name(forum)) == []
     for sid in [*sids.values(), stranger]:
         assert fake.call(sid)["status"] == "completed", heard(fake, sid)
         assert call_of(sid).state == "completed"
@@ -215,7 +216,7 @@ def test_a_producer_calls_an_approved_listener_back(voice_app, fake, api):
     assert placed["form"]["Url"].endswith(f"/answer?call={created['id']}")
     sid = fake.calls_to(listener.phone)[0]["sid"]
     assert "Hello Rahul Mehta, this is Fishing rights calling you back" in heard(fake, sid)
-    assert fake.queue_members(switchboard.queue_name(forum)) == [sid]
+    assert fake.queue_members(twiml.queue_name(forum)) == [sid]
     call = call_of(sid)
     assert (call.id, call.state) == (created["id"], "holding")
     api("POST", f"/signups/{listener.id}/call", status=409)  # already on the line
@@ -314,7 +315,7 @@ def test_dropping_a_waiting_caller_hangs_up_and_drops_the_signup(voice_app, fake
     assert out["state"] == "completed"
     assert (
         fake.call(sid)["status"] == "completed"
-        and fake.queue_members(switchboard.queue_name(forum)) == []
+        and fake.queue_members(twiml.queue_name(forum)) == []
     )
     assert db.session.get(Signup, listener.id).status == "dropped"
     api("POST", f"/calls/{out['id']}/hangup", status=409)
@@ -329,16 +330,16 @@ def test_twilio_errors_leave_the_move_pending_until_a_retry_succeeds(voice_app, 
     fake.settle()
     call = call_of(sid)
     assert call.state == "holding" and "Twilio" in (call.error or "")
-    assert fake.queue_members(switchboard.queue_name(forum)) == [sid]
+    assert fake.queue_members(twiml.queue_name(forum)) == [sid]
     fake.faults.voice_errors = {}
-    scheduling.tick(voice_app, "test-worker")  # too early: the backoff holds it back
+    worker.tick(voice_app, "test-worker")  # too early: the backoff holds it back
     fake.settle()
     assert call_of(sid).state == "holding"
     tick_after_backoff(voice_app)  # the scheduler makes the request again
     fake.settle()
     call = call_of(sid)
     assert call.state == "on_air" and call.error is None
-    assert sid in fake.conference_participants(switchboard.conference_name(forum))
+    assert sid in fake.conference_participants(twiml.conference_name(forum))
 
 
 def test_a_move_lost_to_a_crash_is_made_again(voice_app, fake, api):
@@ -346,7 +347,7 @@ def test_a_move_lost_to_a_crash_is_made_again(voice_app, fake, api):
     listener = make_signup(forum, status="queued")
     sid = dial_in(fake, listener.phone)
     # A process claimed the move, then died before asking Twilio.
-    from phonein import queue
+    from phonein.live import queue
 
     queue.advance(forum.slug, utcnow())
     db.session.execute(
@@ -355,7 +356,7 @@ def test_a_move_lost_to_a_crash_is_made_again(voice_app, fake, api):
         .values(applied="on_air", applied_at=utcnow() - timedelta(minutes=1), attempts=1)
     )
     db.session.commit()
-    scheduling.tick(voice_app, "test-worker")
+    worker.tick(voice_app, "test-worker")
     fake.settle()
     assert call_of(sid).state == "on_air"
     assert len(fake.rest("POST", f"/Calls/{sid}.json")) == 1
@@ -507,9 +508,9 @@ def test_a_forum_closing_by_the_clock_on_a_full_line_leaves_nobody_holding(voice
     sids = [dial_in(fake, make_signup(forum, status="queued").phone) for _ in range(10)]
     forum.ends_at = utcnow() - timedelta(seconds=1)  # the show's time is up
     db.session.commit()
-    scheduling.tick(voice_app, "test-worker")  # closes it and plays every goodbye
+    worker.tick(voice_app, "test-worker")  # closes it and plays every goodbye
     fake.settle()
-    assert fake.queue_members(switchboard.queue_name(forum)) == []
+    assert fake.queue_members(twiml.queue_name(forum)) == []
     assert {fake.call(sid)["status"] for sid in sids} == {"completed"}
     assert all("could not take your call" in heard(fake, sid) for sid in sids)
     goodbyes = db.session.scalar(
@@ -540,7 +541,7 @@ def test_processes_racing_to_make_one_request_make_it_once(voice_app, fake):
     forum = live_forum()
     listeners = [make_signup(forum, status="queued") for _ in range(3)]
     sids = [dial_in(fake, s.phone) for s in listeners]
-    from phonein import queue
+    from phonein.live import queue
 
     queue.advance(forum.slug, utcnow())
     db.session.commit()
@@ -551,7 +552,7 @@ def test_processes_racing_to_make_one_request_make_it_once(voice_app, fake):
         try:
             with voice_app.app_context():
                 barrier.wait()
-                switchboard.apply_pending()
+                dispatch.apply_pending()
                 db.session.remove()
         except BaseException as error:  # surfaced below
             errors.append(error)
@@ -586,7 +587,7 @@ def test_a_full_hold_queue_makes_room_instead_of_turning_callers_away(make_app, 
     fake.route_to(app)
     with app.app_context():
         forum = live_forum()
-        held = switchboard.queue_name(forum)
+        held = twiml.queue_name(forum)
         sids = [dial_in(fake, "+447400600000")]
         line = fake.queues[held]
         assert fake.rest(path_contains="/Queues/") == []  # far from full: nothing to do
@@ -627,7 +628,7 @@ def test_a_dial_out_whose_answer_was_lost_is_not_placed_twice(voice_app, fake, a
         .values(sid=None, applied_at=utcnow() - timedelta(minutes=1))
     )
     db.session.commit()
-    scheduling.tick(voice_app, "test-worker")
+    worker.tick(voice_app, "test-worker")
     fake.settle()
     [placed] = fake.calls_to(listener.phone)
     dials = [r for r in fake.rest("POST", "/Calls.json") if r["form"]["To"] == listener.phone]
@@ -645,6 +646,6 @@ def test_a_call_back_that_reaches_voicemail_is_not_held_for_the_show(voice_app, 
     assert placed["form"]["MachineDetection"] == "Enable"
     sid = fake.calls_to(listener.phone)[0]["sid"]
     assert "Sorry we missed you" in heard(fake, sid)
-    assert fake.queue_members(switchboard.queue_name(forum)) == []
+    assert fake.queue_members(twiml.queue_name(forum)) == []
     call = db.session.get(Call, created["id"])
     assert (call.state, call.end_reason) == ("failed", "voicemail")

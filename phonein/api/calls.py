@@ -7,13 +7,16 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from .. import forums, queue, signups, switchboard
-from ..auth import require_api
+from .. import forums, signups
+from ..accounts import require_api
+from ..database import commit
 from ..errors import Conflict, Upstream
 from ..extensions import db
+from ..live import calls, dispatch, queue, switchboard
 from ..models import Call, CallState, Role
-from ..telephony import VoiceError
 from ..times import utcnow
+from ..twilio import TwilioFailure
+from ..views import SignupView
 from .common import PRODUCER_DOC, documented_errors
 from .schemas import CallFlags, CallList, CallOut, ScreenCallIn, ScreenedCall
 
@@ -21,11 +24,10 @@ blp = Blueprint("api_calls", __name__, description="The switchboard: calls of th
 
 
 def _placed(call: Call) -> Call:
-    """Make the dial-out now; a refusal Twilio will not reconsider is an error."""
-    db.session.commit()
-    switchboard.apply_one(call.id)
+    """Commit, which makes the dial-out; a refusal Twilio will not reconsider is an error."""
+    commit()
     db.session.refresh(call)
-    if call.state == CallState.FAILED and call.end_reason == switchboard.DIAL_FAILED:
+    if call.state == CallState.FAILED and call.end_reason == dispatch.DIAL_FAILED:
         raise Upstream(call.error or "Twilio could not place the call.")
     return call
 
@@ -37,7 +39,7 @@ def _placed(call: Call) -> Call:
 @blp.doc(**PRODUCER_DOC)
 def list_calls(slug: str):  # type: ignore[no-untyped-def]
     """Every call on the line now, then the 20 most recent that ended."""
-    return {"calls": switchboard.lines(forums.get_by_slug(slug))}
+    return {"calls": calls.lines(forums.get_by_slug(slug))}
 
 
 @blp.route("/signups/<int:signup_id>/call", methods=["POST"])
@@ -79,14 +81,14 @@ def dial_studio(slug: str):  # type: ignore[no-untyped-def]
 @blp.doc(**PRODUCER_DOC)
 def change_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-def]
     """Hold or mute a caller in the on-air conference (Conference Participants)."""
-    call = switchboard.get(call_id)
+    call = calls.get(call_id)
     try:
         switchboard.participant(call, muted=data.get("muted"), held=data.get("held"))
-    except VoiceError as error:
+    except TwilioFailure as error:
         if error.gone:
             raise Conflict("This call has left the conference.", code="not_on_air") from None
         raise Upstream(f"Twilio: {error}") from None
-    db.session.commit()
+    commit()
     db.session.refresh(call)
     return call
 
@@ -99,10 +101,9 @@ def change_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-
 def hang_up(call_id: int):  # type: ignore[no-untyped-def]
     """Drop a call: the caller is thanked and hung up; a waiting caller's signup becomes
     ``dropped``, an on-air caller's ``done``."""
-    call = switchboard.get(call_id)
+    call = calls.get(call_id)
     switchboard.hang_up(call, utcnow())
-    db.session.commit()
-    switchboard.apply_pending(call.forum_id, switchboard.IN_REQUEST)
+    commit()
     db.session.refresh(call)
     return call
 
@@ -116,7 +117,7 @@ def hang_up(call_id: int):  # type: ignore[no-untyped-def]
 def screen_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-def]
     """Screen a caller live: the producer types their name, location and question; they
     become an approved signup and, unless ``queue`` is false, join the queue."""
-    call = switchboard.get(call_id)
+    call = calls.get(call_id)
     if not call.live:
         raise Conflict("This caller has hung up.", code="call_ended")
     if call.direction == "studio":
@@ -127,7 +128,9 @@ def screen_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-
     already_queued = position is not None and data.get("position") is None
     if data.get("queue", True) and not already_queued:
         _, signup, position = queue.place(call.forum.slug, signup.id, data.get("position"), now)
-    db.session.commit()
-    signup.queue_position = position  # type: ignore[attr-defined]
-    signup.live_call = call  # type: ignore[attr-defined]
-    return {"call": call, "signup": signup, "position": position}
+    commit()
+    return {
+        "call": call,
+        "signup": SignupView(signup, queue_position=position, call=call),
+        "position": position,
+    }

@@ -7,10 +7,12 @@ from typing import Any
 from flask import current_app
 from flask_smorest import Blueprint
 
-from .. import forums, messaging, switchboard
-from ..auth import api_user, require_api
-from ..extensions import db
+from .. import forums
+from ..accounts import api_user, require_api
+from ..database import commit
+from ..links import forum_url
 from ..models import Forum, Role
+from ..sms import outbox
 from ..times import utcnow
 from .common import PRODUCER_DOC, documented_errors, is_producer
 from .schemas import ForumCreate, ForumList, ForumOut, ForumPatch, MessagePage, MessageQuery
@@ -38,7 +40,7 @@ def forum_json(forum: Forum, *, with_counts: bool) -> dict[str, Any]:
     }
     data["status"] = forum.status_at(now).value
     data["accepting_signups"] = forum.accepts_signups_at(now)
-    data["url"] = forums.public_url(forum)
+    data["url"] = forum_url(forum)
     if with_counts:
         data["counts"] = forums.signup_counts(forum)
     return data
@@ -68,7 +70,7 @@ def create_forum(values: dict[str, Any]):  # type: ignore[no-untyped-def]
             "reminder_offsets": config["DEFAULT_REMINDER_OFFSETS"],
         },
     )
-    db.session.commit()
+    commit()
     return forum_json(forum, with_counts=True)
 
 
@@ -91,9 +93,9 @@ def patch_forum(values: dict[str, Any], slug: str):  # type: ignore[no-untyped-d
     """Change fields, or the status: live (start early), closed, published, cancelled."""
     forum = forums.get_by_slug(slug, for_update=True)
     forums.update(forum, values, utcnow())
-    db.session.commit()
-    # Going live dials the studio; closing says goodbye to the callers still waiting.
-    switchboard.apply_pending(forum.id, switchboard.IN_REQUEST)
+    # Going live dials the studio; closing says goodbye to the callers still waiting: the
+    # requests to Twilio follow the commit.
+    commit()
     return forum_json(forum, with_counts=True)
 
 
@@ -107,7 +109,7 @@ def list_messages(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-d
     """The forum's SMS log, newest first, with delivery status."""
     forum = forums.get_by_slug(slug)
     page, per_page = args["page"], args["per_page"]
-    items, total = messaging.log(
+    items, total = outbox.log(
         forum,
         kind=args.get("kind"),
         status=args.get("status"),

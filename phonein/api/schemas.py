@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, missing, validate
 
 from ..models import (
     EMAIL_MAX,
@@ -24,6 +24,17 @@ from ..models import (
     Stance,
 )
 from ..times import rfc3339
+from ..views import BoardCaller, SignupView, View
+
+
+class ViewSchema(Schema):
+    """Dump a view object (``phonein.views``): its own fields first, then its row's."""
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        value = super().get_attribute(obj, attr, missing)
+        if value is missing and isinstance(obj, View):
+            return super().get_attribute(obj.row, attr, default)
+        return default if value is missing else value
 
 
 class UTC(fields.AwareDateTime):
@@ -103,7 +114,7 @@ class SignupIn(Schema):
     timezone = fields.Str(allow_none=True, validate=validate.Length(max=64))
 
 
-class SignupCreated(Schema):
+class SignupCreated(ViewSchema):
     id = fields.Int()
     forum = fields.Str(attribute="forum.slug")
     status = fields.Str()
@@ -145,7 +156,7 @@ class CallOut(CallBrief):
     )
 
 
-class SignupOut(Schema):
+class SignupOut(ViewSchema):
     id = fields.Int()
     forum = fields.Str(attribute="forum.slug")
     name = fields.Str()
@@ -186,18 +197,19 @@ class SignupOut(Schema):
         metadata={"description": "In the queue: false when the forum will end first."},
     )
 
-    def _position(self, signup: Any) -> int | None:
-        return getattr(signup, "queue_position", None)
+    # Method fields keep these out of the row's columns in the OpenAPI document; they are
+    # the view's (SignupView, BoardCaller), computed by the operation that built it.
+    def _position(self, view: SignupView | BoardCaller) -> int | None:
+        return view.queue_position
 
-    def _call(self, signup: Any) -> Any:
-        call = getattr(signup, "live_call", None)
-        return CallBrief().dump(call) if call is not None else None
+    def _call(self, view: SignupView | BoardCaller) -> Any:
+        return CallBrief().dump(view.call) if view.call is not None else None
 
-    def _expected(self, signup: Any) -> str | None:
-        return rfc3339(getattr(signup, "expected_on_air_at", None))
+    def _expected(self, view: SignupView | BoardCaller) -> str | None:
+        return rfc3339(view.expected_on_air_at)
 
-    def _makes_it(self, signup: Any) -> bool | None:
-        return getattr(signup, "will_make_it", None)
+    def _makes_it(self, view: SignupView | BoardCaller) -> bool | None:
+        return view.will_make_it
 
 
 class SignupPage(Schema):
@@ -221,7 +233,7 @@ class ScreenIn(Schema):
     notes = fields.Str(allow_none=True, validate=validate.Length(max=NOTES_MAX))
 
 
-class UnscreenedCall(CallBrief):
+class UnscreenedCall(ViewSchema, CallBrief):
     number = fields.Str(allow_none=True, metadata={"description": "Only for producers."})
     name = fields.Str(
         allow_none=True, metadata={"description": "A signup's name, when the number has one."}

@@ -7,11 +7,15 @@ from typing import Any
 from flask import current_app
 from flask_smorest import Blueprint
 
-from .. import forums, publication, queue, signups, switchboard
-from ..auth import require_api
-from ..extensions import db, limiter
+from .. import forums, publication, signups
+from ..accounts import require_api
+from ..database import commit
+from ..limits import signup_rate
+from ..links import manage_url
+from ..live import calls, queue
 from ..models import Role, Signup
 from ..times import utcnow
+from ..views import SignupView
 from .common import PRODUCER_DOC, documented_errors
 from .schemas import (
     PublishIn,
@@ -26,17 +30,8 @@ from .schemas import (
 blp = Blueprint("api_signups", __name__, description="Listener signups")
 
 
-def signup_limit() -> str:
-    return current_app.config["SIGNUP_RATE_LIMIT"]
-
-
-# One budget per client for the API and the signup page together.
-signup_rate = limiter.shared_limit(signup_limit, scope="signup", methods=["POST"])
-
-
-def with_position(signup: Signup) -> Signup:
-    signup.queue_position = queue.position_of(signup)  # type: ignore[attr-defined]
-    return signup
+def with_position(signup: Signup) -> SignupView:
+    return SignupView(signup, queue_position=queue.position_of(signup))
 
 
 @blp.route("/forums/<slug>/signups", methods=["POST"])
@@ -51,9 +46,9 @@ def create_signup(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-d
     result = signups.register(
         forum, data, utcnow(), default_region=current_app.config["DEFAULT_REGION"]
     )
-    db.session.commit()
-    result.signup.manage_url = signups.manage_url(result.manage_token)  # type: ignore[attr-defined]
-    return result.signup, 201 if result.created else 200
+    commit()
+    view = SignupView(result.signup, manage_url=manage_url(result.manage_token))
+    return view, 201 if result.created else 200
 
 
 @blp.route("/forums/<slug>/signups", methods=["GET"])
@@ -73,10 +68,9 @@ def list_signups(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-de
         per_page=args["per_page"],
     )
     places = queue.positions(forum) if any(s.queue_key is not None for s in items) else {}
-    for signup in items:
-        signup.queue_position = places.get(signup.id)  # type: ignore[attr-defined]
-    switchboard.attach_calls(items)
-    return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
+    lines = calls.live_calls_of([s.id for s in items])
+    views = [SignupView(s, queue_position=places.get(s.id), call=lines.get(s.id)) for s in items]
+    return {"items": views, "total": total, "page": args["page"], "per_page": args["per_page"]}
 
 
 @blp.route("/signups/<int:signup_id>", methods=["GET"])
@@ -99,7 +93,7 @@ def screen_signup(data: dict[str, Any], signup_id: int):  # type: ignore[no-unty
     """Approve or reject, and set stance, rating and notes (each optional)."""
     signup = signups.get(signup_id)
     signups.screen(signup, data, utcnow())
-    db.session.commit()
+    commit()
     return with_position(signup)
 
 
@@ -113,5 +107,5 @@ def publish_signup(data: dict[str, Any], signup_id: int):  # type: ignore[no-unt
     """Put a comment in the published selection (only with the listener's consent)."""
     signup = signups.get(signup_id)
     publication.set_published(signup, data, utcnow())
-    db.session.commit()
+    commit()
     return with_position(signup)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from .. import auth, forums
+from .. import accounts, forums
 from ..models import Role
 
 bp = Blueprint("board", __name__)
 
 
 @bp.get("/board/<slug>")
-@auth.require_staff(Role.PRESENTER)
+@accounts.require_staff(Role.PRESENTER)
 def board(slug: str):  # type: ignore[no-untyped-def]
     return render_template("board/board.html", forum=forums.get_by_slug(slug))

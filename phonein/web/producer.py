@@ -18,15 +18,17 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from .. import auth, forums, messaging, publication, signups, switchboard
+from .. import accounts, forums, publication, signups
+from ..database import commit, rollback
 from ..errors import Conflict, DomainError, Invalid
-from ..extensions import db, limiter
-from ..models import Forum, Role, Signup, SignupStatus
+from ..limits import login_rate
+from ..models import Forum, MessageKind, MessageStatus, Role, SignupStatus
+from ..sms import outbox
 from ..times import utcnow, zone_or_none
 from .forms import ConfirmForm, ForumForm, LoginForm, PublishForm, ScreenForm
 
 bp = Blueprint("producer", __name__, url_prefix="/producer")
-producer_only = auth.require_staff(Role.PRODUCER)
+producer_only = accounts.require_staff(Role.PRODUCER)
 PER_PAGE = 50
 
 
@@ -39,11 +41,11 @@ def _pages(total: int) -> int:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@login_rate
 def login():  # type: ignore[no-untyped-def]
     form = LoginForm()
     if form.validate_on_submit():
-        user = auth.check_login(form.email.data, form.password.data)
+        user = accounts.check_login(form.email.data, form.password.data)
         if user is not None:
             login_user(user)
             target = request.args.get("next", "")
@@ -63,7 +65,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/")
-@auth.require_staff(Role.PRESENTER)
+@accounts.require_staff(Role.PRESENTER)
 def home():  # type: ignore[no-untyped-def]
     items = [(f, forums.signup_counts(f)) for f in forums.list_all()]
     return render_template("producer/home.html", items=items, now=utcnow())
@@ -156,14 +158,14 @@ def _save_forum(form: ForumForm, forum: Forum | None):  # type: ignore[no-untype
             _drop_unchanged_times(form, forum, values)
             forums.update(forum, values, utcnow())
     except DomainError as error:
-        db.session.rollback()
+        rollback()
         for name, message in error.fields.items():
             field = getattr(form, name, None)
             (field.errors.append if field is not None else form.form_errors.append)(message)
         if not error.fields:
             form.form_errors.append(error.message)
         return _forum_form_page(form, forum if forum and forum.id else None, error.status)
-    db.session.commit()
+    commit()
     flash("Forum saved.", "ok")
     return redirect(url_for("producer.edit_forum", slug=forum.slug))
 
@@ -204,11 +206,10 @@ def forum_status(slug: str):  # type: ignore[no-untyped-def]
         try:
             forums.update(forum, {"status": request.form.get("status", "")}, utcnow())
         except (Conflict, Invalid) as error:
-            db.session.rollback()
+            rollback()
             flash(error.message, "error")
         else:
-            db.session.commit()
-            switchboard.apply_pending(forum.id, switchboard.IN_REQUEST)
+            commit()  # then the switchboard's requests: the studio dialled, goodbyes said
             flash(f"The forum is now {forum.status}.", "ok")
     return redirect(url_for("producer.edit_forum", slug=forum.slug))
 
@@ -257,10 +258,10 @@ def screen(signup_id: int):  # type: ignore[no-untyped-def]
         try:
             signups.screen(signup, data, utcnow())
         except (Conflict, Invalid) as error:
-            db.session.rollback()
+            rollback()
             flash(f"{signup.name}: {error.message}", "error")
         else:
-            db.session.commit()
+            commit()
             flash(f"Saved {signup.name} ({signup.status}).", "ok")
     return redirect(f"{back}#signup-{signup.id}")
 
@@ -277,29 +278,11 @@ def queue_board(slug: str):  # type: ignore[no-untyped-def]
 @bp.get("/forums/<slug>/publication")
 @producer_only
 def publication_editor(slug: str):  # type: ignore[no-untyped-def]
-    import sqlalchemy as sa
-
     forum = forums.get_by_slug(slug)
-    candidates = db.session.scalars(
-        sa.select(Signup)
-        .where(
-            Signup.forum_id == forum.id,
-            Signup.publish_consent.is_(True),
-            Signup.status.not_in(publication.UNSCREENED),
-            Signup.erased_at.is_(None),
-        )
-        .order_by(
-            Signup.published.desc(),
-            Signup.publish_order.is_(None),
-            Signup.publish_order,
-            Signup.rating.desc(),
-            Signup.id,
-        )
-    )
     return render_template(
         "producer/publication.html",
         forum=forum,
-        candidates=list(candidates),
+        candidates=publication.candidates(forum),
         balance=publication.balance(forum),
         form=PublishForm(),
         confirm=ConfirmForm(),
@@ -324,10 +307,10 @@ def publish(signup_id: int):  # type: ignore[no-untyped-def]
                 utcnow(),
             )
         except (Conflict, Invalid) as error:
-            db.session.rollback()
+            rollback()
             flash(f"{signup.name}: {error.message}", "error")
         else:
-            db.session.commit()
+            commit()
     else:
         flash("Give the order as a whole number.", "error")
     return redirect(
@@ -338,15 +321,13 @@ def publish(signup_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/forums/<slug>/messages")
 @producer_only
 def messages_log(slug: str):  # type: ignore[no-untyped-def]
-    from ..models import MessageKind, MessageStatus
-
     forum = forums.get_by_slug(slug)
     kind = request.args.get("kind") or None
     status = request.args.get("status") or None
     kind = kind if kind in {k.value for k in MessageKind} else None
     status = status if status in {s.value for s in MessageStatus} else None
     page = _page()
-    items, total = messaging.log(
+    items, total = outbox.log(
         forum, kind=kind, status=status, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
     )
     return render_template(

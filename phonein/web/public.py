@@ -9,9 +9,11 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 from icalendar import Calendar, Event
 
 from .. import forums, phones, publication, signups
-from ..api.signups import signup_rate
+from ..database import commit, rollback
 from ..errors import Conflict, Invalid
 from ..extensions import db
+from ..limits import signup_rate
+from ..links import forum_url, manage_url
 from ..models import Forum, ForumStatus
 from ..times import format_in_zone, utcnow
 from .forms import ConfirmForm, ListenerEditForm, SignupForm
@@ -80,14 +82,14 @@ def sign_up(slug: str):  # type: ignore[no-untyped-def]
             forum, form.data, utcnow(), default_region=current_app.config["DEFAULT_REGION"]
         )
     except Invalid as error:
-        db.session.rollback()
+        rollback()
         _attach_errors(form, error)
         return _forum_page(forum, form, 422)
     except Conflict as error:
-        db.session.rollback()
+        rollback()
         form.form_errors.append(error.message)
         return _forum_page(forum, form, 409)
-    db.session.commit()
+    commit()
     flash("updated" if not result.created else "created", "signup")
     return redirect(url_for("public.manage", token=result.manage_token), code=303)
 
@@ -104,7 +106,7 @@ def calendar(slug: str) -> Response:
     event.add("dtstart", forum.starts_at)
     event.add("dtend", forum.ends_at)
     event.add("summary", f"Phone-in: {forum.title}")
-    url = forums.public_url(forum)
+    url = forum_url(forum)
     event.add("description", "\n\n".join(p for p in (forum.question, url) if p))
     event.add("url", url)
     if forum.status == ForumStatus.CANCELLED:
@@ -128,7 +130,7 @@ def _manage_page(signup, token: str, form: ListenerEditForm, status: int = 200):
         confirm=ConfirmForm(),
         state=forum.status_at(utcnow()).value,
         listener_time=format_in_zone(forum.starts_at, signup.timezone) if signup.timezone else None,
-        manage_link=signups.manage_url(token),
+        manage_link=manage_url(token),
         reminder_lead=timedelta(seconds=max(forum.reminder_offsets or [0])),
     ), status
 
@@ -151,14 +153,14 @@ def manage_update(token: str):  # type: ignore[no-untyped-def]
         )
         signups.change_by_listener(signup, values, utcnow())
     except Invalid as error:
-        db.session.rollback()
+        rollback()
         _attach_errors(form, error)
         return _manage_page(signup, token, form, 422)
     except Conflict as error:
-        db.session.rollback()
+        rollback()
         form.form_errors.append(error.message)
         return _manage_page(signup, token, form, 409)
-    db.session.commit()
+    commit()
     flash("Your changes are saved.", "ok")
     return redirect(url_for("public.manage", token=token), code=303)
 
@@ -168,7 +170,7 @@ def manage_withdraw(token: str):  # type: ignore[no-untyped-def]
     signup = signups.by_manage_token(token)
     if ConfirmForm().validate_on_submit():
         signups.withdraw(signup, utcnow())
-        db.session.commit()
+        commit()
         flash("You have withdrawn. We will not call or text you about this forum.", "ok")
     return redirect(url_for("public.manage", token=token), code=303)
 
@@ -180,5 +182,5 @@ def manage_erase(token: str):  # type: ignore[no-untyped-def]
         return redirect(url_for("public.manage", token=token), code=303)
     forum = signup.forum
     signups.erase(signup, utcnow())
-    db.session.commit()
+    commit()
     return render_template("public/erased.html", forum=forum)

@@ -7,9 +7,9 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from .database import upsert_insert
-from .extensions import db
-from .models import EarlyStatus, Message, MessageStatus
+from ..database import upsert_insert
+from ..extensions import db
+from ..models import EarlyStatus, Message, MessageStatus
 
 # queued -> sent -> delivered / undelivered / failed; never backwards.
 RANK = {

@@ -6,8 +6,7 @@ Guarantees, and how:
   ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite has one writer at a time), committed
   before the provider is called.
 - Never to someone who withdrew, was rejected or opted out: re-checked at claim time.
-- At most ``SMS_RATE`` a second across every process: each send reserves the next slot
-  of one shared row (``send_rate``) and waits for it.
+- At most ``SMS_RATE`` a second across every process: ``sms.rate``.
 - Transient failures (429, 5xx, no answer) go back to ``pending`` with backoff; permanent
   ones fail; 21610 records an opt-out.
 - A claim left by a dead sender (no heartbeat) is reconciled with the provider's message
@@ -28,45 +27,30 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from . import delivery, messaging, sms
-from .database import dialect, upsert_insert
-from .extensions import db
-from .models import (
+from ..extensions import db
+from ..models import (
+    SIGNUP_REACHABLE,
     Forum,
     ForumStatus,
     Message,
     MessageKind,
     MessageStatus,
     OptOut,
-    SendRate,
     Signup,
     SignupStatus,
     Worker,
 )
-from .times import utcnow
+from ..times import utcnow
+from ..twilio import OPTED_OUT, TwilioFailure
+from . import backends, outbox, rate, status
+from .backends import SendResult, SmsBackend
 
-log = logging.getLogger("phonein.sending")
+log = logging.getLogger("phonein.sms")
 
 MAX_ATTEMPTS = 8
 BACKOFF_CAP_SECONDS = 300
-# Slots are spaced a little wider than 1/rate, so that a send running a little late
-# cannot put SMS_RATE + 1 sends into one second.
-# 0.96, not higher: the cap is a promise (at most SMS_RATE in any second), the achieved
-# rate only a target; at 0.975 a busy machine let 51 through at a cap of 50.
-RATE_MARGIN = 0.96
-# A send this much later than its slot gives the slot up (see _wait_for_slot). It must
-# stay below the margin's slack, (1 + 1/rate) / margin - 1 seconds (52 ms at 100/s),
-# leaving the rest for the request's own way to the provider.
-LATE_TOLERANCE = 0.010
 # A claim this old is stuck whatever its worker says (a send takes seconds at most).
 STUCK_AFTER = timedelta(minutes=5)
-PROVIDER_STATUS = {
-    "queued": MessageStatus.QUEUED,
-    "accepted": MessageStatus.QUEUED,
-    "sending": MessageStatus.QUEUED,
-    "sent": MessageStatus.SENT,
-    "delivered": MessageStatus.DELIVERED,
-}
 
 
 @dataclass(frozen=True)
@@ -149,7 +133,7 @@ def _ineligible(ids: list[int]) -> set[int]:
             row.status is not None
             and row.sms_consent
             and row.opted_out is None
-            and (row.status in messaging.REACHABLE)
+            and (row.status in SIGNUP_REACHABLE)
             and (row.kind != MessageKind.NEXT_UP or row.status == SignupStatus.QUEUED)
             and (row.forum_status != ForumStatus.CANCELLED or row.kind == MessageKind.CANCELLED)
             # A reminder written for a start the forum has since moved from.
@@ -161,62 +145,6 @@ def _ineligible(ids: list[int]) -> set[int]:
         if not wanted:
             stale.add(row.id)
     return stale
-
-
-def _database_clock() -> sa.ColumnElement[float]:
-    """Seconds since the epoch by the database's clock, read when the statement runs."""
-    if dialect() == "postgresql":
-        return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Double)
-    return (sa.func.julianday("now") - 2440587.5) * 86400.0
-
-
-def reserve_slot(rate: float) -> float:
-    """Reserve the next send slot shared by every sender; return seconds to wait for it.
-
-    The slot is computed from the database's clock at the moment the row is locked, not
-    from this process's clock before it waited for the lock: a sender that queued for the
-    row would otherwise get a slot already past and send at once, bunching with others.
-    The wait is measured on the same clock, so worker machines' clocks need not agree.
-    """
-    interval = 1.0 / (rate * RATE_MARGIN)
-    table = SendRate.__table__
-    for _ in range(2):
-        clock = _database_clock()
-        row = db.session.execute(
-            sa.update(table)
-            .where(table.c.id == 1)
-            .values(
-                next_slot=sa.case((table.c.next_slot > clock, table.c.next_slot), else_=clock)
-                + interval
-            )
-            .returning(table.c.next_slot, clock.label("now"))
-        ).first()
-        if row is not None:
-            db.session.commit()
-            return max(0.0, float(row.next_slot) - interval - float(row.now))
-        db.session.execute(
-            upsert_insert(table)
-            .values(id=1, next_slot=0.0)
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
-        db.session.commit()
-    raise RuntimeError("could not reserve a send slot")
-
-
-def _wait_for_slot(rate: float) -> None:
-    """Wait for a reserved slot; if this thread wakes too late for it, take another.
-
-    A send that runs late would share its second with on-time sends and could push that
-    second over the cap; giving the slot up keeps the cap and only costs throughput.
-    """
-    while True:
-        delay = reserve_slot(rate)
-        slot = time.monotonic() + delay
-        if delay > 0:
-            time.sleep(delay)
-        if time.monotonic() - slot <= LATE_TOLERANCE:
-            return
-        log.debug("woke %.3fs after a send slot; taking another", time.monotonic() - slot)
 
 
 def _finish(claimed: Claimed, worker_id: str, **values: Any) -> None:
@@ -233,16 +161,16 @@ def _finish(claimed: Claimed, worker_id: str, **values: Any) -> None:
     db.session.commit()
 
 
-def record_sent(claimed: Claimed, worker_id: str, result: sms.SendResult) -> None:
+def record_sent(claimed: Claimed, worker_id: str, result: SendResult) -> None:
     """Record the provider's SID and status, and any status that beat it here."""
-    status, code = delivery.TWILIO.get(result.status, MessageStatus.QUEUED), None
-    early = delivery.take_early(result.sid)
-    if early is not None and delivery.later(status, early.status):
-        status, code = early.status, early.error_code
+    reached, code = status.TWILIO.get(result.status, MessageStatus.QUEUED), None
+    early = status.take_early(result.sid)
+    if early is not None and status.later(reached, early.status):
+        reached, code = early.status, early.error_code
     _finish(
         claimed,
         worker_id,
-        status=status,
+        status=reached,
         provider_sid=result.sid,
         sent_at=utcnow(),
         error_code=code,
@@ -250,10 +178,10 @@ def record_sent(claimed: Claimed, worker_id: str, result: sms.SendResult) -> Non
     )
 
 
-def record_failure(claimed: Claimed, worker_id: str, error: sms.SmsError) -> None:
+def record_failure(claimed: Claimed, worker_id: str, error: TwilioFailure) -> None:
     now = utcnow()
-    if error.code == sms.OPTED_OUT:
-        messaging.opt_out(claimed.to, now, source="twilio")
+    if error.code == OPTED_OUT:
+        outbox.opt_out(claimed.to, now, source="twilio")
     if error.retryable and claimed.attempts < MAX_ATTEMPTS:
         _finish(
             claimed,
@@ -280,10 +208,10 @@ def deliver(app: Flask, claimed: Claimed, worker_id: str) -> None:
     never left claimed by a live worker: it is recorded, retried, or released to
     reconciliation, which asks the provider before sending again.
     """
-    backend = sms.backend(app)
+    backend = backends.backend(app)
     with app.app_context():
         try:
-            _wait_for_slot(float(app.config["SMS_RATE"]))
+            rate.wait_for_slot(float(app.config["SMS_RATE"]))
             if _ineligible([claimed.id]):
                 # STOP, a withdrawal or a cancellation arrived while this waited its turn.
                 _finish(
@@ -300,10 +228,10 @@ def deliver(app: Flask, claimed: Claimed, worker_id: str) -> None:
             _release(claimed, worker_id)
 
 
-def _send_and_record(backend: sms.SmsBackend, claimed: Claimed, worker_id: str) -> None:
+def _send_and_record(backend: SmsBackend, claimed: Claimed, worker_id: str) -> None:
     try:
         result = backend.send(claimed.to, claimed.body)
-    except sms.SmsError as error:
+    except TwilioFailure as error:
         if error.status is None:
             # No answer: Twilio may have the message. Look before trying again.
             found = _lookup(backend, claimed)
@@ -345,7 +273,7 @@ def _release(claimed: Claimed, worker_id: str) -> None:
 UNKNOWN: Any = object()  # the provider could not be asked: neither sent nor not sent
 
 
-def _lookup(backend: sms.SmsBackend, claimed: Claimed) -> Any:
+def _lookup(backend: SmsBackend, claimed: Claimed) -> Any:
     """Ask the provider for the message: a SendResult, None (not there), or UNKNOWN."""
     try:
         return backend.find(claimed.to, claimed.body, claimed.claimed_at)
@@ -394,7 +322,7 @@ def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
         )
         .limit(500)
     ).all()
-    backend = sms.backend(app)
+    backend = backends.backend(app)
     for row in rows:
         claimed = Claimed(row.id, row.to, row.body, row.kind, row.attempts, row.claimed_at or now)
         found = _lookup(backend, claimed)
@@ -405,7 +333,7 @@ def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
         else:
             _finish(claimed, row.claimed_by, status=MessageStatus.PENDING, send_at=now)
     db.session.execute(sa.delete(Worker).where(Worker.heartbeat_at < now - 10 * dead_after))
-    delivery.settle_early(now, forget_after=timedelta(days=1))
+    status.settle_early(now, forget_after=timedelta(days=1))
     db.session.commit()
     return len(rows)
 

@@ -16,10 +16,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import Conflict, DomainError, Invalid
 from .extensions import csrf, db, login_manager
+from .inputs import EMAIL_RE
 from .models import ApiToken, Role, User
-
-__all__ = ["User"]
-from .signups import EMAIL_RE
+from .times import utcnow
 
 
 class Unauthorized(DomainError):
@@ -108,8 +107,6 @@ def api_user() -> User | None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Use 'Authorization: Bearer TOKEN'.")
-        from .times import utcnow
-
         user = user_for_token(token.strip(), utcnow())
         if user is None:
             raise Unauthorized("That API token is not valid.")

@@ -19,13 +19,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import messaging, switchboard
-from .errors import Conflict, Invalid, NotFound
-from .extensions import db
-from .models import MAX_ID, Forum, ForumStatus, Signup, SignupStatus
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db
+from ..models import FORUM_ACTIVE, MAX_ID, Forum, ForumStatus, Signup, SignupStatus
+from ..sms import outbox
+from . import dispatch
 
 GAP = 1 << 20
-ACTIVE = (ForumStatus.OPEN, ForumStatus.LIVE)
 
 
 @dataclass
@@ -66,7 +66,7 @@ def lock(slug: str, now: datetime, *, live_only: bool = False) -> Forum:
             f"The forum is {status.value}: callers go on air only while it is live.",
             code="forum_not_live",
         )
-    if status not in ACTIVE:
+    if status not in FORUM_ACTIVE:
         raise Conflict(f"The forum is {status.value}; its queue is closed.", code="forum_closed")
     return forum
 
@@ -223,7 +223,7 @@ def place(
     if position is None or past_end:
         position = position_of(signup) or 1
     if position == 1 or was_queued:
-        messaging.notify_head(forum, now)
+        outbox.notify_head(forum, now)
     return forum, signup, position
 
 
@@ -239,7 +239,7 @@ def remove(
     signup.queue_key = None
     signup.updated_at = now
     db.session.flush()
-    messaging.notify_head(forum, now)
+    outbox.notify_head(forum, now)
     return forum, signup
 
 
@@ -277,8 +277,8 @@ def advance(slug: str, now: datetime, chosen: int | None = None) -> Step:
     _with_forum(step.on_air, forum)
     step.next_up = _with_forum(db.session.scalars(_waiting(forum.id).limit(1)).first(), forum)
     if step.next_up is not None:
-        messaging.notify_head(forum, now)
-    switchboard.after_step(step.done, step.on_air)
+        outbox.notify_head(forum, now)
+    dispatch.after_step(step.done, step.on_air)
     return step
 
 
@@ -286,7 +286,7 @@ def finish(slug: str, now: datetime) -> Step:
     """The caller on air is done; nobody goes on air."""
     step = Step(lock(slug, now, live_only=True))
     step.done = _finish_on_air(step.forum, now)
-    switchboard.after_step(step.done, None)
+    dispatch.after_step(step.done, None)
     return step
 
 

@@ -1,5 +1,7 @@
-"""The periodic work: forum status changes, the switchboard's pending requests, reminder
-waves, recovery, the nightly purge.
+"""The background work: the scheduler's ticks, the SMS sender, and starting and stopping them.
+
+The ticks: forum status changes, the switchboard's pending requests, reminder waves,
+recovery of sends a dead worker left, the nightly purge.
 
 Any number of processes may run a scheduler; a lease in the database lets one of them do
 the ticks at a time, and another takes over when its lease expires. The ticks are
@@ -18,6 +20,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,13 +28,16 @@ import sqlalchemy as sa
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from . import forums, messaging, sending, signups, switchboard
-from .database import upsert_insert
+from . import forums, signups
+from .database import commit, upsert_insert
 from .extensions import db
+from .live import dispatch as calls_dispatch
 from .models import Lease
+from .sms import dispatch as sms_dispatch
+from .sms import outbox
 from .times import utcnow
 
-log = logging.getLogger("phonein.scheduling")
+log = logging.getLogger("phonein.worker")
 
 LEASE = "scheduler"
 
@@ -72,15 +78,15 @@ def tick(app: Flask, holder: str) -> dict[str, int]:
         if not acquire(holder, now, timedelta(seconds=app.config["LEASE_SECONDS"])):
             return {}
         changed = forums.sync_statuses(now)
-        switchboard.retry_stale(now)
-        db.session.commit()
+        calls_dispatch.retry_stale(now)
+        commit()
         # Calls first: a caller waiting to go on air cannot wait for a wave of reminders.
-        switchboard.apply_pending()
+        calls_dispatch.apply_pending()
         fanned = 0
         ahead = timedelta(seconds=app.config["WAVE_AHEAD_SECONDS"])
-        for forum, offset, due in messaging.due_waves(now, ahead):
-            fanned += messaging.fan_out_wave(forum, offset, due, now)
-            db.session.commit()
+        for forum, offset, due in outbox.due_waves(now, ahead):
+            fanned += outbox.fan_out_wave(forum, offset, due, now)
+            commit()
             # A big wave takes seconds: renew before the next, or another worker could
             # take the lease and repeat (harmlessly, but twice) what this one is doing.
             if not acquire(holder, utcnow(), timedelta(seconds=app.config["LEASE_SECONDS"])):
@@ -95,7 +101,7 @@ def recover(app: Flask, holder: str) -> int:
         now = utcnow()
         if not acquire(holder, now, timedelta(seconds=app.config["LEASE_SECONDS"])):
             return 0
-        return sending.recover(app, now, timedelta(seconds=app.config["WORKER_DEAD_SECONDS"]))
+        return sms_dispatch.recover(app, now, timedelta(seconds=app.config["WORKER_DEAD_SECONDS"]))
 
 
 def purge(app: Flask, holder: str) -> int:
@@ -105,7 +111,7 @@ def purge(app: Flask, holder: str) -> int:
         if not days or not acquire(holder, now, timedelta(seconds=app.config["LEASE_SECONDS"])):
             return 0
         count = signups.purge(now, int(days))
-        db.session.commit()
+        commit()
         log.info("nightly purge: erased personal data of %d signups", count)
         return count
 
@@ -134,3 +140,24 @@ def add_jobs(scheduler: BaseScheduler, app: Flask, holder: str) -> None:
     scheduler.add_job(
         purge, "cron", args=(app, holder), id="purge", hour=3, minute=17, timezone="UTC", **every
     )
+
+
+def start(app: Flask, *, threads: int, scheduler: BaseScheduler) -> Callable[[], None]:
+    """Start the SMS sender and put the ticks on ``scheduler``; return what stops both.
+
+    The caller starts the scheduler: ``serve`` runs a background one beside the web
+    server, ``worker`` a blocking one in the foreground.
+    """
+    holder = worker_id()
+    sender = sms_dispatch.Sender(app, holder, threads=threads)
+    add_jobs(scheduler, app, holder)
+    sender.start()
+
+    def stop() -> None:
+        if scheduler.running:
+            scheduler.shutdown(wait=True)  # let a running tick finish its transaction
+        sender.close()
+        with app.app_context():
+            release(holder)
+
+    return stop

@@ -11,7 +11,7 @@ The other routes are the URLs phonein gives Twilio for the calls it handles: ``/
 (a dial-out was answered), ``/on-air`` (a held caller moved into the on-air conference),
 ``/left`` (a caller left the hold queue), ``/status`` (call status callbacks) and
 ``/conference`` (the on-air conference's participant events). Each one records what it
-learns in ``switchboard``; every request must be signed by Twilio.
+learns in ``live.calls``; every request must be signed by Twilio.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from . import forums, phones, queue, switchboard
-from .extensions import csrf, db
-from .models import (
+from .. import phones
+from ..extensions import csrf, db
+from ..models import (
+    FORUM_ACTIVE,
     MAX_ID,
+    SIGNUP_CLEARED,
     Call,
     CallDirection,
     CallState,
@@ -34,14 +36,14 @@ from .models import (
     Signup,
     SignupStatus,
 )
-from .switchboard import HOLD_SECONDS, VOICE
-from .times import format_in_zone, utcnow
-from .webhooks import signed
+from ..times import format_in_zone, utcnow
+from ..twilio import signed
+from . import calls, queue, switchboard, twiml
+from .twiml import HOLD_SECONDS, VOICE
 
 bp = Blueprint("voice", __name__, url_prefix="/webhooks/twilio/voice")
 csrf.exempt(bp)
 
-CALLABLE = (SignupStatus.APPROVED, SignupStatus.QUEUED, SignupStatus.ON_AIR)
 # Enqueue results that mean the caller left the hold queue because of a failure.
 QUEUE_FAILURES = {"queue-full", "system-error", "error"}
 
@@ -58,6 +60,17 @@ def _caller(raw: str) -> str | None:
     return phones.caller_id(raw, current_app.config["DEFAULT_REGION"])
 
 
+def _forums_not_over(now: datetime) -> list[Forum]:
+    """Forums open or live at ``now``, soonest first."""
+    return list(
+        db.session.scalars(
+            sa.select(Forum)
+            .where(Forum.status.in_(FORUM_ACTIVE), Forum.ends_at > now)
+            .order_by(Forum.starts_at)
+        )
+    )
+
+
 def _live_forum(phone: str | None, now: datetime) -> tuple[Forum | None, Signup | None]:
     """Return the live forum for this call and the caller's signup in it, if any.
 
@@ -65,7 +78,7 @@ def _live_forum(phone: str | None, now: datetime) -> tuple[Forum | None, Signup 
     expected (approved, queued, on air), else one where they signed up at all, else the
     latest to start.
     """
-    live = [f for f in forums.list_upcoming(now) if f.status_at(now) == ForumStatus.LIVE]
+    live = [f for f in _forums_not_over(now) if f.status_at(now) == ForumStatus.LIVE]
     if not live:
         return None, None
     signups: list[Signup] = []
@@ -78,7 +91,7 @@ def _live_forum(phone: str | None, now: datetime) -> tuple[Forum | None, Signup 
             )
         )
     by_forum = {f.id: f for f in live}
-    for signup in sorted(signups, key=lambda s: s.status not in CALLABLE):
+    for signup in sorted(signups, key=lambda s: s.status not in SIGNUP_CLEARED):
         return by_forum[signup.forum_id], signup
     return live[-1], None
 
@@ -91,14 +104,14 @@ def _call_from_request() -> Call | None:
         call = db.session.get(Call, int(raw))
     sid = request.form.get("CallSid", "")
     if call is None:
-        call = switchboard.by_sid(sid)
+        call = calls.by_sid(sid)
     elif sid:
-        switchboard.adopt_sid(call, sid)
+        calls.adopt_sid(call, sid)
     return call
 
 
 def _no_forum_now(now: datetime) -> Response:
-    upcoming = forums.list_upcoming(now)
+    upcoming = _forums_not_over(now)
     text = "Thank you for calling. There is no phone-in on air right now."
     if upcoming:
         nxt = upcoming[0]
@@ -119,12 +132,12 @@ def incoming_call() -> Response:
     now = utcnow()
     phone = _caller(request.form.get("From", ""))
     forum, signup = _live_forum(phone, now)
-    sid = switchboard.valid_sid(request.form.get("CallSid"))
+    sid = calls.valid_sid(request.form.get("CallSid"))
     if forum is None or sid is None:
         return _no_forum_now(now)
-    call = switchboard.record_inbound(forum, signup, sid, phone, now)
+    call = calls.record_inbound(forum, signup, sid, phone, now)
     response = VoiceResponse()
-    if signup is not None and signup.status in CALLABLE:
+    if signup is not None and signup.status in SIGNUP_CLEARED:
         response.say(f"Hello {signup.name}, thank you for calling {forum.title}.", voice=VOICE)
     else:
         response.say(
@@ -133,10 +146,10 @@ def incoming_call() -> Response:
         )
     if signup is not None and signup.status == SignupStatus.ON_AIR:
         # The producers put them on air before they rang: straight through.
-        switchboard.on_air(call, now)
-        switchboard.conference_twiml(response, forum, studio=False)
+        calls.on_air(call, now)
+        twiml.conference_twiml(response, forum, studio=False)
     else:
-        switchboard.hold_twiml(response, forum, call)
+        twiml.hold_twiml(response, forum, call)
     db.session.commit()
     return _twiml(response)
 
@@ -149,7 +162,7 @@ def hold() -> Response:
     forum = db.session.scalars(
         sa.select(Forum).where(Forum.slug == request.args.get("forum", ""))
     ).one_or_none()
-    if forum is None or forum.status_at(utcnow()) not in (ForumStatus.OPEN, ForumStatus.LIVE):
+    if forum is None or not forum.active_at(utcnow()):
         response.say("This phone-in is over. Thank you for calling. Goodbye.", voice=VOICE)
         response.hangup()
         return _twiml(response)
@@ -194,12 +207,12 @@ def left_queue() -> Response:
     ):
         response = VoiceResponse()
         response.say("Thank you for waiting.", voice=VOICE)
-        return _twiml(switchboard.hold_twiml(response, call.forum, call))
+        return _twiml(twiml.hold_twiml(response, call.forum, call))
     if call is not None:
         if result == "hangup":
-            switchboard.ended(call, utcnow(), "hung_up")
+            calls.ended(call, utcnow(), "hung_up")
         elif result in QUEUE_FAILURES:
-            switchboard.ended(call, utcnow(), f"queue_{result}", failed=True)
+            calls.ended(call, utcnow(), f"queue_{result}", failed=True)
         db.session.commit()
     if result in QUEUE_FAILURES:
         # Twilio runs this TwiML when the caller could not be held (a full queue).
@@ -227,8 +240,8 @@ def answered() -> Response:
         return _twiml(response)
     forum = call.forum
     if call.direction == CallDirection.STUDIO:
-        switchboard.on_air(call, now)
-        switchboard.conference_twiml(response, forum, studio=True)
+        calls.on_air(call, now)
+        twiml.conference_twiml(response, forum, studio=True)
         db.session.commit()
         return _twiml(response)
     if request.form.get("AnsweredBy", "").startswith(("machine", "fax")):
@@ -238,19 +251,18 @@ def answered() -> Response:
             voice=VOICE,
         )
         response.hangup()
-        switchboard.ended(call, now, "voicemail", failed=True)
+        calls.ended(call, now, "voicemail", failed=True)
         db.session.commit()
         return _twiml(response)
     signup = db.session.get(Signup, call.signup_id) if call.signup_id else None
-    active = forum.status_at(now) in (ForumStatus.OPEN, ForumStatus.LIVE)
-    if signup is None or not active or signup.status not in CALLABLE:
+    if signup is None or not forum.active_at(now) or signup.status not in SIGNUP_CLEARED:
         response.say(
             f"Hello, this is {forum.title}. Sorry, we no longer need to speak to you today. "
             "Thank you, goodbye.",
             voice=VOICE,
         )
         response.hangup()
-        switchboard.ended(call, now, "not_needed")
+        calls.ended(call, now, "not_needed")
         db.session.commit()
         return _twiml(response)
     response.say(
@@ -258,15 +270,15 @@ def answered() -> Response:
         voice=VOICE,
     )
     if signup.status == SignupStatus.ON_AIR:
-        moved = switchboard.on_air(call, now)
+        moved = calls.on_air(call, now)
         if moved:
             response.say("You are going on air now.", voice=VOICE)
-            switchboard.conference_twiml(response, forum, studio=False)
+            twiml.conference_twiml(response, forum, studio=False)
     else:
-        moved = switchboard.holding(call, now)
+        moved = calls.holding(call, now)
         if moved:
             response.say("Please hold: a producer will put you on air.", voice=VOICE)
-            switchboard.hold_twiml(response, forum, call)
+            twiml.hold_twiml(response, forum, call)
     if not moved:  # dropped by a producer while this request ran
         response.say("Sorry, we no longer need to speak to you today. Goodbye.", voice=VOICE)
         response.hangup()
@@ -283,8 +295,8 @@ def to_air() -> Response:
     if call is None or not call.live:
         response.hangup()
         return _twiml(response)
-    if switchboard.on_air(call, utcnow()):
-        switchboard.conference_twiml(response, call.forum, studio=call.direction == "studio")
+    if calls.on_air(call, utcnow()):
+        twiml.conference_twiml(response, call.forum, studio=call.direction == "studio")
     else:  # ended by a producer while this request ran
         response.hangup()
     db.session.commit()
@@ -297,7 +309,7 @@ def call_status() -> tuple[str, int]:
     """A call status callback: ringing, answered, completed, busy, no answer, failed."""
     call = _call_from_request()
     if call is not None:
-        switchboard.call_status(call, request.form.get("CallStatus", ""), utcnow())
+        calls.call_status(call, request.form.get("CallStatus", ""), utcnow())
         db.session.commit()
     return "", 204
 
@@ -315,16 +327,16 @@ CONFERENCE_FLAGS = {
 def conference_event() -> tuple[str, int]:
     """The on-air conference's participant events: who joined, left, was held or muted."""
     event = request.form.get("StatusCallbackEvent", "")
-    call = switchboard.by_sid(request.form.get("CallSid", ""))
+    call = calls.by_sid(request.form.get("CallSid", ""))
     if call is None:
         return "", 204
     now = utcnow()
     if event == "participant-join":
-        switchboard.on_air(call, now, request.form.get("ConferenceSid"))
+        calls.on_air(call, now, request.form.get("ConferenceSid"))
     elif event == "participant-leave" and call.state == CallState.ON_AIR:
-        switchboard.ended(call, now, "left_air")
+        calls.ended(call, now, "left_air")
     elif event in CONFERENCE_FLAGS:
         name, value = CONFERENCE_FLAGS[event]
-        switchboard.set_flags(call, **{name: value})
+        calls.set_flags(call, **{name: value})
     db.session.commit()
     return "", 204

@@ -1,8 +1,7 @@
-"""Sending SMS: a small interface with twilio, console and memory backends.
+"""SMS backends: a small interface with twilio, console and memory implementations.
 
 ``PHONEIN_SMS_BACKEND`` picks one (``twilio`` by default when credentials are set, else
-``console``). The Twilio backend uses the official SDK; ``PHONEIN_TWILIO_API_URL``
-redirects every REST call (sandboxes, and the fake Twilio of the tests).
+``console``). The Twilio backend uses the official SDK through ``phonein.twilio``.
 """
 
 from __future__ import annotations
@@ -13,16 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-import requests
-from flask import Flask
+from flask import Flask, current_app
+
+from .. import twilio
 
 log = logging.getLogger("phonein.sms")
-
-# Twilio error codes: the number opted out (reply STOP), and permanent failures.
-OPTED_OUT = 21610
-TIMEOUT_SECONDS = 10
 
 
 @dataclass
@@ -31,21 +26,9 @@ class SendResult:
     status: str  # the provider's status: queued, accepted, sent, ...
 
 
-class SmsError(Exception):
-    """A send failed; ``retryable`` says whether trying again later can help."""
-
-    def __init__(
-        self, message: str, *, code: int | None = None, status: int | None = None, retryable: bool
-    ):
-        super().__init__(message)
-        self.code = code
-        self.status = status
-        self.retryable = retryable
-
-
 class SmsBackend(Protocol):
     def send(self, to: str, body: str) -> SendResult:
-        """Hand one message to the provider; raise SmsError when it is refused."""
+        """Hand one message to the provider; raise TwilioFailure when it is refused."""
 
     def find(self, to: str, body: str, since: datetime) -> SendResult | None:
         """Return the provider's message to ``to`` with ``body`` sent since ``since``, if any."""
@@ -83,20 +66,6 @@ class MemoryBackend:
         return None
 
 
-def redirecting_http_client(base_url: str | None) -> Any:
-    """Return the SDK's HTTP client, sending every ``*.twilio.com`` call to ``base_url``."""
-    from twilio.http.http_client import TwilioHttpClient
-
-    class Client(TwilioHttpClient):
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            parts = urlsplit(url)
-            if base_url and (parts.hostname or "").endswith("twilio.com"):
-                url = base_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
-            return super().request(method, url, *args, **kwargs)
-
-    return Client(timeout=TIMEOUT_SECONDS)
-
-
 class TwilioBackend:
     """Send through Twilio's Messages API with the official SDK."""
 
@@ -110,11 +79,9 @@ class TwilioBackend:
         status_callback: str | None,
         api_url: str | None,
     ):
-        from twilio.rest import Client
-
         if not (from_number or messaging_service_sid):
             raise ValueError("set TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER")
-        self.client = Client(account_sid, auth_token, http_client=redirecting_http_client(api_url))
+        self.client = twilio.client(account_sid, auth_token, api_url)
         self.sender: dict[str, str] = (
             {"messaging_service_sid": messaging_service_sid}
             if messaging_service_sid
@@ -126,29 +93,17 @@ class TwilioBackend:
         self.messages = self.client.messages
 
     def send(self, to: str, body: str) -> SendResult:
-        from twilio.base.exceptions import TwilioException, TwilioRestException
-
         extra: dict[str, Any] = dict(self.sender)
         if self.status_callback:
             extra["status_callback"] = self.status_callback
-        try:
-            message = self.messages.create(to=to, body=body, **extra)
-        except TwilioRestException as error:
-            retryable = error.status == 429 or error.status >= 500
-            raise SmsError(
-                str(error.msg), code=error.code, status=error.status, retryable=retryable
-            ) from error
-        except (requests.RequestException, TwilioException) as error:
-            # Timeouts and broken connections: the outcome is unknown, so the caller
-            # reconciles before any resend.
-            raise SmsError(f"no answer from Twilio: {error}", retryable=True) from error
+        message = twilio.call(self.messages.create, to=to, body=body, **extra)
         return SendResult(sid=message.sid or "", status=str(message.status or "queued"))
 
     def find(self, to: str, body: str, since: datetime) -> SendResult | None:
         # Newest first, filtered here by creation time: a message still queued at Twilio
         # has no DateSent yet, so a DateSent filter would miss exactly the ones in doubt.
         earliest = since - timedelta(minutes=1)
-        for message in self.messages.list(to=to, limit=100):
+        for message in twilio.call(self.messages.list, to=to, limit=100):
             created = message.date_created
             if created is not None and created < earliest:
                 break
@@ -180,5 +135,7 @@ def init_app(app: Flask) -> None:
     app.extensions["phonein_sms"] = backend
 
 
-def backend(app: Flask) -> SmsBackend:
-    return app.extensions["phonein_sms"]  # type: ignore[no-any-return]
+def backend(app: Flask | None = None) -> SmsBackend:
+    """The app's SMS backend (the current app's by default)."""
+    found: SmsBackend = (app or current_app).extensions["phonein_sms"]
+    return found

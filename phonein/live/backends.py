@@ -1,4 +1,5 @@
-"""Commanding calls: a small interface over Twilio Voice's REST API, and a console stand-in.
+"""Commanding calls: a small interface over Twilio Voice's REST API, with twilio, console
+and memory implementations chosen by ``PHONEIN_VOICE_BACKEND``.
 
 phonein never holds a call itself. It answers Twilio's webhooks with TwiML, and changes a
 call already in progress with REST requests: place it (``calls.create``), send it to new
@@ -6,42 +7,23 @@ TwiML (``calls(sid).update``), hold or mute it in the on-air conference (Confere
 Participants). ``PHONEIN_TWILIO_API_URL`` redirects these like every other Twilio request.
 
 Without Twilio credentials the console backend logs what it would do: no call can reach
-phonein then anyway.
+phonein then anyway. The memory backend keeps every request in a list, for tests.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import requests
 from flask import Flask, current_app
 
-from .sms import redirecting_http_client
+from .. import twilio
 
-log = logging.getLogger("phonein.telephony")
-
-# Twilio errors that mean the call is no longer there to command.
-NOT_IN_PROGRESS = 21220
-NOT_FOUND = 20404
-
-
-class VoiceError(Exception):
-    """A REST request about a call failed.
-
-    ``retryable``: trying again later can help (429, 5xx, no answer). ``gone``: the call
-    has ended (or never existed), so the request no longer applies.
-    """
-
-    def __init__(
-        self, message: str, *, code: int | None = None, retryable: bool = False, gone: bool = False
-    ):
-        super().__init__(message)
-        self.code = code
-        self.retryable = retryable
-        self.gone = gone
+log = logging.getLogger("phonein.live")
 
 
 class VoiceBackend(Protocol):
@@ -109,33 +91,62 @@ class ConsoleVoice:
         return 100
 
 
+@dataclass
+class MemoryVoice:
+    """Keep every request in ``requests``, in order: for tests."""
+
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    limits: dict[str, int] = field(default_factory=dict)
+
+    def _record(self, name: str, **details: Any) -> None:
+        with self.lock:
+            self.requests.append((name, details))
+
+    def dial(self, to: str, from_: str, url: str, status_callback: str, *, detect: bool) -> str:
+        sid = f"CA{uuid.uuid4().hex}"
+        self._record("dial", to=to, from_=from_, url=url, sid=sid, detect=detect)
+        return sid
+
+    def find_call(self, to: str, since: datetime) -> str | None:
+        with self.lock:
+            for name, details in reversed(self.requests):
+                if name == "dial" and details["to"] == to:
+                    return str(details["sid"])
+        return None
+
+    def redirect(self, sid: str, url: str) -> None:
+        self._record("redirect", sid=sid, url=url)
+
+    def play(self, sid: str, twiml: str) -> None:
+        self._record("play", sid=sid, twiml=twiml)
+
+    def cancel(self, sid: str) -> None:
+        self._record("cancel", sid=sid)
+
+    def participant(self, conference_sid: str, sid: str, **flags: bool) -> None:
+        self._record("participant", conference_sid=conference_sid, sid=sid, **flags)
+
+    def conference_sid(self, name: str) -> str | None:
+        return None
+
+    def resize_queue(self, queue_sid: str, size: int) -> None:
+        self._record("resize_queue", queue_sid=queue_sid, size=size)
+        self.limits[queue_sid] = size
+
+    def queue_limit(self, queue_sid: str) -> int:
+        return self.limits.get(queue_sid, 100)
+
+
 class TwilioVoice:
     """Command calls through Twilio's REST API with the official SDK."""
 
     def __init__(self, *, account_sid: str, auth_token: str, api_url: str | None):
-        from twilio.rest import Client
-
-        self.client = Client(account_sid, auth_token, http_client=redirecting_http_client(api_url))
-
-    def _do(self, action: Any, *args: Any, **kwargs: Any) -> Any:
-        from twilio.base.exceptions import TwilioException, TwilioRestException
-
-        try:
-            return action(*args, **kwargs)
-        except TwilioRestException as error:
-            gone = error.code in (NOT_IN_PROGRESS, NOT_FOUND) or error.status == 404
-            raise VoiceError(
-                str(error.msg),
-                code=error.code,
-                retryable=error.status == 429 or error.status >= 500,
-                gone=gone,
-            ) from error
-        except (requests.RequestException, TwilioException) as error:
-            raise VoiceError(f"no answer from Twilio: {error}", retryable=True) from error
+        self.client = twilio.client(account_sid, auth_token, api_url)
 
     def dial(self, to: str, from_: str, url: str, status_callback: str, *, detect: bool) -> str:
         extra: dict[str, Any] = {"machine_detection": "Enable"} if detect else {}
-        call = self._do(
+        call = twilio.call(
             self.client.calls.create,
             to=to,
             from_=from_,
@@ -150,51 +161,58 @@ class TwilioVoice:
 
     def find_call(self, to: str, since: datetime) -> str | None:
         # Newest first; a call still ringing has no start time, so filter on creation.
-        for call in self._do(self.client.calls.list, to=to, limit=20):
+        for call in twilio.call(self.client.calls.list, to=to, limit=20):
             created = call.date_created
             if created is not None and created >= since:
                 return str(call.sid)
         return None
 
     def redirect(self, sid: str, url: str) -> None:
-        self._do(self.client.calls(sid).update, url=url, method="POST")
+        twilio.call(self.client.calls(sid).update, url=url, method="POST")
 
     def play(self, sid: str, twiml: str) -> None:
-        self._do(self.client.calls(sid).update, twiml=twiml)
+        twilio.call(self.client.calls(sid).update, twiml=twiml)
 
     def cancel(self, sid: str) -> None:
-        self._do(self.client.calls(sid).update, status="canceled")
+        twilio.call(self.client.calls(sid).update, status="canceled")
 
     def participant(self, conference_sid: str, sid: str, **flags: bool) -> None:
-        self._do(self.client.conferences(conference_sid).participants(sid).update, **flags)
+        twilio.call(self.client.conferences(conference_sid).participants(sid).update, **flags)
 
     def conference_sid(self, name: str) -> str | None:
-        found = self._do(
+        found = twilio.call(
             self.client.conferences.list, friendly_name=name, status="in-progress", limit=1
         )
         return str(found[0].sid) if found else None
 
     def resize_queue(self, queue_sid: str, size: int) -> None:
-        self._do(self.client.queues(queue_sid).update, max_size=size)
+        twilio.call(self.client.queues(queue_sid).update, max_size=size)
 
     def queue_limit(self, queue_sid: str) -> int:
-        return int(self._do(self.client.queues(queue_sid).fetch).max_size or 0)
+        return int(twilio.call(self.client.queues(queue_sid).fetch).max_size or 0)
 
 
 def init_app(app: Flask) -> None:
+    """Pick the backend named by VOICE_BACKEND and keep it in app.extensions."""
     config = app.config
+    name = config["VOICE_BACKEND"]
     backend: VoiceBackend
-    if config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN"):
+    if name == "twilio":
         backend = TwilioVoice(
             account_sid=config["TWILIO_ACCOUNT_SID"],
             auth_token=config["TWILIO_AUTH_TOKEN"],
             api_url=config.get("TWILIO_API_URL"),
         )
-    else:
+    elif name == "memory":
+        backend = MemoryVoice()
+    elif name == "console":
         backend = ConsoleVoice()
+    else:
+        raise ValueError(f"PHONEIN_VOICE_BACKEND must be twilio, console or memory, not {name!r}")
     app.extensions["phonein_voice"] = backend
 
 
 def backend() -> VoiceBackend:
     """The current app's voice backend."""
-    return current_app.extensions["phonein_voice"]  # type: ignore[no-any-return]
+    found: VoiceBackend = current_app.extensions["phonein_voice"]
+    return found

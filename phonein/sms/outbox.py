@@ -1,7 +1,7 @@
 """The SMS outbox: what to text whom, written in the same transaction as its cause.
 
 Nothing here talks to Twilio. Rows are inserted as ``pending`` and a sender
-(``phonein.sending``) hands them over only once the transaction that wrote them has
+(``sms.dispatch``) hands them over only once the transaction that wrote them has
 committed. Every row has an idempotency key, unique per signup and kind, so replaying a
 wave or an event never makes a second message.
 """
@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
-from .database import upsert_insert
-from .extensions import db
-from .models import (
+from ..database import upsert_insert
+from ..extensions import db
+from ..links import forum_url
+from ..models import (
+    SIGNUP_REACHABLE,
     Forum,
     ForumStatus,
     Message,
@@ -25,14 +26,9 @@ from .models import (
     OptOut,
     ReminderWave,
     Signup,
-    SignupStatus,
 )
-from .times import zone_or_none
+from .texts import body
 
-STOP_LINE = "Reply STOP to opt out"
-# Listeners who still expect to hear about the forum.
-REACHABLE = (SignupStatus.PENDING, SignupStatus.APPROVED, SignupStatus.QUEUED, SignupStatus.ON_AIR)
-TITLE_MAX_IN_SMS = 60
 COLUMNS = [
     "forum_id",
     "signup_id",
@@ -48,85 +44,8 @@ COLUMNS = [
 ]
 
 
-def _title(forum: Forum) -> str:
-    title = forum.title
-    return title if len(title) <= TITLE_MAX_IN_SMS else title[: TITLE_MAX_IN_SMS - 1] + "…"
-
-
-def _short(moment: datetime, zone_name: str | None) -> str:
-    zone = zone_or_none(zone_name)
-    local = moment.astimezone(zone) if zone else moment
-    return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname()}"
-
-
-def when(forum: Forum, listener_zone: str | None, moment: datetime | None = None) -> str:
-    """Say when the forum starts in its zone, and in the listener's where known and other."""
-    moment = moment or forum.starts_at
-    text = _short(moment, forum.timezone)
-    if listener_zone and listener_zone != forum.timezone and zone_or_none(listener_zone):
-        own = _short(moment, listener_zone)
-        if own != text:
-            text += f" ({own} your time)"
-    return text
-
-
-def _in(delta: timedelta) -> str:
-    minutes = max(1, round(delta.total_seconds() / 60))
-    if minutes < 90:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    hours = round(minutes / 60)
-    if hours < 36:
-        return f"{hours} hours"
-    return f"{round(hours / 24)} days"
-
-
-def body(
-    kind: MessageKind, forum: Forum | None, zone: str | None, now: datetime, **extra: str
-) -> str:
-    """Return the text of a message of ``kind`` for a listener in ``zone``."""
-    if forum is None or kind == MessageKind.HELP:
-        return (
-            "phonein texts you about phone-ins you signed up for. Reply START to get "
-            f"texts again. {STOP_LINE}."
-        )
-    title = _title(forum)
-    if kind == MessageKind.CONFIRMATION:
-        text = (
-            f'You\'re signed up for the phone-in "{title}", {when(forum, zone)}. '
-            f"We'll text you a reminder. Change or cancel: {extra['manage_url']}"
-        )
-    elif kind == MessageKind.REMINDER:
-        text = (
-            f'Reminder: the phone-in "{title}" starts in {_in(forum.starts_at - now)}, '
-            f"{when(forum, zone)}. Keep your phone with you."
-        )
-    elif kind == MessageKind.NEXT_UP:
-        text = (
-            f'You\'re next on "{title}"! Please keep your phone free: we will call you '
-            "in the next few minutes."
-        )
-    elif kind == MessageKind.RESCHEDULED:
-        text = f'The phone-in "{title}" has moved to {when(forum, zone)}.'
-    elif kind == MessageKind.CANCELLED:
-        text = f'Sorry: the phone-in "{title}" on {when(forum, zone)} has been cancelled.'
-    elif kind == MessageKind.GOODBYE:
-        text = (
-            f'Thank you for calling "{title}". We ran out of time before your turn, but your '
-            f"comment may still be published with the selection: {extra['forum_url']}"
-        )
-    else:
-        text = (
-            "phonein texts you about phone-ins you signed up for. Reply START to get texts again."
-        )
-    return f"{text} {STOP_LINE}."
-
-
 def not_opted_out() -> sa.ColumnElement[bool]:
     return ~sa.exists().where(OptOut.phone == Signup.phone)
-
-
-def is_opted_out(phone: str | None) -> bool:
-    return phone is None or db.session.get(OptOut, phone) is not None
 
 
 def _enqueue_one(signup: Signup, kind: MessageKind, key: str, text: str, now: datetime) -> bool:
@@ -163,8 +82,9 @@ def confirmation(signup: Signup, manage_url: str, now: datetime) -> bool:
 
 def goodbye(signup: Signup, now: datetime) -> bool:
     """Thank a caller the forum closed on before their turn (once per signup)."""
-    forum_url = f"{current_app.config['PUBLIC_URL']}/forums/{signup.forum.slug}"
-    text = body(MessageKind.GOODBYE, signup.forum, signup.timezone, now, forum_url=forum_url)
+    text = body(
+        MessageKind.GOODBYE, signup.forum, signup.timezone, now, forum_url=forum_url(signup.forum)
+    )
     return _enqueue_one(signup, MessageKind.GOODBYE, "", text, now)
 
 
@@ -209,7 +129,7 @@ def _fan_out(
     eligible = [
         Signup.forum_id == forum.id,
         Signup.sms_consent.is_(True),
-        Signup.status.in_(REACHABLE),
+        Signup.status.in_(SIGNUP_REACHABLE),
         Signup.phone.is_not(None),
         not_opted_out(),
         *(extra or []),

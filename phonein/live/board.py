@@ -1,0 +1,101 @@
+"""The queue board: who is on air, who waits with their line and back-timing, who is on
+the line unscreened. One view object for the producers' switchboard and the presenter's
+board, built by ``board``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..extensions import db
+from ..models import Call, Forum, Signup
+from ..views import BoardCaller, SignupView, UnscreenedLine
+from . import calls, queue
+
+# Back-timing: a waiting caller "makes it" with at least this long on air before the end.
+MIN_AIRTIME = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class QueueBoard:
+    """What both boards show of a forum's queue and lines."""
+
+    status: str
+    on_air: SignupView | BoardCaller | None
+    waiting: list[SignupView] | list[BoardCaller]
+    total_waiting: int
+    version: int
+    unscreened: list[UnscreenedLine]
+    studio: Call | None
+    now: datetime
+    ends_at: datetime
+    average_call_seconds: int
+    remaining_seconds: int
+
+
+def average_call(forum: Forum) -> timedelta:
+    """The average time on air of the forum's finished calls (a default before any)."""
+    rows = db.session.execute(
+        sa.select(Signup.on_air_at, Signup.done_at).where(
+            Signup.forum_id == forum.id,
+            Signup.on_air_at.is_not(None),
+            Signup.done_at.is_not(None),
+        )
+    ).all()
+    lengths = [(done - start).total_seconds() for start, done in rows if done > start]
+    if not lengths:
+        return timedelta(seconds=float(current_app.config["VOICE_DEFAULT_CALL_SECONDS"]))
+    return timedelta(seconds=sum(lengths) / len(lengths))
+
+
+def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> QueueBoard:
+    """Return the queue board: on air, the waiting callers in order with their lines and
+    back-timing, the unscreened callers on the line, and the studio.
+
+    ``full`` (producers) shows everything; otherwise (presenters) callers are shown as the
+    board shows them, without phone, email or notes, and unscreened lines without numbers.
+    """
+    snap = queue.snapshot(forum, limit)
+    everyone = [*snap.waiting, *([snap.on_air] if snap.on_air else [])]
+    lines = calls.live_calls_of([s.id for s in everyone])
+    average = average_call(forum)
+    start = max(now, forum.starts_at)
+    current_left = timedelta(0)
+    if snap.on_air is not None and snap.on_air.on_air_at is not None:
+        current_left = max(timedelta(0), average - (now - snap.on_air.on_air_at))
+    waiting = []
+    for i, signup in enumerate(snap.waiting):
+        expected = start + current_left + i * average
+        waiting.append(
+            SignupView(
+                signup,
+                queue_position=i + 1,
+                call=lines.get(signup.id),
+                expected_on_air_at=expected,
+                will_make_it=expected + MIN_AIRTIME <= forum.ends_at,
+            )
+        )
+    on_air = SignupView(snap.on_air, call=lines.get(snap.on_air.id)) if snap.on_air else None
+    unscreened = [
+        UnscreenedLine(
+            call, name=signup.name if signup else None, number=call.number if full else None
+        )
+        for call, signup in calls.unscreened(forum)
+    ]
+    return QueueBoard(
+        status=forum.status_at(now).value,
+        on_air=on_air if full or on_air is None else BoardCaller.of(on_air),
+        waiting=waiting if full else [BoardCaller.of(view) for view in waiting],
+        total_waiting=snap.total_waiting,
+        version=snap.version,
+        unscreened=unscreened,
+        studio=calls.studio_call(forum),
+        now=now,
+        ends_at=forum.ends_at,
+        average_call_seconds=round(average.total_seconds()),
+        remaining_seconds=max(0, round((forum.ends_at - now).total_seconds())),
+    )

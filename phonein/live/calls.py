@@ -1,0 +1,215 @@
+"""Calls as Twilio reports them: finding them, and their state, which only moves forward.
+
+``Call.state`` is what Twilio last told us (status callbacks, conference events, the TwiML
+it fetched). It only moves forward, so a late or repeated callback cannot bring an ended
+call back. What phonein *wants* done with a call is ``live.dispatch``'s.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..database import upsert_insert
+from ..errors import NotFound
+from ..extensions import db
+from ..models import (
+    CALL_LIVE,
+    CALL_WAITING,
+    MAX_ID,
+    SIGNUP_CLEARED,
+    Call,
+    CallDirection,
+    CallState,
+    Forum,
+    Signup,
+)
+from ..times import utcnow
+
+RECENT_ENDED = 20
+
+
+def get(call_id: int) -> Call:
+    call = db.session.get(Call, call_id) if 0 < call_id <= MAX_ID else None
+    if call is None:
+        raise NotFound(f"There is no call {call_id}.")
+    return call
+
+
+SID_RE = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+
+
+def valid_sid(value: str | None) -> str | None:
+    """Return ``value`` if it has the shape of a Twilio SID (CA…, CF…), else None."""
+    return value if value and SID_RE.match(value) else None
+
+
+def by_sid(sid: str | None) -> Call | None:
+    if not valid_sid(sid):
+        return None
+    return db.session.scalars(sa.select(Call).where(Call.sid == sid)).one_or_none()
+
+
+def live_call_of(signup_id: int) -> Call | None:
+    return db.session.scalars(
+        sa.select(Call)
+        .where(Call.signup_id == signup_id, Call.state.in_(CALL_LIVE))
+        .order_by(Call.id.desc())
+        .limit(1)
+    ).first()
+
+
+def lines(forum: Forum) -> list[Call]:
+    """Every live call of the forum, then the most recent ended ones."""
+    live = db.session.scalars(
+        sa.select(Call)
+        .where(Call.forum_id == forum.id, Call.state.in_(CALL_LIVE))
+        .order_by(Call.id)
+    ).all()
+    ended = db.session.scalars(
+        sa.select(Call)
+        .where(Call.forum_id == forum.id, Call.state.not_in(CALL_LIVE))
+        .order_by(Call.id.desc())
+        .limit(RECENT_ENDED)
+    ).all()
+    return [*live, *ended]
+
+
+def live_calls_of(signup_ids: list[int]) -> dict[int, Call]:
+    """Return signup id -> its call on the line, for those that have one (one query)."""
+    found: dict[int, Call] = {}
+    if signup_ids:
+        for call in db.session.scalars(
+            sa.select(Call)
+            .where(Call.signup_id.in_(signup_ids), Call.state.in_(CALL_LIVE))
+            .order_by(Call.id)
+        ):
+            found[call.signup_id or 0] = call
+    return found
+
+
+def unscreened(forum: Forum) -> list[tuple[Call, Signup | None]]:
+    """Callers on the line whom producers have not approved: to screen live."""
+    rows = db.session.execute(
+        sa.select(Call, Signup)
+        .outerjoin(Signup, Signup.id == Call.signup_id)
+        .where(
+            Call.forum_id == forum.id,
+            Call.state.in_(CALL_WAITING),
+            Call.direction != CallDirection.STUDIO,
+            sa.or_(Signup.id.is_(None), Signup.status.not_in(SIGNUP_CLEARED)),
+        )
+        .order_by(Call.id)
+    ).all()
+    return [(call, signup) for call, signup in rows]
+
+
+def studio_call(forum: Forum) -> Call | None:
+    return db.session.scalars(
+        sa.select(Call)
+        .where(Call.forum_id == forum.id, Call.direction == CallDirection.STUDIO)
+        .order_by(Call.id.desc())
+        .limit(1)
+    ).first()
+
+
+# What Twilio tells us: states only move forward.
+
+
+def _move(call_id: int, to: CallState, from_: tuple[CallState, ...], **values: Any) -> bool:
+    moved = db.session.execute(
+        sa.update(Call)
+        .where(Call.id == call_id, Call.state.in_(from_))
+        .values(state=to, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return bool(moved)
+
+
+def record_inbound(
+    forum: Forum, signup: Signup | None, sid: str, number: str | None, now: datetime
+) -> Call:
+    """Record a call to the show (once per CallSid, however often Twilio asks)."""
+    db.session.execute(
+        upsert_insert(Call.__table__)
+        .values(
+            forum_id=forum.id,
+            signup_id=signup.id if signup is not None else None,
+            sid=sid,
+            direction=CallDirection.INBOUND,
+            number=number,
+            state=CallState.HOLDING,
+            created_at=now,
+            waiting_since=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["sid"])
+    )
+    call = by_sid(sid)
+    assert call is not None
+    return call
+
+
+def adopt_sid(call: Call, sid: str) -> None:
+    """Learn a dial-out's CallSid from its first callback, if the dialler has not yet."""
+    if valid_sid(sid) and call.sid is None:
+        db.session.execute(
+            sa.update(Call)
+            .where(Call.id == call.id, Call.sid.is_(None))
+            .values(sid=sid)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def holding(call: Call, now: datetime) -> bool:
+    return _move(
+        call.id,
+        CallState.HOLDING,
+        CALL_WAITING,
+        waiting_since=sa.func.coalesce(Call.waiting_since, now),
+    )
+
+
+def on_air(call: Call, now: datetime, conference_sid: str | None = None) -> bool:
+    values: dict[str, Any] = {"on_air_at": sa.func.coalesce(Call.on_air_at, now)}
+    if valid_sid(conference_sid):
+        values["conference_sid"] = conference_sid
+    return _move(call.id, CallState.ON_AIR, CALL_LIVE, **values)
+
+
+def ended(call: Call, now: datetime, reason: str, *, failed: bool = False) -> bool:
+    return _move(
+        call.id,
+        CallState.FAILED if failed else CallState.COMPLETED,
+        CALL_LIVE,
+        ended_at=now,
+        end_reason=reason[:32],
+    )
+
+
+# Twilio's call statuses: the ones that end a call, and whether that is a failure.
+FINAL_STATUSES = {
+    "completed": False,
+    "busy": True,
+    "no-answer": True,
+    "failed": True,
+    "canceled": True,
+}
+
+
+def call_status(call: Call, status: str, now: datetime) -> None:
+    """Apply a call status callback (ringing and answered change nothing we show)."""
+    if status in FINAL_STATUSES:
+        ended(call, now, status.replace("-", "_"), failed=FINAL_STATUSES[status])
+
+
+def set_flags(call: Call, **flags: bool) -> None:
+    db.session.execute(
+        sa.update(Call)
+        .where(Call.id == call.id)
+        .values(updated_at=utcnow(), **flags)
+        .execution_options(synchronize_session=False)
+    )
