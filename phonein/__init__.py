@@ -11,7 +11,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import accounts, database, errors, settings
 from .extensions import csrf, db, limiter, migrate
 
-ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -20,12 +19,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_relative_config=True,
-        template_folder=str(ROOT / "templates"),
+        template_folder=str(settings.shipped("templates")),
     )
     settings.load(app, test_config)
     if app.config["PROXY_COUNT"]:
         n = int(app.config["PROXY_COUNT"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+        # Flask's documented way to wrap the WSGI app; its type says a method.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n
+        )
 
     db.init_app(app)
     database.init_app(app)

@@ -14,21 +14,13 @@ from flask import Flask, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .errors import Conflict, DomainError, Invalid
+from .errors import Conflict, Forbidden, Invalid, Unauthorized
 from .extensions import csrf, db, login_manager
 from .inputs import EMAIL_RE
 from .models import ApiToken, Role, User
 from .times import utcnow
 
-
-class Unauthorized(DomainError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(DomainError):
-    status = 403
-    code = "forbidden"
+USER_KEY = "phonein.api_user"
 
 
 def create_user(email: str, role: str, password: str | None) -> User:
@@ -99,8 +91,9 @@ def api_user() -> User | None:
     producer pages send it); a bearer request is not exposed to CSRF.
     """
     # Cached on the request, not on ``g``: an app context can outlive one request.
-    if hasattr(request, "phonein_user"):
-        return request.phonein_user  # type: ignore[no-any-return]
+    if USER_KEY in request.environ:
+        cached: User | None = request.environ[USER_KEY]
+        return cached
     user = None
     header = request.headers.get("Authorization", "")
     if header:
@@ -114,7 +107,7 @@ def api_user() -> User | None:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             csrf.protect()
         user = current_user._get_current_object()
-    request.phonein_user = user  # type: ignore[attr-defined]
+    request.environ[USER_KEY] = user
     return user
 
 

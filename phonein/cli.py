@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable
 
 import click
-from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask import Flask
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from flask_migrate import upgrade
 
 from . import accounts, signups, worker
@@ -33,6 +33,11 @@ def main() -> None:
     """
 
 
+def _app() -> Flask:
+    """The app this command runs (the object itself: threads outlive the app context)."""
+    return click.get_current_context().ensure_object(ScriptInfo).load_app()
+
+
 def _fail(error: DomainError) -> None:
     rollback()
     raise click.ClickException(error.message)
@@ -47,7 +52,7 @@ def serve(host: str, port: int, threads: int) -> None:
     """Serve the app (embedded default: one process, schema upgraded on start)."""
     from waitress import serve as waitress_serve
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     if not os.environ.get("PHONEIN_PUBLIC_URL"):
         # Links shown to listeners must point where this server actually listens.
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -92,7 +97,7 @@ def worker_command(threads: int | None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     scheduler = BlockingScheduler(timezone="UTC")
 
     def shutdown(signum: int, frame: object) -> None:

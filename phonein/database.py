@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, g
@@ -42,6 +42,12 @@ def init_app(app: Flask) -> None:
 def dialect() -> str:
     """Name the dialect of the database the session talks to: 'postgresql' or 'sqlite'."""
     return db.session.get_bind().dialect.name
+
+
+def changed(statement: sa.Executable) -> int:
+    """Run an INSERT, UPDATE or DELETE and return how many rows it changed."""
+    result = db.session.execute(statement)
+    return cast("sa.CursorResult[Any]", result).rowcount or 0
 
 
 def upsert_insert(table: Any) -> Any:

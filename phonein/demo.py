@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from . import accounts, publication, signups
 from .extensions import db
 from .live import queue
-from .models import Forum, Role, User
+from .models import Forum, Role, Signup, User
 
 UPCOMING = {
     "slug": "car-free-city-centres",
@@ -257,7 +257,16 @@ def _make_forum(spec: dict, starts_at: datetime, now: datetime) -> Forum:
     return forum
 
 
-def _person(forum: Forum, name, location, phone, zone, publish, text, now):  # type: ignore[no-untyped-def]
+def _person(
+    forum: Forum,
+    name: str,
+    location: str,
+    phone: str,
+    zone: str,
+    publish: bool,
+    text: str,
+    now: datetime,
+) -> Signup:
     data = {
         "name": name,
         "location": location,

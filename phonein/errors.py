@@ -50,6 +50,16 @@ class Invalid(DomainError):
         super().__init__(message or f"{first[0]}: {first[1]}", fields=fields)
 
 
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
 class Conflict(DomainError):
     status = 409
     code = "conflict"

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
@@ -136,8 +137,23 @@ def _validate(values: dict[str, Any], now: datetime, *, creating: bool) -> dict[
     return errors
 
 
-def create(values: dict[str, Any], now: datetime, *, defaults: dict[str, Any]) -> Forum:
-    """Create a forum from validated-shape ``values``; raise Invalid or Conflict."""
+def station_defaults() -> dict[str, Any]:
+    """The station's defaults for what a new forum does not say (the settings)."""
+    config = current_app.config
+    return {
+        "duration_minutes": config["DEFAULT_DURATION_MINUTES"],
+        "reminder_offsets": config["DEFAULT_REMINDER_OFFSETS"],
+    }
+
+
+def create(
+    values: dict[str, Any], now: datetime, *, defaults: dict[str, Any] | None = None
+) -> Forum:
+    """Create a forum from validated-shape ``values``; raise Invalid or Conflict.
+
+    What ``values`` leaves out comes from ``defaults``, else the station's.
+    """
+    defaults = defaults or station_defaults()
     values = {k: v for k, v in values.items() if k in EDITABLE and v is not None}
     values.setdefault("duration_minutes", defaults["duration_minutes"])
     values.setdefault("reminder_offsets", list(defaults["reminder_offsets"]))
@@ -295,7 +311,7 @@ def _check_close(forum: Forum) -> None:
 
 
 def _slug_taken(slug: str) -> bool:
-    return db.session.scalar(sa.select(sa.func.count()).where(Forum.slug == slug)) > 0
+    return (db.session.scalar(sa.select(sa.func.count()).where(Forum.slug == slug)) or 0) > 0
 
 
 def _free_slug(base: str) -> str:

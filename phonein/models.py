@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .extensions import db
+from .extensions import Model
 from .times import UTCDateTime, utcnow
 
 NAME_MAX = 80
@@ -88,7 +88,7 @@ def _check_in(column: str, values: type[StrEnum], name: str) -> sa.CheckConstrai
     return sa.CheckConstraint(f"{column} IN ({allowed})", name=name)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
     __table_args__ = (_check_in("role", Role, "ck_users_role"),)
 
@@ -113,7 +113,7 @@ class User(UserMixin, db.Model):
         return rank[Role(self.role)] >= rank[needed]
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -126,7 +126,7 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship(back_populates="tokens")
 
 
-class Forum(db.Model):
+class Forum(Model):
     __tablename__ = "forums"
     __table_args__ = (_check_in("status", ForumStatus, "ck_forums_status"),)
 
@@ -182,7 +182,7 @@ class Forum(db.Model):
         return self.active_at(now) and now < self.signup_closes_at
 
 
-class Signup(db.Model):
+class Signup(Model):
     __tablename__ = "signups"
     __table_args__ = (
         # One signup per phone per forum, enforced by the database so that two
@@ -263,7 +263,7 @@ class MessageStatus(StrEnum):
     CANCELLED = "cancelled"  # never sent: withdrawn, rejected, opted out, superseded
 
 
-class Message(db.Model):
+class Message(Model):
     """One SMS in the outbox: written with its cause, sent after that commits."""
 
     __tablename__ = "messages"
@@ -300,7 +300,7 @@ class Message(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class EarlyStatus(db.Model):
+class EarlyStatus(Model):
     """A delivery status that arrived before its message's SID was recorded.
 
     Twilio may call back within milliseconds of accepting a message, before the sender
@@ -315,7 +315,7 @@ class EarlyStatus(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class OptOut(db.Model):
+class OptOut(Model):
     """A number that replied STOP (or that Twilio reports as unsubscribed: 21610)."""
 
     __tablename__ = "opt_outs"
@@ -325,7 +325,7 @@ class OptOut(db.Model):
     source: Mapped[str] = mapped_column(sa.String(16), default="keyword")
 
 
-class ReminderWave(db.Model):
+class ReminderWave(Model):
     """A forum's reminder wave for one offset and one start time, once fanned out."""
 
     __tablename__ = "reminder_waves"
@@ -343,7 +343,7 @@ class ReminderWave(db.Model):
     skipped: Mapped[bool] = mapped_column(default=False)
 
 
-class Lease(db.Model):
+class Lease(Model):
     """A named lease held by one process until it expires (the scheduler's)."""
 
     __tablename__ = "leases"
@@ -353,7 +353,7 @@ class Lease(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Worker(db.Model):
+class Worker(Model):
     """A running sender process and its last heartbeat (stale claims are recovered)."""
 
     __tablename__ = "workers"
@@ -363,7 +363,7 @@ class Worker(db.Model):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class SendRate(db.Model):
+class SendRate(Model):
     """The shared SMS rate: the next free send slot across every sender process.
 
     Seconds since the epoch, so that one UPDATE can reserve a slot on every database.
@@ -404,7 +404,7 @@ class CallCommand(StrEnum):
     GOODBYE = "goodbye"  # the forum closed before their turn
 
 
-class Call(db.Model):
+class Call(Model):
     """One phone call of a forum: a listener on the line, or the studio.
 
     ``state`` is what Twilio last reported; ``wanted`` is what phonein asked for and

@@ -44,41 +44,38 @@ def set_published(signup: Signup, data: dict[str, Any], now: datetime) -> None:
     signup.updated_at = now
 
 
+def _publishable(forum: Forum) -> list[sa.ColumnElement[bool]]:
+    """The forum's comments whose authors consented and that producers screened."""
+    return [
+        Signup.forum_id == forum.id,
+        Signup.publish_consent.is_(True),
+        Signup.status.not_in(SIGNUP_UNSCREENED),
+    ]
+
+
+# The producers' order; comments they gave no place come after the others.
+IN_ORDER = (Signup.publish_order.is_(None), Signup.publish_order)
+
+
 def selection(forum: Forum) -> list[Signup]:
     """Return the published comments in the producers' order (unordered ones last)."""
     return list(
         db.session.scalars(
             sa.select(Signup)
-            .where(
-                Signup.forum_id == forum.id,
-                Signup.published.is_(True),
-                Signup.publish_consent.is_(True),
-                Signup.status.not_in(SIGNUP_UNSCREENED),
-            )
-            .order_by(Signup.publish_order.is_(None), Signup.publish_order, Signup.id)
+            .where(*_publishable(forum), Signup.published.is_(True))
+            .order_by(*IN_ORDER, Signup.id)
         )
     )
 
 
 def candidates(forum: Forum) -> list[Signup]:
-    """Return the comments that may be published: consented, screened, not erased; the
-    selection first in its order, then the best rated."""
+    """Return the comments that may be published, not erased: the selection first, in its
+    order, then the best rated."""
     return list(
         db.session.scalars(
             sa.select(Signup)
-            .where(
-                Signup.forum_id == forum.id,
-                Signup.publish_consent.is_(True),
-                Signup.status.not_in(SIGNUP_UNSCREENED),
-                Signup.erased_at.is_(None),
-            )
-            .order_by(
-                Signup.published.desc(),
-                Signup.publish_order.is_(None),
-                Signup.publish_order,
-                Signup.rating.desc(),
-                Signup.id,
-            )
+            .where(*_publishable(forum), Signup.erased_at.is_(None))
+            .order_by(Signup.published.desc(), *IN_ORDER, Signup.rating.desc(), Signup.id)
         )
     )
 
@@ -95,5 +92,5 @@ def balance(forum: Forum) -> dict[str, int]:
         .group_by(Signup.stance)
     )
     counts = {s.value: 0 for s in Stance}
-    counts.update({stance: n for stance, n in rows})
+    counts.update({stance: n for stance, n in rows if stance})
     return counts

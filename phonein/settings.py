@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
 TWILIO_VARIABLES = (
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER",
     "TWILIO_MESSAGING_SERVICE_SID",
 )
+T = TypeVar("T")
 WEAK_SECRETS = {"", "dev", "secret", "changeme", "change-me", "replace-with-a-long-random-string"}
 
 
@@ -23,8 +25,26 @@ class ConfigError(RuntimeError):
     """The configuration cannot run safely; the message says what to set."""
 
 
+def choose(app: Flask, setting: str, makers: Mapping[str, Callable[[], T]]) -> T:
+    """Build the implementation that ``setting`` names (SMS_BACKEND: twilio, console, memory)."""
+    name = app.config[setting]
+    if name not in makers:
+        raise ConfigError(f"PHONEIN_{setting} must be one of {', '.join(makers)}, not {name!r}.")
+    return makers[name]()
+
+
+def shipped(name: str) -> Path:
+    """Return the folder ``name`` (templates, config) that ships with phonein.
+
+    In the repository it stands at the top, beside the package; the build carries it into
+    the package (``pyproject.toml``), so an installed wheel has it inside.
+    """
+    inside = PACKAGE / name
+    return inside if inside.is_dir() else PACKAGE.parent / name
+
+
 def load(app: Flask, overrides: dict[str, Any] | None) -> None:
-    app.config.from_pyfile(str(ROOT / "config" / "defaults.py"))
+    app.config.from_pyfile(str(shipped("config") / "defaults.py"))
     app.config.from_prefixed_env("PHONEIN")
     for name in TWILIO_VARIABLES:
         if os.environ.get(name):

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import phones
-from .database import upsert_insert
+from .database import changed, upsert_insert
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .inputs import EMAIL_RE, as_bool, clean_text
@@ -400,11 +400,11 @@ def purge(now: datetime, older_than_days: int) -> int:
         manage_token_hash=None,
         erased_at=now,
     )
-    kept = db.session.execute(
+    kept = changed(
         sa.update(Signup)
         .where(*base, Signup.published.is_(True), Signup.publish_consent.is_(True))
         .values(**personal)
-    ).rowcount
+    )
     # Calls held the caller's number (and callers who never signed up have only that).
     db.session.execute(
         sa.update(Call)
@@ -420,9 +420,9 @@ def purge(now: datetime, older_than_days: int) -> int:
             )
         )
     )
-    wiped = db.session.execute(
+    wiped = changed(
         sa.update(Signup)
         .where(*base)
         .values(name="", location="", question="", pull_quote=None, published=False, **personal)
-    ).rowcount
+    )
     return kept + wiped

@@ -29,7 +29,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from . import forums, signups
-from .database import commit, upsert_insert
+from .database import changed, commit, upsert_insert
 from .extensions import db
 from .live import dispatch as calls_dispatch
 from .models import Lease
@@ -49,18 +49,18 @@ def worker_id() -> str:
 def acquire(holder: str, now: datetime, ttl: timedelta) -> bool:
     """Take or renew the scheduler lease for ``holder``; return whether it holds it."""
     table = Lease.__table__
-    renewed = db.session.execute(
+    renewed = changed(
         sa.update(table)
         .where(table.c.name == LEASE, sa.or_(table.c.holder == holder, table.c.expires_at < now))
         .values(holder=holder, expires_at=now + ttl)
-    ).rowcount
+    )
     if not renewed:
-        inserted = db.session.execute(
+        inserted = changed(
             upsert_insert(table)
             .values(name=LEASE, holder=holder, expires_at=now + ttl)
             .on_conflict_do_nothing(index_elements=["name"])
             .execution_options(preserve_rowcount=True)
-        ).rowcount
+        )
         renewed = inserted
     db.session.commit()
     return bool(renewed)
@@ -119,24 +119,16 @@ def purge(app: Flask, holder: str) -> int:
 def add_jobs(scheduler: BaseScheduler, app: Flask, holder: str) -> None:
     """Put phonein's periodic jobs on an APScheduler 3 scheduler."""
     every: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-    scheduler.add_job(
-        tick,
-        "interval",
-        args=(app, holder),
-        id="tick",
-        seconds=app.config["TICK_SECONDS"],
-        next_run_time=datetime.now(),
-        **every,
-    )
-    scheduler.add_job(
-        recover,
-        "interval",
-        args=(app, holder),
-        id="recover",
-        seconds=app.config["RECOVER_SECONDS"],
-        next_run_time=datetime.now(),
-        **every,
-    )
+    for job, seconds in ((tick, "TICK_SECONDS"), (recover, "RECOVER_SECONDS")):
+        scheduler.add_job(
+            job,
+            "interval",
+            args=(app, holder),
+            id=job.__name__,
+            seconds=app.config[seconds],
+            next_run_time=datetime.now(),
+            **every,
+        )
     scheduler.add_job(
         purge, "cron", args=(app, holder), id="purge", hour=3, minute=17, timezone="UTC", **every
     )

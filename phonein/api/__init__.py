@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
 from flask_smorest import Api as SmorestApi
 
 from .. import database
@@ -44,7 +45,7 @@ def init_app(app: Flask) -> None:
         api.register_blueprint(blueprint, url_prefix="/api/v1")
 
     @app.get("/healthz")
-    def healthz():  # type: ignore[no-untyped-def]
+    def healthz() -> ResponseReturnValue:
         if database.healthy():
             return jsonify(status="ok")
         return jsonify(status="unavailable"), 503

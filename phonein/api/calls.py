@@ -37,7 +37,7 @@ def _placed(call: Call) -> Call:
 @blp.response(200, CallList)
 @documented_errors(blp, 401, 403, 404)
 @blp.doc(**PRODUCER_DOC)
-def list_calls(slug: str):  # type: ignore[no-untyped-def]
+def list_calls(slug: str) -> dict[str, Any]:
     """Every call on the line now, then the 20 most recent that ended."""
     return {"calls": calls.lines(forums.get_by_slug(slug))}
 
@@ -48,7 +48,7 @@ def list_calls(slug: str):  # type: ignore[no-untyped-def]
 @documented_errors(blp, 401, 403, 404, 409)
 @blp.alt_response(502, description="Twilio refused the call")
 @blp.doc(**PRODUCER_DOC)
-def call_back(signup_id: int):  # type: ignore[no-untyped-def]
+def call_back(signup_id: int) -> tuple[Call, int]:
     """Call an approved listener back (Twilio ``calls.create``): they hear who is calling
     and join the forum's hold, or go straight on air if they already are."""
     signup = signups.get(signup_id)
@@ -64,7 +64,7 @@ def call_back(signup_id: int):  # type: ignore[no-untyped-def]
 @documented_errors(blp, 401, 403, 404, 409)
 @blp.alt_response(502, description="Twilio refused the call")
 @blp.doc(**PRODUCER_DOC)
-def dial_studio(slug: str):  # type: ignore[no-untyped-def]
+def dial_studio(slug: str) -> tuple[Call, int]:
     """Dial the studio line into the on-air conference (done by itself when the forum goes
     live; this redials it after it dropped). 409 while it is on the line."""
     now = utcnow()
@@ -79,7 +79,7 @@ def dial_studio(slug: str):  # type: ignore[no-untyped-def]
 @documented_errors(blp, 401, 403, 404, 409, 422)
 @blp.alt_response(502, description="Twilio refused the change")
 @blp.doc(**PRODUCER_DOC)
-def change_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-def]
+def change_call(data: dict[str, Any], call_id: int) -> Call:
     """Hold or mute a caller in the on-air conference (Conference Participants)."""
     call = calls.get(call_id)
     try:
@@ -98,7 +98,7 @@ def change_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-
 @blp.response(200, CallOut)
 @documented_errors(blp, 401, 403, 404, 409)
 @blp.doc(**PRODUCER_DOC)
-def hang_up(call_id: int):  # type: ignore[no-untyped-def]
+def hang_up(call_id: int) -> Call:
     """Drop a call: the caller is thanked and hung up; a waiting caller's signup becomes
     ``dropped``, an on-air caller's ``done``."""
     call = calls.get(call_id)
@@ -114,7 +114,7 @@ def hang_up(call_id: int):  # type: ignore[no-untyped-def]
 @blp.response(200, ScreenedCall)
 @documented_errors(blp, 401, 403, 404, 409, 422)
 @blp.doc(**PRODUCER_DOC)
-def screen_call(data: dict[str, Any], call_id: int):  # type: ignore[no-untyped-def]
+def screen_call(data: dict[str, Any], call_id: int) -> dict[str, Any]:
     """Screen a caller live: the producer types their name, location and question; they
     become an approved signup and, unless ``queue`` is false, join the queue."""
     call = calls.get(call_id)

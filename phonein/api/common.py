@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from ..models import Role
+from collections.abc import Callable
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from ..models import Role, User
 from .schemas import ApiError
 
-PRODUCER_DOC = {"security": [{"bearerAuth": []}]}
+PRODUCER_DOC: dict[str, Any] = {"security": [{"bearerAuth": []}]}
 ERRORS = {
     401: "No or bad credentials",
     403: "Role not allowed",
@@ -15,10 +20,13 @@ ERRORS = {
 }
 
 
-def documented_errors(blp, *codes: int):  # type: ignore[no-untyped-def]
+View = Callable[..., Any]
+
+
+def documented_errors(blp: Blueprint, *codes: int) -> Callable[[View], View]:
     """Stack ``alt_response`` for each error code so the OpenAPI document lists them."""
 
-    def decorator(view):  # type: ignore[no-untyped-def]
+    def decorator(view: View) -> View:
         for code in codes:
             view = blp.alt_response(code, schema=ApiError, description=ERRORS[code])(view)
         return view
@@ -26,5 +34,5 @@ def documented_errors(blp, *codes: int):  # type: ignore[no-untyped-def]
     return decorator
 
 
-def is_producer(user) -> bool:  # type: ignore[no-untyped-def]
+def is_producer(user: User | None) -> bool:
     return user is not None and user.can(Role.PRODUCER)

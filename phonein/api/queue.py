@@ -25,7 +25,7 @@ blp = Blueprint("api_queue", __name__, description="The caller queue")
 @blp.response(200, QueueOut)
 @documented_errors(blp, 401, 403, 404, 422)
 @blp.doc(**PRODUCER_DOC)
-def get_queue(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+def get_queue(args: dict[str, Any], slug: str) -> board.QueueBoard:
     """Who is on air and who waits, in order; ``version`` changes with every queue change.
 
     Presenters get what the board shows (name, location, question); producers get all.
@@ -40,7 +40,7 @@ def get_queue(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
 @blp.response(200, QueuePlaced)
 @documented_errors(blp, 401, 403, 404, 409, 422)
 @blp.doc(**PRODUCER_DOC)
-def place(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+def place(data: dict[str, Any], slug: str) -> dict[str, Any]:
     """Add an approved signup at a 1-based position (default last), or move a queued one."""
     forum, signup, position = queue.place(slug, data["signup_id"], data.get("position"), utcnow())
     commit()
@@ -56,7 +56,7 @@ def place(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
 @blp.response(200, QueuePlaced)
 @documented_errors(blp, 401, 403, 404, 409)
 @blp.doc(**PRODUCER_DOC)
-def remove(slug: str, signup_id: int):  # type: ignore[no-untyped-def]
+def remove(slug: str, signup_id: int) -> dict[str, Any]:
     """Take a caller out of the queue (back to approved)."""
     forum, signup = queue.remove(slug, signup_id, utcnow())
     commit()
@@ -80,7 +80,7 @@ def _step(step: queue.Step) -> dict[str, Any]:
 @blp.response(200, QueueStep)
 @documented_errors(blp, 401, 403, 404, 409, 422)
 @blp.doc(**PRODUCER_DOC)
-def advance(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+def advance(data: dict[str, Any], slug: str) -> dict[str, Any]:
     """The caller on air is done; the head of the queue (or ``signup_id``) goes on air.
 
     A caller holding on the line is moved into the on-air conference with the studio.
@@ -93,6 +93,6 @@ def advance(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
 @blp.response(200, QueueStep)
 @documented_errors(blp, 401, 403, 404, 409)
 @blp.doc(**PRODUCER_DOC)
-def finish(slug: str):  # type: ignore[no-untyped-def]
+def finish(slug: str) -> dict[str, Any]:
     """The caller on air is done; nobody goes on air."""
     return _step(queue.finish(slug, utcnow()))

@@ -47,7 +47,8 @@ class UTC(fields.AwareDateTime):
 class ErrorDetail(Schema):
     code = fields.Str(required=True)
     message = fields.Str(required=True)
-    fields = fields.Dict(keys=fields.Str(), values=fields.Str())
+    # Not named "fields": that name is the Schema's own.
+    fields_ = fields.Dict(keys=fields.Str(), values=fields.Str(), data_key="fields")
 
 
 class ApiError(Schema):

@@ -40,7 +40,7 @@ def with_position(signup: Signup) -> SignupView:
 @blp.response(201, SignupCreated, description="A new signup")
 @blp.alt_response(200, schema=SignupCreated, description="The phone was registered: updated")
 @documented_errors(blp, 404, 409, 422)
-def create_signup(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+def create_signup(data: dict[str, Any], slug: str) -> tuple[SignupView, int]:
     """Sign up for a forum. The same phone again updates that signup."""
     forum = forums.get_by_slug(slug)
     result = signups.register(
@@ -57,7 +57,7 @@ def create_signup(data: dict[str, Any], slug: str):  # type: ignore[no-untyped-d
 @blp.response(200, SignupPage)
 @documented_errors(blp, 401, 403, 404, 422)
 @blp.doc(**PRODUCER_DOC)
-def list_signups(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-def]
+def list_signups(args: dict[str, Any], slug: str) -> dict[str, Any]:
     """List and search a forum's signups, newest first (q searches name, location, text)."""
     forum = forums.get_by_slug(slug)
     items, total = signups.search(
@@ -78,7 +78,7 @@ def list_signups(args: dict[str, Any], slug: str):  # type: ignore[no-untyped-de
 @blp.response(200, SignupOut)
 @documented_errors(blp, 401, 403, 404)
 @blp.doc(**PRODUCER_DOC)
-def get_signup(signup_id: int):  # type: ignore[no-untyped-def]
+def get_signup(signup_id: int) -> SignupView:
     """One signup, everything producers know about it."""
     return with_position(signups.get(signup_id))
 
@@ -89,7 +89,7 @@ def get_signup(signup_id: int):  # type: ignore[no-untyped-def]
 @blp.response(200, SignupOut)
 @documented_errors(blp, 401, 403, 404, 409, 422)
 @blp.doc(**PRODUCER_DOC)
-def screen_signup(data: dict[str, Any], signup_id: int):  # type: ignore[no-untyped-def]
+def screen_signup(data: dict[str, Any], signup_id: int) -> SignupView:
     """Approve or reject, and set stance, rating and notes (each optional)."""
     signup = signups.get(signup_id)
     signups.screen(signup, data, utcnow())
@@ -103,7 +103,7 @@ def screen_signup(data: dict[str, Any], signup_id: int):  # type: ignore[no-unty
 @blp.response(200, SignupOut)
 @documented_errors(blp, 401, 403, 404, 409, 422)
 @blp.doc(**PRODUCER_DOC)
-def publish_signup(data: dict[str, Any], signup_id: int):  # type: ignore[no-untyped-def]
+def publish_signup(data: dict[str, Any], signup_id: int) -> SignupView:
     """Put a comment in the published selection (only with the listener's consent)."""
     signup = signups.get(signup_id)
     publication.set_published(signup, data, utcnow())

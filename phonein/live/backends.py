@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from flask import Flask, current_app
 
 from .. import twilio
+from ..settings import choose
 
 log = logging.getLogger("phonein.live")
 
@@ -195,21 +196,16 @@ class TwilioVoice:
 def init_app(app: Flask) -> None:
     """Pick the backend named by VOICE_BACKEND and keep it in app.extensions."""
     config = app.config
-    name = config["VOICE_BACKEND"]
-    backend: VoiceBackend
-    if name == "twilio":
-        backend = TwilioVoice(
+
+    def twilio_backend() -> VoiceBackend:
+        return TwilioVoice(
             account_sid=config["TWILIO_ACCOUNT_SID"],
             auth_token=config["TWILIO_AUTH_TOKEN"],
             api_url=config.get("TWILIO_API_URL"),
         )
-    elif name == "memory":
-        backend = MemoryVoice()
-    elif name == "console":
-        backend = ConsoleVoice()
-    else:
-        raise ValueError(f"PHONEIN_VOICE_BACKEND must be twilio, console or memory, not {name!r}")
-    app.extensions["phonein_voice"] = backend
+
+    makers = {"twilio": twilio_backend, "console": ConsoleVoice, "memory": MemoryVoice}
+    app.extensions["phonein_voice"] = choose(app, "VOICE_BACKEND", makers)
 
 
 def backend() -> VoiceBackend:

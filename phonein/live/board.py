@@ -46,7 +46,9 @@ def average_call(forum: Forum) -> timedelta:
             Signup.done_at.is_not(None),
         )
     ).all()
-    lengths = [(done - start).total_seconds() for start, done in rows if done > start]
+    lengths = [
+        (done - start).total_seconds() for start, done in rows if start and done and done > start
+    ]
     if not lengths:
         return timedelta(seconds=float(current_app.config["VOICE_DEFAULT_CALL_SECONDS"]))
     return timedelta(seconds=sum(lengths) / len(lengths))

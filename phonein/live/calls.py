@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..database import upsert_insert
+from ..database import changed, upsert_insert
 from ..errors import NotFound
 from ..extensions import db
 from ..models import (
@@ -120,12 +120,12 @@ def studio_call(forum: Forum) -> Call | None:
 
 
 def _move(call_id: int, to: CallState, from_: tuple[CallState, ...], **values: Any) -> bool:
-    moved = db.session.execute(
+    moved = changed(
         sa.update(Call)
         .where(Call.id == call_id, Call.state.in_(from_))
         .values(state=to, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return bool(moved)
 
 
@@ -206,7 +206,8 @@ def call_status(call: Call, status: str, now: datetime) -> None:
         ended(call, now, status.replace("-", "_"), failed=FINAL_STATUSES[status])
 
 
-def set_flags(call: Call, **flags: bool) -> None:
+def set_flags(call: Call, **flags: bool | str) -> None:
+    """Record ``muted``/``held`` (and the conference SID) as the conference reports them."""
     db.session.execute(
         sa.update(Call)
         .where(Call.id == call.id)

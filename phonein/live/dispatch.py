@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from ..database import after_commit, upsert_insert
+from ..database import after_commit, changed, upsert_insert
 from ..extensions import db
 from ..models import (
     CALL_LIVE,
@@ -65,20 +65,17 @@ def want(forum_id: int, command: CallCommand, *conditions: sa.ColumnElement[bool
     """
     soon(forum_id)
     same = sa.and_(Call.wanted.is_not(None), Call.wanted == command)
-    return (
-        db.session.execute(
-            sa.update(Call)
-            .where(Call.forum_id == forum_id, Call.state.in_(CALL_LIVE), *conditions)
-            .values(
-                wanted=command,
-                attempts=sa.case((same, Call.attempts), else_=0),
-                error=sa.case((same, Call.error), else_=None),
-                applied_at=sa.case((same, Call.applied_at), else_=None),
-                updated_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        or 0
+    return changed(
+        sa.update(Call)
+        .where(Call.forum_id == forum_id, Call.state.in_(CALL_LIVE), *conditions)
+        .values(
+            wanted=command,
+            attempts=sa.case((same, Call.attempts), else_=0),
+            error=sa.case((same, Call.error), else_=None),
+            applied_at=sa.case((same, Call.applied_at), else_=None),
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -99,7 +96,7 @@ def forum_live(forum: Forum, now: datetime) -> bool:
     number = current_app.config.get("VOICE_STUDIO_NUMBER")
     if not number:
         return False
-    inserted = db.session.execute(
+    inserted = changed(
         upsert_insert(Call.__table__)
         .values(
             forum_id=forum.id,
@@ -112,7 +109,7 @@ def forum_live(forum: Forum, now: datetime) -> bool:
         )
         .on_conflict_do_nothing()
         .execution_options(preserve_rowcount=True)
-    ).rowcount
+    )
     if inserted:
         soon(forum.id)
     return bool(inserted)
@@ -186,7 +183,7 @@ def retry_stale(now: datetime) -> int:
         .values(applied=None)
         .execution_options(synchronize_session=False)
     )
-    retried = db.session.execute(stale).rowcount or 0
+    retried = changed(stale)
     # A caller who rang in just as a producer put their signup on air was recorded after
     # the move was asked for: ask for it now.
     missed = (
@@ -200,7 +197,7 @@ def retry_stale(now: datetime) -> int:
         .values(wanted=CallCommand.ON_AIR, applied=None, attempts=0, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return retried + (db.session.execute(missed).rowcount or 0)
+    return retried + (changed(missed))
 
 
 def apply_pending(forum_id: int | None = None, limit: int | None = None) -> int:

@@ -55,7 +55,7 @@ def lock(slug: str, now: datetime, *, live_only: bool = False) -> Forum:
         .values(queue_version=forums.c.queue_version + 1)
         .returning(*forums.c)
     )
-    forum = db.session.scalars(
+    forum: Forum | None = db.session.scalars(
         sa.select(Forum).from_statement(bumped).execution_options(populate_existing=True)
     ).one_or_none()
     if forum is None:
@@ -91,7 +91,7 @@ def _waiting(forum_id: int, *conditions: sa.ColumnElement[bool]) -> sa.Select:
     )
 
 
-def _load(statement: sa.Executable) -> Signup | None:
+def _load(statement: sa.UpdateBase) -> Signup | None:
     """Run a Core UPDATE … RETURNING and load its row as a Signup.
 
     Lighter than the ORM's bulk-UPDATE path, which costs more than the round trip here.
@@ -186,6 +186,7 @@ def _key_for(forum: Forum, position: int, exclude: int) -> tuple[int, bool]:
         if before is None and after is None:
             return GAP, past_end
         if before is None:
+            assert after is not None
             return after - GAP, past_end
         if after is None:
             return before + GAP, past_end
@@ -301,7 +302,8 @@ def snapshot(forum: Forum, limit: int | None = None) -> Snapshot:
     waiting = list(db.session.scalars(stmt))
     total = len(waiting)
     if limit is not None and total == limit:
-        total = db.session.scalar(
-            sa.select(sa.func.count()).select_from(_waiting(forum.id).subquery())
+        total = (
+            db.session.scalar(sa.select(sa.func.count()).select_from(_waiting(forum.id).subquery()))
+            or 0
         )
     return Snapshot(on_air, waiting, forum.queue_version, total)

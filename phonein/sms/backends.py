@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from flask import Flask, current_app
 
 from .. import twilio
+from ..settings import choose
 
 log = logging.getLogger("phonein.sms")
 
@@ -115,10 +116,9 @@ class TwilioBackend:
 def init_app(app: Flask) -> None:
     """Pick the backend named by SMS_BACKEND and keep it in app.extensions."""
     config = app.config
-    name = config["SMS_BACKEND"]
-    backend: SmsBackend
-    if name == "twilio":
-        backend = TwilioBackend(
+
+    def twilio_backend() -> SmsBackend:
+        return TwilioBackend(
             account_sid=config["TWILIO_ACCOUNT_SID"],
             auth_token=config["TWILIO_AUTH_TOKEN"],
             from_number=config.get("TWILIO_FROM_NUMBER"),
@@ -126,13 +126,9 @@ def init_app(app: Flask) -> None:
             status_callback=f"{config['PUBLIC_URL']}/webhooks/twilio/status",
             api_url=config.get("TWILIO_API_URL"),
         )
-    elif name == "memory":
-        backend = MemoryBackend()
-    elif name == "console":
-        backend = ConsoleBackend()
-    else:
-        raise ValueError(f"PHONEIN_SMS_BACKEND must be twilio, console or memory, not {name!r}")
-    app.extensions["phonein_sms"] = backend
+
+    makers = {"twilio": twilio_backend, "console": ConsoleBackend, "memory": MemoryBackend}
+    app.extensions["phonein_sms"] = choose(app, "SMS_BACKEND", makers)
 
 
 def backend(app: Flask | None = None) -> SmsBackend:

@@ -19,14 +19,16 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask
 
+from ..database import changed
 from ..extensions import db
 from ..models import (
     SIGNUP_REACHABLE,
@@ -46,6 +48,7 @@ from . import backends, outbox, rate, status
 from .backends import SendResult, SmsBackend
 
 log = logging.getLogger("phonein.sms")
+T = TypeVar("T")
 
 MAX_ATTEMPTS = 8
 BACKOFF_CAP_SECONDS = 300
@@ -163,7 +166,8 @@ def _finish(claimed: Claimed, worker_id: str, **values: Any) -> None:
 
 def record_sent(claimed: Claimed, worker_id: str, result: SendResult) -> None:
     """Record the provider's SID and status, and any status that beat it here."""
-    reached, code = status.TWILIO.get(result.status, MessageStatus.QUEUED), None
+    reached: str = status.TWILIO.get(result.status, MessageStatus.QUEUED)
+    code: int | None = None
     early = status.take_early(result.sid)
     if early is not None and status.later(reached, early.status):
         reached, code = early.status, early.error_code
@@ -284,9 +288,7 @@ def _lookup(backend: SmsBackend, claimed: Claimed) -> Any:
 
 def heartbeat(worker_id: str, now: datetime) -> None:
     table = Worker.__table__
-    updated = db.session.execute(
-        sa.update(table).where(table.c.id == worker_id).values(heartbeat_at=now)
-    ).rowcount
+    updated = changed(sa.update(table).where(table.c.id == worker_id).values(heartbeat_at=now))
     if not updated:
         db.session.execute(sa.insert(table).values(id=worker_id, heartbeat_at=now, started_at=now))
     db.session.commit()
@@ -394,7 +396,7 @@ class Sender:
         finally:
             self.free.release()
 
-    def _safely(self, action):  # type: ignore[no-untyped-def]
+    def _safely(self, action: Callable[[], T]) -> T | None:
         """Run ``action`` in an app context; log and carry on if it fails.
 
         The sender must outlive a database restart or a bug in one message: a dead

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..database import upsert_insert
+from ..database import changed, upsert_insert
 from ..extensions import db
 from ..links import forum_url
 from ..models import (
@@ -165,7 +165,7 @@ def _fan_out(
         # SQLAlchemy reports an INSERT's rowcount only when asked to.
         .execution_options(preserve_rowcount=True)
     )
-    return db.session.execute(stmt).rowcount or 0
+    return changed(stmt)
 
 
 def wave_key(offset: int, starts_at: datetime) -> str:
@@ -258,14 +258,11 @@ def fan_out_wave(forum: Forum, offset: int, due: datetime, now: datetime) -> int
 
 def cancel_pending(*conditions: sa.ColumnElement[bool], now: datetime, reason: str) -> int:
     """Cancel messages not yet handed to the provider that match ``conditions``."""
-    return (
-        db.session.execute(
-            sa.update(Message)
-            .where(Message.status == MessageStatus.PENDING, *conditions)
-            .values(status=MessageStatus.CANCELLED, error_message=reason, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        or 0
+    return changed(
+        sa.update(Message)
+        .where(Message.status == MessageStatus.PENDING, *conditions)
+        .values(status=MessageStatus.CANCELLED, error_message=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -305,7 +302,7 @@ def opt_out(phone: str, now: datetime, source: str = "keyword") -> None:
 
 
 def opt_in(phone: str) -> bool:
-    return (db.session.execute(sa.delete(OptOut).where(OptOut.phone == phone)).rowcount or 0) > 0
+    return (changed(sa.delete(OptOut).where(OptOut.phone == phone))) > 0
 
 
 def log(

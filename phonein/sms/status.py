@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from ..database import upsert_insert
+from ..database import changed, upsert_insert
 from ..extensions import db
 from ..models import EarlyStatus, Message, MessageStatus
 
@@ -74,12 +74,12 @@ def report(sid: str, status: str, error_code: int | None, now: datetime) -> None
 
 
 def _keep_early(sid: str, status: str, error_code: int | None, now: datetime) -> None:
-    inserted = db.session.execute(
+    inserted = changed(
         upsert_insert(EarlyStatus.__table__)
         .values(provider_sid=sid, status=status, error_code=error_code, received_at=now)
         .on_conflict_do_nothing(index_elements=["provider_sid"])
         .execution_options(preserve_rowcount=True)
-    ).rowcount
+    )
     if not inserted:
         early = db.session.scalars(
             sa.select(EarlyStatus).where(EarlyStatus.provider_sid == sid).with_for_update()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -34,7 +36,7 @@ class SignupForm(FlaskForm):
     )
     timezone = HiddenField()
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.country.choices = [SelectChoice("", "Choose…")] + [
             SelectChoice(code, f"{name} (+{phones.calling_code(code)})")

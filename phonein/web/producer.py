@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
 from .. import accounts, forums, publication, signups
@@ -42,7 +42,7 @@ def _pages(total: int) -> int:
 
 @bp.route("/login", methods=["GET", "POST"])
 @login_rate
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
         user = accounts.check_login(form.email.data, form.password.data)
@@ -58,7 +58,7 @@ def login():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/logout")
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     if ConfirmForm().validate_on_submit():
         logout_user()
     return redirect(url_for("public.index"))
@@ -66,7 +66,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 @bp.get("/")
 @accounts.require_staff(Role.PRESENTER)
-def home():  # type: ignore[no-untyped-def]
+def home() -> ResponseReturnValue:
     items = [(f, forums.signup_counts(f)) for f in forums.list_all()]
     return render_template("producer/home.html", items=items, now=utcnow())
 
@@ -129,7 +129,9 @@ def _drop_unchanged_times(form: ForumForm, forum: Forum, values: dict[str, Any])
         values.pop("signup_closes_at", None)
 
 
-def _forum_form_page(form: ForumForm, forum: Forum | None, status: int = 200):  # type: ignore[no-untyped-def]
+def _forum_form_page(
+    form: ForumForm, forum: Forum | None, status: int = 200
+) -> ResponseReturnValue:
     return render_template(
         "producer/forum_form.html",
         form=form,
@@ -139,21 +141,13 @@ def _forum_form_page(form: ForumForm, forum: Forum | None, status: int = 200):  
     ), status
 
 
-def _save_forum(form: ForumForm, forum: Forum | None):  # type: ignore[no-untyped-def]
+def _save_forum(form: ForumForm, forum: Forum | None) -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _forum_form_page(form, forum, 400)
     try:
         values = _forum_values(form)
         if forum is None:
-            config = current_app.config
-            forum = forums.create(
-                values,
-                utcnow(),
-                defaults={
-                    "duration_minutes": config["DEFAULT_DURATION_MINUTES"],
-                    "reminder_offsets": config["DEFAULT_REMINDER_OFFSETS"],
-                },
-            )
+            forum = forums.create(values, utcnow())
         else:
             _drop_unchanged_times(form, forum, values)
             forums.update(forum, values, utcnow())
@@ -172,7 +166,7 @@ def _save_forum(form: ForumForm, forum: Forum | None):  # type: ignore[no-untype
 
 @bp.route("/forums/new", methods=["GET", "POST"])
 @producer_only
-def new_forum():  # type: ignore[no-untyped-def]
+def new_forum() -> ResponseReturnValue:
     form = ForumForm()
     if request.method == "GET":
         return _forum_form_page(form, None)
@@ -181,7 +175,7 @@ def new_forum():  # type: ignore[no-untyped-def]
 
 @bp.route("/forums/<slug>/edit", methods=["GET", "POST"])
 @producer_only
-def edit_forum(slug: str):  # type: ignore[no-untyped-def]
+def edit_forum(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
     if request.method == "GET":
         zone = zone_or_none(forum.timezone) or ZoneInfo("UTC")
@@ -200,7 +194,7 @@ def edit_forum(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/forums/<slug>/status")
 @producer_only
-def forum_status(slug: str):  # type: ignore[no-untyped-def]
+def forum_status(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug, for_update=True)
     if ConfirmForm().validate_on_submit():
         try:
@@ -216,7 +210,7 @@ def forum_status(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/forums/<slug>/signups")
 @producer_only
-def screening(slug: str):  # type: ignore[no-untyped-def]
+def screening(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
     status = request.args.get("status") or None
     if status not in {s.value for s in SignupStatus}:
@@ -241,7 +235,7 @@ def screening(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/signups/<int:signup_id>/screen")
 @producer_only
-def screen(signup_id: int):  # type: ignore[no-untyped-def]
+def screen(signup_id: int) -> ResponseReturnValue:
     signup = signups.get(signup_id)
     form = ScreenForm()
     back = request.form.get("back") or url_for("producer.screening", slug=signup.forum.slug)
@@ -268,7 +262,7 @@ def screen(signup_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/forums/<slug>/queue")
 @producer_only
-def queue_board(slug: str):  # type: ignore[no-untyped-def]
+def queue_board(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
     return render_template(
         "producer/queue.html", forum=forum, state=forum.status_at(utcnow()).value
@@ -277,7 +271,7 @@ def queue_board(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/forums/<slug>/publication")
 @producer_only
-def publication_editor(slug: str):  # type: ignore[no-untyped-def]
+def publication_editor(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
     return render_template(
         "producer/publication.html",
@@ -292,7 +286,7 @@ def publication_editor(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/signups/<int:signup_id>/publish")
 @producer_only
-def publish(signup_id: int):  # type: ignore[no-untyped-def]
+def publish(signup_id: int) -> ResponseReturnValue:
     signup = signups.get(signup_id)
     form = PublishForm()
     if form.validate_on_submit():
@@ -320,7 +314,7 @@ def publish(signup_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/forums/<slug>/messages")
 @producer_only
-def messages_log(slug: str):  # type: ignore[no-untyped-def]
+def messages_log(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
     kind = request.args.get("kind") or None
     status = request.args.get("status") or None

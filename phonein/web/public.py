@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
 from icalendar import Calendar, Event
 
 from .. import forums, phones, publication, signups
@@ -14,14 +16,14 @@ from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..limits import signup_rate
 from ..links import forum_url, manage_url
-from ..models import Forum, ForumStatus
+from ..models import Forum, ForumStatus, Signup
 from ..times import format_in_zone, utcnow
 from .forms import ConfirmForm, ListenerEditForm, SignupForm
 
 bp = Blueprint("public", __name__)
 
 
-def _attach_errors(form, error: Invalid) -> None:  # type: ignore[no-untyped-def]
+def _attach_errors(form: FlaskForm, error: Invalid) -> None:
     for name, message in error.fields.items():
         field = getattr(form, name, None)
         if field is not None:
@@ -31,7 +33,7 @@ def _attach_errors(form, error: Invalid) -> None:  # type: ignore[no-untyped-def
 
 
 @bp.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     now = utcnow()
     past = db.session.scalars(
         sa.select(Forum)
@@ -44,7 +46,7 @@ def index():  # type: ignore[no-untyped-def]
     )
 
 
-def _forum_page(forum: Forum, form: SignupForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _forum_page(forum: Forum, form: SignupForm, status: int = 200) -> ResponseReturnValue:
     now = utcnow()
     state = forum.status_at(now)
     selection = balance = None
@@ -64,13 +66,13 @@ def _forum_page(forum: Forum, form: SignupForm, status: int = 200):  # type: ign
 
 
 @bp.get("/forums/<slug>")
-def forum_page(slug: str):  # type: ignore[no-untyped-def]
+def forum_page(slug: str) -> ResponseReturnValue:
     return _forum_page(forums.get_by_slug(slug), SignupForm())
 
 
 @bp.post("/forums/<slug>")
 @signup_rate
-def sign_up(slug: str):  # type: ignore[no-untyped-def]
+def sign_up(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
     form = SignupForm()
     if not forum.accepts_signups_at(utcnow()):
@@ -119,7 +121,9 @@ def calendar(slug: str) -> Response:
     )
 
 
-def _manage_page(signup, token: str, form: ListenerEditForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _manage_page(
+    signup: Signup, token: str, form: ListenerEditForm, status: int = 200
+) -> ResponseReturnValue:
     forum = signup.forum
     return render_template(
         "public/manage.html",
@@ -136,13 +140,13 @@ def _manage_page(signup, token: str, form: ListenerEditForm, status: int = 200):
 
 
 @bp.get("/manage/<token>")
-def manage(token: str):  # type: ignore[no-untyped-def]
+def manage(token: str) -> ResponseReturnValue:
     signup = signups.by_manage_token(token)
     return _manage_page(signup, token, ListenerEditForm(obj=signup))
 
 
 @bp.post("/manage/<token>")
-def manage_update(token: str):  # type: ignore[no-untyped-def]
+def manage_update(token: str) -> ResponseReturnValue:
     signup = signups.by_manage_token(token)
     form = ListenerEditForm()
     if not form.validate_on_submit():
@@ -166,7 +170,7 @@ def manage_update(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/manage/<token>/withdraw")
-def manage_withdraw(token: str):  # type: ignore[no-untyped-def]
+def manage_withdraw(token: str) -> ResponseReturnValue:
     signup = signups.by_manage_token(token)
     if ConfirmForm().validate_on_submit():
         signups.withdraw(signup, utcnow())
@@ -176,7 +180,7 @@ def manage_withdraw(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/manage/<token>/erase")
-def manage_erase(token: str):  # type: ignore[no-untyped-def]
+def manage_erase(token: str) -> ResponseReturnValue:
     signup = signups.by_manage_token(token)
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("public.manage", token=token), code=303)

@@ -19,7 +19,7 @@ NEW_KINDS = OLD_KINDS + ", 'goodbye'"
 LIVE_STUDIO = "direction = 'studio' AND state IN ('ringing', 'holding', 'on_air')"
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "calls",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -68,7 +68,7 @@ def upgrade():
     _kinds(NEW_KINDS)
 
 
-def downgrade():
+def downgrade() -> None:
     op.execute("DELETE FROM messages WHERE kind = 'goodbye'")
     _kinds(OLD_KINDS)
     op.drop_index("uq_calls_one_studio", table_name="calls")
