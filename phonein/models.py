@@ -97,6 +97,9 @@ class User(UserMixin, Model):
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(16))
     is_active_user: Mapped[bool] = mapped_column(default=True)
+    # Bumped by logout, disabling and a password change: sessions carry the version they
+    # were made with, and one made before the bump no longer logs anyone in.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tokens: Mapped[list[ApiToken]] = relationship(
@@ -122,8 +125,25 @@ class ApiToken(Model):
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None: never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A revoked token is kept (with its last use) so that the list shows what was withdrawn.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class WebhookReceipt(Model):
+    """A Twilio webhook already applied: the same signed request twice is applied once.
+
+    The key is Twilio's ``I-Twilio-Idempotency-Token``, else the SID and status the request
+    reports; old receipts are forgotten by the nightly purge.
+    """
+
+    __tablename__ = "webhook_receipts"
+
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Forum(Model):
