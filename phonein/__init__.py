@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import accounts, database, errors, settings
+from . import accounts, database, errors, inputs, settings
 from .extensions import csrf, db, limiter, migrate
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -36,6 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     accounts.init_app(app)
     errors.init_app(app)
+    app.before_request(inputs.guard_json_body)
 
     from . import api, cli, live, sms, web
 

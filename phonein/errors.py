@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .database import rollback
@@ -125,6 +126,15 @@ def handle_http_exception(error: HTTPException) -> tuple[Response | str, int]:
     if status == 422 and fields:
         name, text = next(iter(fields.items()))
         return error_response(422, "invalid", f"{name}: {text}", fields)
+    if isinstance(error, CSRFError):
+        # Flask-WTF says only "The CSRF token is missing."; say what the caller should do.
+        return error_response(
+            400,
+            "csrf_failed",
+            f"{error.description} A request authenticated by the login session must send "
+            "the page's CSRF token (the X-CSRFToken header, or csrf_token in a form); "
+            "API clients should use 'Authorization: Bearer TOKEN' instead.",
+        )
     if status == 400 and request.path.startswith("/api/"):
         message = "The request body is not valid JSON (or not UTF-8)."
     elif status == 413:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+
+from flask import request
+
+from .errors import DomainError, Invalid
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Control characters other than tab and newline: PostgreSQL refuses NUL in text, and none
@@ -24,3 +29,85 @@ def as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.lower() in ("1", "true", "on", "yes", "y")
     return bool(value)
+
+
+# Deepest JSON nesting a request may have. phonein's own bodies are two levels deep; the
+# bound stops a body like 3,000 '[' from exhausting Python's recursion while it is parsed.
+JSON_MAX_DEPTH = 32
+# A UTF-16 surrogate on its own: JSON can spell one ("\ud800") but it is not text, and
+# encoding it for the database or a template raises.
+SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def json_depth_exceeds(raw: bytes, limit: int = JSON_MAX_DEPTH) -> bool:
+    """Say whether the JSON text ``raw`` nests arrays and objects deeper than ``limit``.
+
+    A linear scan that skips strings, done before any parser recurses into the body.
+    """
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+def lone_surrogate_path(value: Any) -> str | None:
+    """Return the dotted path of the first key or string in ``value`` holding a lone surrogate."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            if SURROGATE_RE.search(node):
+                return path or "input"
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                name = f"{path}.{key}" if path else str(key)
+                if SURROGATE_RE.search(str(key)):
+                    return path or "input"
+                stack.append((name, item))
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{i}" if path else str(i), item) for i, item in enumerate(node))
+    return None
+
+
+def guard_json_body() -> None:
+    """Refuse a JSON body nested too deeply or holding a lone surrogate, before any view.
+
+    Runs for every route (pages read JSON bodies too, through Flask-WTF): the parsers
+    further on would otherwise fail with a RecursionError or a UnicodeEncodeError (a 500).
+    """
+    if not request.is_json:
+        return
+    raw = request.get_data(cache=True)
+    if not raw:
+        return
+    if json_depth_exceeds(raw):
+        raise DomainError(
+            f"The JSON body is nested too deeply: at most {JSON_MAX_DEPTH} levels.",
+            code="too_deep",
+        )
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        # Refused here for pages too: Flask-WTF reads a JSON body as the form, and its
+        # failure would surface while the error page itself is rendered.
+        raise DomainError("The request body is not valid JSON (or not UTF-8).") from None
+    if not isinstance(value, dict) and not request.path.startswith("/api/"):
+        raise DomainError("A form takes a JSON object of its fields.")
+    path = lone_surrogate_path(value)
+    if path is not None:
+        raise Invalid({path: "Contains a lone UTF-16 surrogate (like \\ud800), which is not text."})

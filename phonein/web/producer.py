@@ -30,10 +30,15 @@ from .forms import ConfirmForm, ForumForm, LoginForm, PublishForm, ScreenForm
 bp = Blueprint("producer", __name__, url_prefix="/producer")
 producer_only = accounts.require_staff(Role.PRODUCER)
 PER_PAGE = 50
+# The API's bound too: past it, the OFFSET would overflow the database's integers.
+MAX_PAGE = 100_000
 
 
 def _page() -> int:
-    return max(1, request.args.get("page", 1, type=int) or 1)
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    if page > MAX_PAGE:
+        raise Invalid({"page": f"Give a page from 1 to {MAX_PAGE}."})
+    return page
 
 
 def _pages(total: int) -> int:
@@ -342,5 +347,7 @@ def messages_log(slug: str) -> ResponseReturnValue:
 def staff() -> dict[str, Any]:
     return {
         "staff": current_user if current_user.is_authenticated else None,
-        "logout_form": ConfirmForm() if current_user.is_authenticated else None,
+        # formdata=None: the logout button never reads this request's body, which may be
+        # the very malformed one an error page is being rendered for.
+        "logout_form": ConfirmForm(formdata=None) if current_user.is_authenticated else None,
     }
