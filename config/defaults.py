@@ -22,6 +22,16 @@ PUBLIC_URL = "http://127.0.0.1:5000"
 # listener's timezone tells (ISO 3166 alpha-2).
 DEFAULT_REGION = "GB"
 
+# Where phonein texts and calls. SMS_COUNTRIES: ISO codes whose numbers may get texts and
+# call-backs (comma list; None: every country). SMS_DENY_PREFIXES: E.164 ranges never
+# texted or called, whatever they are: by default the non-geographic ranges that SMS
+# pumping and toll fraud use and no listener needs (Inmarsat +870, universal personal
+# numbers +878, global satellite and international networks +881, +882, +883, the UN's
+# +888, international premium-rate +979 and shared-cost +808). Premium-rate, toll-free,
+# shared-cost, UAN, pager, personal and VoIP numbers of every country are refused anyway.
+SMS_COUNTRIES = None
+SMS_DENY_PREFIXES = "+870,+878,+881,+882,+883,+888,+979,+808"
+
 # Flask-Limiter: limit on signup POSTs per client address.
 SIGNUP_RATE_LIMIT = "20/minute"
 # Password guesses per client address on the staff login.

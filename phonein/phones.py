@@ -1,11 +1,17 @@
-"""Phone numbers in, E.164 out; countries and zones for the signup form."""
+"""Phone numbers in, E.164 out; which numbers phonein may text or call; countries and zones
+for the signup form."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import phonenumbers
+from phonenumbers import PhoneNumberType
 from phonenumbers import timezone as number_zones
 
 from .errors import Invalid
@@ -105,3 +111,61 @@ def display(e164: str | None) -> str:
         return ""
     number = phonenumbers.parse(e164)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+class Reach(StrEnum):
+    """What phonein may do with a number."""
+
+    TEXT_AND_CALL = "text_and_call"  # mobile (or a plan that cannot tell mobile from fixed)
+    CALL_ONLY = "call_only"  # a fixed line: called back, never texted
+    NONE = "none"  # refused: costs the station money or reaches no listener
+
+
+# Numbers whose cost falls on the caller's network, or that reach no one person: premium
+# rate, shared cost, toll free, UAN, pager, personal, VoIP, voicemail access. These are what
+# SMS pumping and toll fraud use; no listener needs them for a phone-in.
+REFUSED_TYPES = {
+    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    PhoneNumberType.SHARED_COST: "a shared-cost number",
+    PhoneNumberType.TOLL_FREE: "a toll-free number",
+    PhoneNumberType.UAN: "a company switchboard (UAN) number",
+    PhoneNumberType.PAGER: "a pager number",
+    PhoneNumberType.PERSONAL_NUMBER: "a personal forwarding number",
+    PhoneNumberType.VOIP: "an internet (VoIP) number",
+    PhoneNumberType.VOICEMAIL: "a voicemail access number",
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Where phonein texts and calls (PHONEIN_SMS_COUNTRIES, PHONEIN_SMS_DENY_PREFIXES)."""
+
+    # ISO 3166 codes whose numbers may be texted or called; None: every country.
+    countries: frozenset[str] | None
+    # E.164 prefixes ("+882") never texted or called, whatever their type.
+    deny_prefixes: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Policy:
+        """Read the policy from settings (lists, as ``settings`` leaves them)."""
+        countries = config.get("SMS_COUNTRIES")
+        return cls(frozenset(countries) if countries else None, tuple(config["SMS_DENY_PREFIXES"]))
+
+
+def reach(e164: str, policy: Policy) -> tuple[Reach, str | None]:
+    """Say what phonein may do with ``e164`` under ``policy``, and why not when it may not."""
+    number = phonenumbers.parse(e164)
+    if any(e164.startswith(prefix) for prefix in policy.deny_prefixes):
+        return Reach.NONE, "We cannot text or call numbers of that range."
+    region = phonenumbers.region_code_for_number(number)
+    if policy.countries is not None and region not in policy.countries:
+        name = country_names().get(region or "", "that country")
+        return Reach.NONE, f"We cannot text or call numbers from {name} for this programme."
+    kind = phonenumbers.number_type(number)
+    if kind in REFUSED_TYPES:
+        return Reach.NONE, (
+            f"That is {REFUSED_TYPES[kind]}. Please give a mobile or home phone number."
+        )
+    if kind == PhoneNumberType.FIXED_LINE:
+        return Reach.CALL_ONLY, "That is a landline, which cannot receive texts."
+    return Reach.TEXT_AND_CALL, None

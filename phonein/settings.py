@@ -86,6 +86,12 @@ def _derive(app: Flask) -> None:
     ):
         raise ConfigError("PHONEIN_SECRET_KEY is too weak: use at least 32 random characters.")
 
+    config["SMS_COUNTRIES"] = [c.upper() for c in _names(config.get("SMS_COUNTRIES"))] or None
+    if any(len(c) != 2 or not c.isalpha() for c in config["SMS_COUNTRIES"] or []):
+        raise ConfigError("PHONEIN_SMS_COUNTRIES takes two-letter ISO codes, like GB,IE,FR.")
+    config["SMS_DENY_PREFIXES"] = _names(config.get("SMS_DENY_PREFIXES"))
+    if any(not p.startswith("+") or not p[1:].isdigit() for p in config["SMS_DENY_PREFIXES"]):
+        raise ConfigError("PHONEIN_SMS_DENY_PREFIXES takes E.164 prefixes, like +882,+883.")
     config["PUBLIC_URL"] = str(config["PUBLIC_URL"]).rstrip("/")
     config["DEFAULT_REGION"] = str(config["DEFAULT_REGION"]).upper()
     has_twilio = config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN")
@@ -104,6 +110,14 @@ def _derive(app: Flask) -> None:
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
     config.setdefault("SESSION_COOKIE_SECURE", config["PUBLIC_URL"].startswith("https://"))
     config["WTF_CSRF_TIME_LIMIT"] = None
+
+
+def _names(value: Any) -> list[str]:
+    """Read a comma list ("GB, IE") or a JSON list from a setting."""
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]
 
 
 def _instance_secret(app: Flask) -> str:

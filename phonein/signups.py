@@ -99,12 +99,33 @@ def validate_listener(data: dict[str, Any], *, default_region: str) -> dict[str,
             )
         except Invalid as exc:
             errors.update(exc.fields)
+        else:
+            errors.update(reach_errors(out["phone"], sms_consent=out["sms_consent"]))
     if errors:
         raise Invalid(errors)
     if "phone" in out:
         out["timezone"] = zone or phones.guess_timezone(out["phone"])
         out["country"] = country or phones.country_for_timezone(out["timezone"])
     return out
+
+
+def reach_errors(phone: str | None, *, sms_consent: bool) -> dict[str, str]:
+    """Return field errors if phonein may not use ``phone`` as asked (the station's policy).
+
+    Premium-rate, toll-free and similar numbers, other countries than the station allows,
+    and denied ranges are refused outright; a landline may sign up, but not for texts.
+    """
+    if phone is None:
+        return {}
+    reach, why = phones.reach(phone, phones.Policy.from_config(current_app.config))
+    if reach == phones.Reach.NONE:
+        return {"phone": why or "We cannot use that number."}
+    if reach == phones.Reach.CALL_ONLY and sms_consent:
+        return {
+            "sms_consent": "That number is a landline, which cannot receive texts: untick "
+            "this box, or give a mobile number."
+        }
+    return {}
 
 
 def register(
@@ -158,6 +179,9 @@ def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) ->
     Taken under the forum's queue lock, so a producer cannot queue the old text while the
     listener changes it.
     """
+    errors = reach_errors(signup.phone, sms_consent=values["sms_consent"])
+    if errors and not signup.sms_consent:  # refuse a new consent, never one given before
+        raise Invalid(errors)
     status = _under_queue_lock(signup)
     if not signup.forum.active_at(now):
         raise Conflict(

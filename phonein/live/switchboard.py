@@ -14,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import phones
 from ..errors import Conflict
 from ..extensions import db
 from ..models import (
@@ -46,6 +47,9 @@ def place_callback(signup: Signup, now: datetime) -> Call:
         )
     if not signup.phone:
         raise Conflict("This signup has no phone number any more.", code="no_phone")
+    reach, why = phones.reach(signup.phone, phones.Policy.from_config(current_app.config))
+    if reach == phones.Reach.NONE:
+        raise Conflict(f"phonein does not call this number. {why}", code="number_refused")
     if calls.live_call_of(signup.id) is not None:
         raise Conflict("This listener is already on the line.", code="on_the_line")
     call = Call(
