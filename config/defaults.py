@@ -40,6 +40,10 @@ RATELIMIT_ENABLED = True
 RATELIMIT_STORAGE_URI = "memory://"
 RATELIMIT_HEADERS_ENABLED = True
 
+# Session and remember cookies are Secure (sent over https only), HttpOnly and
+# SameSite=Lax. None: Secure when ENV is "production" or PUBLIC_URL is https.
+COOKIE_SECURE = None
+
 # Largest request body accepted, in bytes (413 above it).
 MAX_CONTENT_LENGTH = 64 * 1024
 

@@ -106,9 +106,16 @@ def _derive(app: Flask) -> None:
         )
     if float(config["SMS_RATE"]) <= 0:
         raise ConfigError("PHONEIN_SMS_RATE must be a positive number of messages a second.")
-    config["SESSION_COOKIE_HTTPONLY"] = True
-    config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    config.setdefault("SESSION_COOKIE_SECURE", config["PUBLIC_URL"].startswith("https://"))
+    # Flask defines SESSION_COOKIE_SECURE (False), so a setdefault never took: the cookies
+    # are Secure in production and whenever listeners reach the site over https.
+    # COOKIE_SECURE (None: derived) lets an operator say so explicitly.
+    secure = config.get("COOKIE_SECURE")
+    if secure is None:
+        secure = config.get("ENV") == "production" or config["PUBLIC_URL"].startswith("https://")
+    for cookie in ("SESSION_COOKIE", "REMEMBER_COOKIE"):
+        config[f"{cookie}_SECURE"] = bool(secure)
+        config[f"{cookie}_HTTPONLY"] = True
+        config[f"{cookie}_SAMESITE"] = "Lax"
     config["WTF_CSRF_TIME_LIMIT"] = None
 
 

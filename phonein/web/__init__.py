@@ -11,7 +11,9 @@ from ..times import format_in_zone, rfc3339
 
 
 def init_app(app: Flask) -> None:
-    from . import board, producer, public
+    from . import board, headers, producer, public
+
+    headers.init_app(app)
 
     app.register_blueprint(public.bp)
     app.register_blueprint(producer.bp)
