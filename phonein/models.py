@@ -25,6 +25,12 @@ NOTES_MAX = 5000
 PULL_QUOTE_MAX = 300
 TITLE_MAX = 200
 SLUG_MAX = 80
+# Indexes only PostgreSQL has: pg_trgm GIN indexes over case- and accent-folded text and
+# over phone numbers, for producers' search (migration 0005). SQLite has no trigram
+# indexes (its search scans), and SQLAlchemy cannot declare these expression indexes for
+# one dialect only, so the models leave them out and the model/migration comparison
+# (tests/test_app.py, migrations/env.py) ignores exactly these names.
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_signups_search_trgm", "ix_signups_phone_trgm"})
 # Largest id an Integer column holds on every database; larger ids cannot exist, and
 # passing them to the driver would overflow instead of simply finding nothing.
 MAX_ID = 2**31 - 1
@@ -218,6 +224,42 @@ class Signup(Model):
             postgresql_where=sa.text("status = 'on_air'"),
         ),
         sa.Index("ix_signups_forum_status", "forum_id", "status"),
+        # Scale (migration 0005): the producers' list, newest first, with and without a
+        # status; the boards' "did any signup change" probe; the balance of opinion;
+        # the published selection and the publication editor's candidates, in pages.
+        sa.Index("ix_signups_forum_created", "forum_id", "created_at", "id"),
+        sa.Index("ix_signups_forum_status_created", "forum_id", "status", "created_at", "id"),
+        sa.Index("ix_signups_forum_updated", "forum_id", "updated_at"),
+        sa.Index(
+            "ix_signups_forum_stance",
+            "forum_id",
+            "stance",
+            "status",
+            sqlite_where=sa.text("stance IS NOT NULL"),
+            postgresql_where=sa.text("stance IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_signups_forum_published",
+            "forum_id",
+            "publish_order",
+            "id",
+            sqlite_where=sa.text("published"),
+            postgresql_where=sa.text("published"),
+        ),
+        sa.Index(
+            "ix_signups_forum_candidates",
+            "forum_id",
+            "rating",
+            "id",
+            sqlite_where=sa.text("publish_consent AND NOT published AND erased_at IS NULL"),
+            postgresql_where=sa.text("publish_consent AND NOT published AND erased_at IS NULL"),
+        ),
+        sa.Index(
+            "ix_signups_forum_done",
+            "forum_id",
+            sqlite_where=sa.text("done_at IS NOT NULL"),
+            postgresql_where=sa.text("done_at IS NOT NULL"),
+        ),
         _check_in("status", SignupStatus, "ck_signups_status"),
         sa.CheckConstraint(
             "stance IS NULL OR stance IN ('for', 'against', 'neutral', 'other')",
@@ -436,6 +478,8 @@ class Call(Model):
     __table_args__ = (
         sa.Index("ix_calls_forum_state", "forum_id", "state"),
         sa.Index("ix_calls_signup", "signup_id"),
+        # The boards' "did a line change" probe (migration 0005).
+        sa.Index("ix_calls_forum_updated", "forum_id", "updated_at"),
         # The studio line is dialled once per forum: one live studio call at a time.
         sa.Index(
             "uq_calls_one_studio",

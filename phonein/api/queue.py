@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import make_response, request
 from flask_smorest import Blueprint
+from werkzeug.http import quote_etag
 
 from .. import forums
 from ..accounts import api_user, require_api
@@ -22,16 +24,30 @@ blp = Blueprint("api_queue", __name__, description="The caller queue")
 @blp.route("/forums/<slug>/queue", methods=["GET"])
 @require_api(Role.PRESENTER)
 @blp.arguments(QueueQuery, location="query")
-@blp.response(200, QueueOut)
+@blp.response(200, QueueOut, headers={"ETag": {"schema": {"type": "string"}}})
+@blp.alt_response(304, description="Unchanged since the ETag given in If-None-Match")
 @documented_errors(blp, 401, 403, 404, 422)
 @blp.doc(**PRODUCER_DOC)
-def get_queue(args: dict[str, Any], slug: str) -> board.QueueBoard:
+def get_queue(args: dict[str, Any], slug: str) -> Any:
     """Who is on air and who waits, in order; ``version`` changes with every queue change.
 
     Presenters get what the board shows (name, location, question); producers get all.
+    ``limit`` pages the waiting list (``total_waiting`` counts them all). The answer
+    carries an ETag: send it back in ``If-None-Match`` and an unchanged board answers
+    304 with no body, from one indexed query. Everything but ``now`` and
+    ``remaining_seconds`` (which clients tick themselves) is then as last answered.
     """
     forum = forums.get_by_slug(slug)
-    return board.board(forum, utcnow(), limit=args.get("limit"), full=is_producer(api_user()))
+    now = utcnow()
+    limit = args.get("limit")
+    full = is_producer(api_user())
+    tag = board.etag(forum, now, limit=limit, full=full)
+    # Weak: ``now`` differs between two answers with the same tag. Staff answers stay
+    # ``no-store``: the boards keep the last answer themselves and send its tag back.
+    headers = {"ETag": quote_etag(tag, weak=True), "Vary": "Authorization, Cookie"}
+    if request.if_none_match.contains_weak(tag):
+        return make_response("", 304, headers)
+    return board.board(forum, now, limit=limit, full=full), 200, headers
 
 
 @blp.route("/forums/<slug>/queue", methods=["POST"])

@@ -5,6 +5,7 @@ board, built by ``board``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,9 +42,10 @@ def average_call(forum: Forum) -> timedelta:
     """The average time on air of the forum's finished calls (a default before any)."""
     rows = db.session.execute(
         sa.select(Signup.on_air_at, Signup.done_at).where(
+            # done_at IS NOT NULL: the partial index ix_signups_forum_done, not the forum.
             Signup.forum_id == forum.id,
-            Signup.on_air_at.is_not(None),
             Signup.done_at.is_not(None),
+            Signup.on_air_at.is_not(None),
         )
     ).all()
     lengths = [
@@ -52,6 +54,52 @@ def average_call(forum: Forum) -> timedelta:
     if not lengths:
         return timedelta(seconds=float(current_app.config["VOICE_DEFAULT_CALL_SECONDS"]))
     return timedelta(seconds=sum(lengths) / len(lengths))
+
+
+def next_minute(now: datetime) -> datetime:
+    """Return ``now`` rounded up to the whole minute."""
+    floor = now.replace(second=0, microsecond=0)
+    return floor if floor == now else floor + timedelta(minutes=1)
+
+
+def etag(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> str:
+    """Return the (weak) ETag of what ``board`` would answer now, from one cheap query.
+
+    The board is a function of: the queue (``queue_version``, bumped by every queue
+    change); the forum row (its ``updated_at``: times, status) and its status at ``now``;
+    any change to any of the forum's signups (the newest ``updated_at``, one probe of
+    ix_signups_forum_updated: names, questions, screening of a caller on the line); the
+    forum's calls (their number and newest ``updated_at``, ix_calls_forum_updated: line
+    states, mute, hold, the studio); the minute back-timing runs on; who asks (``full``)
+    and ``limit``. ``now`` and ``remaining_seconds`` are left out: clients tick those
+    themselves from the last full answer. Timestamps written by processes whose clocks
+    disagree could hide a change behind an older maximum; the minute in the tag bounds
+    that to under a minute.
+    """
+    signups_changed = (
+        sa.select(sa.func.max(Signup.updated_at))
+        .where(Signup.forum_id == forum.id)
+        .scalar_subquery()
+    )
+    lines_count = (
+        sa.select(sa.func.count()).select_from(Call).where(Call.forum_id == forum.id)
+    ).scalar_subquery()
+    lines_changed = (
+        sa.select(sa.func.max(Call.updated_at)).where(Call.forum_id == forum.id)
+    ).scalar_subquery()
+    probe = db.session.execute(sa.select(signups_changed, lines_count, lines_changed)).one()
+    parts = (
+        forum.id,
+        forum.queue_version,
+        forum.updated_at,
+        forum.status_at(now).value,
+        *probe,
+        next_minute(now),
+        full,
+        limit,
+        current_app.config["VOICE_DEFAULT_CALL_SECONDS"],
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
 def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> QueueBoard:
@@ -65,10 +113,14 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
     everyone = [*snap.waiting, *([snap.on_air] if snap.on_air else [])]
     lines = calls.live_calls_of([s.id for s in everyone])
     average = average_call(forum)
-    start = max(now, forum.starts_at)
+    # Back-timing runs on the coming minute, not the second: the board shows it to the
+    # minute anyway, and it makes the answer a function of what ``etag`` hashes, so a 304
+    # is never stale. Rounding up errs towards "won't make it", never away from it.
+    at = next_minute(now)
+    start = max(at, forum.starts_at)
     current_left = timedelta(0)
     if snap.on_air is not None and snap.on_air.on_air_at is not None:
-        current_left = max(timedelta(0), average - (now - snap.on_air.on_air_at))
+        current_left = max(timedelta(0), average - (at - snap.on_air.on_air_at))
     waiting = []
     for i, signup in enumerate(snap.waiting):
         expected = start + current_left + i * average

@@ -78,7 +78,15 @@ def run_migrations_online():
                 directives[:] = []
                 logger.info("No changes in schema detected.")
 
+    def include_object(obj, name, type_, reflected, compare_to):
+        # PostgreSQL-only search indexes live in migration 0005, not in the models
+        # (phonein.models.POSTGRESQL_ONLY_INDEXES): autogenerate must not drop them.
+        from phonein.models import POSTGRESQL_ONLY_INDEXES
+
+        return not (type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES)
+
     conf_args = current_app.extensions["migrate"].configure_args
+    conf_args.setdefault("include_object", include_object)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

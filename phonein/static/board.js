@@ -72,10 +72,10 @@
   }
   function poll() {
     var sent = Date.now();
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
-      .then(function (q) {
-        learnClock(sent, Date.now(), q.now);
+    B.getBoard(url)
+      .then(function (answer) {
+        var q = answer.body;
+        if (answer.fresh) { learnClock(sent, Date.now(), q.now); }
         var k = key(q);
         if (k !== shown) { draw(q); shown = k; }
         tick();

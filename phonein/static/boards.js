@@ -70,8 +70,28 @@ window.PhoneinBoards = (function () {
     if (call && call.held) { box.appendChild(el("span", "badge flag held", "on hold")); }
     return box;
   }
+  // GET a board's JSON, sending back the ETag of the last answer: an unchanged board
+  // answers 304 with no body (one cheap query on the server) and the last answer stands.
+  // Its "now" is then old, so callers learn the clock only from fresh answers.
+  var answers = {};  // url -> { etag, body }
+  function getBoard(url) {
+    var last = answers[url];
+    var headers = { Accept: "application/json" };
+    if (last) { headers["If-None-Match"] = last.etag; }
+    // no-store: the browser's cache must neither answer for us nor add its own validators.
+    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: headers })
+      .then(function (r) {
+        if (r.status === 304 && last) { return { body: last.body, fresh: false }; }
+        if (!r.ok) { throw new Error("HTTP " + r.status); }
+        return r.json().then(function (body) {
+          var etag = r.headers.get("ETag");
+          if (etag) { answers[url] = { etag: etag, body: body }; } else { delete answers[url]; }
+          return { body: body, fresh: true };
+        });
+      });
+  }
   return {
-    learn: learn, mmss: mmss, hhmm: hhmm, setTimer: setTimer,
+    getBoard: getBoard, learn: learn, mmss: mmss, hhmm: hhmm, setTimer: setTimer,
     el: el, timer: timer, tickAll: tickAll, lineState: lineState
   };
 })();

@@ -7,6 +7,12 @@
   var root = document.getElementById("queue-board");
   var slug = root.getAttribute("data-slug");
   var queueUrl = root.getAttribute("data-queue-url");
+  // The waiting list comes a page at a time: the first WAITING_SHOWN callers, and the
+  // count of all (total_waiting). A queue of thousands stays a cheap poll.
+  var WAITING_SHOWN = 100;
+  if (!/[?&]limit=/.test(queueUrl)) {
+    queueUrl += (queueUrl.indexOf("?") < 0 ? "?" : "&") + "limit=" + WAITING_SHOWN;
+  }
   var approvedUrl = root.getAttribute("data-approved-url");
   var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 1000;
   var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
@@ -167,7 +173,7 @@
       li.appendChild(row);
       var actions = el("div", "actions");
       if (i > 0) { actions.appendChild(button("↑", function () { api("POST", "/queue", { signup_id: s.id, position: i }); }, { "data-queue-action": "up", "aria-label": "Move up" })); }
-      if (i < q.waiting.length - 1) { actions.appendChild(button("↓", function () { api("POST", "/queue", { signup_id: s.id, position: i + 2 }); }, { "data-queue-action": "down", "aria-label": "Move down" })); }
+      if (i < q.total_waiting - 1) { actions.appendChild(button("↓", function () { api("POST", "/queue", { signup_id: s.id, position: i + 2 }); }, { "data-queue-action": "down", "aria-label": "Move down" })); }
       var to = el("input"); to.type = "number"; to.min = 1; to.placeholder = "pos."; to.setAttribute("aria-label", "Move to position");
       actions.appendChild(to);
       actions.appendChild(button("Move", function () { var p = parseInt(to.value, 10); if (p > 0) { api("POST", "/queue", { signup_id: s.id, position: p }); } }, { "data-queue-action": "move" }));
@@ -179,6 +185,9 @@
       list.appendChild(li);
     });
     if (!q.waiting.length) { list.appendChild(el("li", "muted", "Nobody waiting")); }
+    if (q.total_waiting > q.waiting.length) {
+      list.appendChild(el("li", "muted more-waiting", "… and " + (q.total_waiting - q.waiting.length) + " more waiting"));
+    }
   }
 
   // Screening a caller live: a small form on their card. What the producer typed lives in
@@ -370,7 +379,10 @@
   }
   function refresh() {
     var sent = Date.now();
-    var queued = getJSON(queueUrl).then(function (q) { learnClock(sent, Date.now(), q.now); return q; });
+    var queued = B.getBoard(queueUrl).then(function (answer) {
+      if (answer.fresh) { learnClock(sent, Date.now(), answer.body.now); }
+      return answer.body;
+    });
     return Promise.all([queued, getJSON(approvedUrl)]).then(function (both) {
       if (!busy) { draw(both[0], both[1]); }
       tick();

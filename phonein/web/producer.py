@@ -281,7 +281,8 @@ def publication_editor(slug: str) -> ResponseReturnValue:
     return render_template(
         "producer/publication.html",
         forum=forum,
-        candidates=publication.candidates(forum),
+        # Paged: a forum of 100,000 signups must not load every candidate at once.
+        candidates=publication.candidates(forum, page=_page()),
         balance=publication.balance(forum),
         form=PublishForm(),
         confirm=ConfirmForm(),

@@ -1,0 +1,129 @@
+"""The boards' poll: an unchanged queue answers 304 from its ETag, and anything the
+boards show changing (queue, signups, lines, forum, the minute) gives a new answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from phonein.api import queue as queue_api
+from phonein.extensions import db
+from phonein.models import Call
+from phonein.times import utcnow
+from tests.conftest import change_signup_elsewhere, make_forum, make_signup
+
+
+@pytest.fixture
+def live_forum(app):  # type: ignore[no-untyped-def]
+    now = utcnow()
+    forum = make_forum(starts_at=now - timedelta(minutes=5), now=now)
+    waiting = [make_signup(forum, status="queued") for _ in range(3)]
+    return forum, waiting
+
+
+def poll(client, headers, slug, tag=None, **query):  # type: ignore[no-untyped-def]
+    extra = {"If-None-Match": tag} if tag else {}
+    return client.get(
+        f"/api/v1/forums/{slug}/queue", query_string=query, headers={**headers, **extra}
+    )
+
+
+def test_unchanged_queue_answers_304_without_a_body(client, presenter, live_forum):
+    forum, _ = live_forum
+    first = poll(client, presenter, forum.slug)
+    assert first.status_code == 200
+    tag = first.headers["ETag"]
+    assert tag.startswith('W/"')
+    again = poll(client, presenter, forum.slug, tag)
+    assert again.status_code == 304
+    assert again.data == b""
+    assert again.headers["ETag"] == tag
+    # The tag is checked only after the caller is: no token, no board, even unchanged.
+    assert (
+        client.get(f"/api/v1/forums/{forum.slug}/queue", headers={"If-None-Match": tag}).status_code
+        == 401
+    )
+
+
+def test_a_queue_change_gives_a_new_answer(client, presenter, live_forum):
+    forum, _ = live_forum
+    tag = poll(client, presenter, forum.slug).headers["ETag"]
+    make_signup(forum, status="queued")
+    changed = poll(client, presenter, forum.slug, tag)
+    assert changed.status_code == 200
+    assert changed.get_json()["total_waiting"] == 4
+    assert changed.headers["ETag"] != tag
+
+
+def test_a_waiting_callers_new_question_gives_a_new_answer(client, presenter, live_forum):
+    forum, waiting = live_forum
+    tag = poll(client, presenter, forum.slug).headers["ETag"]
+    # The listener changed their text elsewhere: not a queue change, but the board shows it.
+    change_signup_elsewhere(waiting[0].id, question="A new question")
+    db.session.expire_all()
+    changed = poll(client, presenter, forum.slug, tag)
+    assert changed.status_code == 200
+    assert changed.get_json()["waiting"][0]["question"] == "A new question"
+
+
+def test_a_line_change_gives_a_new_answer(client, presenter, live_forum):
+    forum, waiting = live_forum
+    tag = poll(client, presenter, forum.slug).headers["ETag"]
+    db.session.add(
+        Call(forum_id=forum.id, signup_id=waiting[1].id, direction="inbound", state="ringing")
+    )
+    db.session.commit()
+    ringing = poll(client, presenter, forum.slug, tag)
+    assert ringing.status_code == 200
+    assert ringing.get_json()["waiting"][1]["call"]["state"] == "ringing"
+    tag = ringing.headers["ETag"]
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(Call.__table__).values(state="holding", waiting_since=utcnow()))
+    db.session.expire_all()
+    holding = poll(client, presenter, forum.slug, tag)
+    assert holding.status_code == 200
+    assert holding.get_json()["waiting"][1]["call"]["state"] == "holding"
+
+
+def test_the_forum_and_the_minute_change_the_answer(client, presenter, live_forum, monkeypatch):
+    forum, _ = live_forum
+    now = utcnow().replace(second=10)
+    monkeypatch.setattr(queue_api, "utcnow", lambda: now)
+    tag = poll(client, presenter, forum.slug).headers["ETag"]
+    monkeypatch.setattr(queue_api, "utcnow", lambda: now + timedelta(seconds=40))
+    assert poll(client, presenter, forum.slug, tag).status_code == 304  # same minute
+    # The next minute: back-timing moves on, so the board is answered again.
+    monkeypatch.setattr(queue_api, "utcnow", lambda: now + timedelta(seconds=60))
+    assert poll(client, presenter, forum.slug, tag).status_code == 200
+    # The forum's end: its status changes at ends_at, whatever the minute.
+    at_end = forum.ends_at
+    monkeypatch.setattr(queue_api, "utcnow", lambda: at_end - timedelta(microseconds=1))
+    before = poll(client, presenter, forum.slug).headers["ETag"]
+    monkeypatch.setattr(queue_api, "utcnow", lambda: at_end)
+    after = poll(client, presenter, forum.slug, before)
+    if at_end.second or at_end.microsecond:
+        assert after.status_code == 200
+    assert after.get_json()["status"] == "closed"
+
+
+def test_the_tag_depends_on_who_asks_and_the_page(client, presenter, producer, live_forum):
+    forum, _ = live_forum
+    tag = poll(client, presenter, forum.slug).headers["ETag"]
+    assert poll(client, producer, forum.slug, tag).status_code == 200
+    assert poll(client, presenter, forum.slug, tag, limit=1).status_code == 200
+    paged = poll(client, presenter, forum.slug, limit=1).get_json()
+    assert len(paged["waiting"]) == 1 and paged["total_waiting"] == 3
+
+
+def test_back_timing_is_to_the_coming_minute(client, producer, live_forum, monkeypatch):
+    forum, _ = live_forum
+    now = utcnow().replace(second=25, microsecond=0)
+    monkeypatch.setattr(queue_api, "utcnow", lambda: now)
+    waiting = poll(client, producer, forum.slug).get_json()["waiting"]
+    head = waiting[0]["expected_on_air_at"]
+    # Nobody on air: the head goes on at the coming minute, not at this very second.
+    assert head.startswith(
+        (now.replace(second=0) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:00")
+    )
