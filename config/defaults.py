@@ -38,6 +38,9 @@ SIGNUP_RATE_LIMIT = "20/minute"
 LOGIN_RATE_LIMIT = "10/minute"
 RATELIMIT_ENABLED = True
 RATELIMIT_STORAGE_URI = "memory://"
+# Bearer token for GET /metrics (Prometheus). None: /metrics answers 404.
+METRICS_TOKEN = None
+
 RATELIMIT_HEADERS_ENABLED = True
 
 # Session and remember cookies are Secure (sent over https only), HttpOnly and

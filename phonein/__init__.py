@@ -38,11 +38,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.before_request(inputs.guard_json_body)
 
-    from . import api, cli, live, sms, web
+    from . import api, cli, live, metrics, sms, web
 
     api.init_app(app)
     sms.init_app(app)
     live.init_app(app)
+    metrics.init_app(app)  # after sms: it counts the SMS backend's calls
     web.init_app(app)
     cli.init_app(app)
     return app
