@@ -84,6 +84,11 @@ def lone_surrogate_path(value: Any) -> str | None:
     return None
 
 
+def _flat_object(value: Any) -> bool:
+    scalars = (str, int, float, bool, type(None))
+    return isinstance(value, dict) and all(isinstance(v, scalars) for v in value.values())
+
+
 def guard_json_body() -> None:
     """Refuse a JSON body nested too deeply or holding a lone surrogate, before any view.
 
@@ -106,8 +111,9 @@ def guard_json_body() -> None:
         # Refused here for pages too: Flask-WTF reads a JSON body as the form, and its
         # failure would surface while the error page itself is rendered.
         raise DomainError("The request body is not valid JSON (or not UTF-8).") from None
-    if not isinstance(value, dict) and not request.path.startswith("/api/"):
-        raise DomainError("A form takes a JSON object of its fields.")
+    if not request.path.startswith("/api/") and not _flat_object(value):
+        # Flask-WTF would hand a nested value to a text field, which fails as it renders.
+        raise DomainError("A form takes a JSON object of its fields: text, numbers, true/false.")
     path = lone_surrogate_path(value)
     if path is not None:
         raise Invalid({path: "Contains a lone UTF-16 surrogate (like \\ud800), which is not text."})
