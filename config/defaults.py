@@ -53,6 +53,10 @@ MAX_CONTENT_LENGTH = 64 * 1024
 # Trust this many proxies in front of the app for X-Forwarded-For/-Proto/-Host
 # (werkzeug ProxyFix). 0 trusts none.
 PROXY_COUNT = 0
+# A staff session unused for this many minutes is logged out (the boards' polling counts
+# as use). Logging out ends a user's sessions everywhere, server-side.
+STAFF_IDLE_MINUTES = 120
+
 
 # SMS. SMS_BACKEND: twilio, console or memory; None picks twilio when Twilio
 # credentials are set, else console. SMS_RATE: most messages per second, all senders.

@@ -6,21 +6,67 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, redirect, request, url_for
-from flask_login import current_user
+from flask import (
+    Flask,
+    Response,
+    after_this_request,
+    current_app,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
-from .errors import Conflict, Forbidden, Invalid, Unauthorized
+from .database import commit
+from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from .extensions import csrf, db, login_manager
 from .inputs import EMAIL_RE
 from .models import ApiToken, Role, User
 from .times import utcnow
 
 USER_KEY = "phonein.api_user"
+PASSWORD_MIN_LENGTH = 10
+# zxcvbn's score runs 0 (guessed at once) to 4; 3 means "safely unguessable: moderate
+# protection from an offline attack", the floor for an account that can reach every
+# listener's phone number.
+PASSWORD_MIN_SCORE = 3
+COMMON_PASSWORDS = Path(__file__).resolve().parent / "common_passwords.txt"
+# The session key holding when the staff member was last seen (epoch seconds).
+SEEN_KEY = "_seen"
+# last_used_at is written at most this often per token: not one UPDATE per request.
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+def password_problem(password: str, email: str = "") -> str | None:
+    """Return why ``password`` is too weak for a staff account, or None when it will do."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"Use at least {PASSWORD_MIN_LENGTH} characters."
+    if password.lower() in _common_passwords():
+        return "That is one of the most common passwords: choose another."
+    # zxcvbn is slow on very long inputs; a long passphrase is strong enough by length.
+    result = zxcvbn(password[:100], user_inputs=[email, *email.split("@"), "phonein"])
+    if result["score"] < PASSWORD_MIN_SCORE:
+        hint = result["feedback"].get("warning") or "It would be guessed too easily."
+        return f"That password is too weak: {hint.rstrip('.')}. Add words or characters."
+    return None
+
+
+def email_taken(email: str) -> bool:
+    return bool(db.session.scalar(sa.select(User.id).where(User.email == email.strip().lower())))
 
 
 def create_user(email: str, role: str, password: str | None) -> User:
@@ -30,11 +76,13 @@ def create_user(email: str, role: str, password: str | None) -> User:
         errors["email"] = "Give a valid email address."
     if role not in {r.value for r in Role}:
         errors["role"] = "Use admin, producer or presenter."
-    if password is not None and len(password) < 10:
-        errors["password"] = "Use at least 10 characters."
+    if password is not None:
+        problem = password_problem(password, email)
+        if problem:
+            errors["password"] = problem
     if errors:
         raise Invalid(errors)
-    if db.session.scalar(sa.select(User.id).where(User.email == email)):
+    if email_taken(email):
         raise Conflict(f"{email} already has an account.", code="user_exists")
     user = User(
         email=email,
@@ -66,22 +114,100 @@ def _DUMMY_HASH() -> str:
     return generate_password_hash(secrets.token_hex(8))
 
 
-def create_token(user: User) -> str:
+def required_user(email: str) -> User:
+    user = user_by_email(email)
+    if user is None:
+        raise NotFound(f"No staff account for {email}: use 'phonein users add'.")
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Make every session ``user`` has logged in with invalid (the next request is anonymous)."""
+    user.session_version += 1
+
+
+def set_password(user: User, password: str) -> None:
+    """Change ``user``'s password (checked for strength) and end their sessions."""
+    problem = password_problem(password, user.email)
+    if problem:
+        raise Invalid({"password": problem})
+    user.password_hash = generate_password_hash(password)
+    end_sessions(user)
+
+
+def set_active(user: User, active: bool, now: datetime) -> None:
+    """Enable or disable ``user``; disabling ends their sessions and revokes their tokens."""
+    user.is_active_user = active
+    if not active:
+        end_sessions(user)
+        for token in user.tokens:
+            if token.revoked_at is None:
+                token.revoked_at = now
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(sa.select(User).order_by(User.email)))
+
+
+def create_token(user: User, expires_at: datetime | None = None) -> str:
     """Create an API token for ``user``; only its hash is stored, the token is returned."""
     token = "pi_" + secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user=user, token_hash=hashlib.sha256(token.encode()).hexdigest()))
+    db.session.add(
+        ApiToken(
+            user=user,
+            token_hash=hashlib.sha256(token.encode()).hexdigest(),
+            expires_at=expires_at,
+        )
+    )
     db.session.flush()
     return token
 
 
+def list_tokens(user: User | None = None) -> list[ApiToken]:
+    query = sa.select(ApiToken).join(User).order_by(User.email, ApiToken.id)
+    if user is not None:
+        query = query.where(ApiToken.user_id == user.id)
+    return list(db.session.scalars(query))
+
+
+def revoke_token(token_id: int, now: datetime) -> ApiToken:
+    token = db.session.get(ApiToken, token_id) if 0 < token_id < 2**31 else None
+    if token is None:
+        raise NotFound(f"There is no token {token_id}.")
+    if token.revoked_at is None:
+        token.revoked_at = now
+    return token
+
+
 def user_for_token(token: str, now: datetime) -> User | None:
+    """Return the active user behind a live (unrevoked, unexpired) token; note its use."""
     digest = hashlib.sha256(token.encode()).hexdigest()
-    user = db.session.scalars(
-        sa.select(User).join(ApiToken).where(ApiToken.token_hash == digest)
-    ).one_or_none()
-    if user is None or not user.is_active:
+    row = db.session.scalars(sa.select(ApiToken).where(ApiToken.token_hash == digest)).one_or_none()
+    if row is None or row.revoked_at is not None:
         return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    user = row.user
+    if not user.is_active:
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
+        row.last_used_at = now
+        _commit_after_request()
     return user
+
+
+def _commit_after_request() -> None:
+    """Commit the token's last use after a request that succeeded.
+
+    Views that change something commit it with their own change; a GET commits nothing,
+    so the last use is committed once the answer is ready. A failed request rolled back.
+    """
+
+    @after_this_request
+    def remember_use(response: Response) -> Response:
+        if response.status_code < 400 and db.session.dirty:
+            commit()
+        return response
 
 
 def api_user() -> User | None:
@@ -146,13 +272,56 @@ def require_staff(role: Role) -> Callable[[Callable[..., Any]], Callable[..., An
     return decorator
 
 
+def session_id(user: User) -> str:
+    """Return what a login session stores for ``user``: its id and session version.
+
+    Flask-Login's ``alternative_id``: bumping the version (logout, disabling, a new
+    password) makes every session made before it log in nobody.
+    """
+    return f"{user.id}:{user.session_version}"
+
+
+def user_for_session(value: str) -> User | None:
+    user_id, _, version = value.partition(":")
+    if not user_id.isdigit() or not version.isdigit() or int(user_id) >= 2**31:
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.is_active or user.session_version != int(version):
+        return None
+    return user
+
+
+def mark_seen(now: datetime) -> None:
+    session[SEEN_KEY] = int(now.timestamp())
+
+
+def _expire_idle_sessions() -> None:
+    """Log out a staff session idle longer than STAFF_IDLE_MINUTES; note activity otherwise.
+
+    The time is kept in the signed session, so a copied cookie also dies once idle.
+    """
+    if "_user_id" not in session:
+        return
+    now = utcnow()
+    idle = timedelta(minutes=float(current_app.config["STAFF_IDLE_MINUTES"]))
+    seen = session.get(SEEN_KEY)
+    if not isinstance(seen, int) or now.timestamp() - seen > idle.total_seconds():
+        logout_user()
+        session.pop(SEEN_KEY, None)
+        return
+    # Rewriting the cookie on every request of a polling board is needless: once a minute.
+    if now.timestamp() - seen >= 60:
+        mark_seen(now)
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "producer.login"
     # "basic", not "strong": strong drops the session whenever the client's address
     # changes, which would log a producer out mid-show on a mobile connection.
     login_manager.session_protection = "basic"
+    app.before_request(_expire_idle_sessions)
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    def load_user(value: str) -> User | None:
+        return user_for_session(value)

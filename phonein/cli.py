@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import NoReturn
 
 import click
 from flask import Flask
@@ -14,7 +16,7 @@ from flask_migrate import upgrade
 from . import accounts, signups, worker
 from .database import commit, rollback
 from .errors import DomainError
-from .models import Role
+from .models import Role, User
 from .times import utcnow
 
 
@@ -38,7 +40,7 @@ def _app() -> Flask:
     return click.get_current_context().ensure_object(ScriptInfo).load_app()
 
 
-def _fail(error: DomainError) -> None:
+def _fail(error: DomainError) -> NoReturn:
     rollback()
     raise click.ClickException(error.message)
 
@@ -125,6 +127,29 @@ def users() -> None:
     """Manage staff accounts."""
 
 
+def _password(email: str, from_stdin: bool) -> str:
+    """Read a password strong enough for ``email``: from stdin once, or ask until it is."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        problem = accounts.password_problem(password, email)
+        if problem:
+            raise click.ClickException(problem)
+        return password
+    while True:
+        password = str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+        problem = accounts.password_problem(password, email)
+        if problem is None:
+            return password
+        click.echo(f"{problem} Try again.", err=True)
+
+
+def _user(email: str) -> User:
+    try:
+        return accounts.required_user(email)
+    except DomainError as error:
+        _fail(error)
+
+
 @users.command("add")
 @click.argument("email")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
@@ -132,16 +157,69 @@ def users() -> None:
 @with_appcontext
 def users_add(email: str, role: str, password_stdin: bool) -> None:
     """Create a staff account (asks for the password unless --password-stdin)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    # Before asking for a password: nobody should type one for an account that exists.
+    if accounts.email_taken(email):
+        raise click.ClickException(f"{email.strip().lower()} already has an account.")
+    password = _password(email.strip().lower(), password_stdin)
     try:
         user = accounts.create_user(email, role, password)
     except DomainError as error:
         _fail(error)
     commit()
     click.echo(f"Created {user.email} ({user.role}).", err=True)
+
+
+@users.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List staff accounts: email, role, state, live tokens."""
+    now = utcnow()
+    for user in accounts.list_users():
+        live = sum(
+            1
+            for t in user.tokens
+            if t.revoked_at is None and (t.expires_at is None or t.expires_at > now)
+        )
+        state = "active" if user.is_active else "disabled"
+        click.echo(f"{user.email}\t{user.role}\t{state}\t{live} token(s)")
+
+
+@users.command("disable")
+@click.argument("email")
+@with_appcontext
+def users_disable(email: str) -> None:
+    """Disable EMAIL: their sessions end and their tokens are revoked at once."""
+    user = _user(email)
+    accounts.set_active(user, False, utcnow())
+    commit()
+    click.echo(f"Disabled {user.email}: sessions ended, tokens revoked.", err=True)
+
+
+@users.command("enable")
+@click.argument("email")
+@with_appcontext
+def users_enable(email: str) -> None:
+    """Enable EMAIL again (revoked tokens stay revoked: create new ones)."""
+    user = _user(email)
+    accounts.set_active(user, True, utcnow())
+    commit()
+    click.echo(f"Enabled {user.email}.", err=True)
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def users_set_password(email: str, password_stdin: bool) -> None:
+    """Set EMAIL's password (asks until it is strong enough); their sessions end."""
+    user = _user(email)
+    password = _password(user.email, password_stdin)
+    try:
+        accounts.set_password(user, password)
+    except DomainError as error:
+        _fail(error)
+    commit()
+    click.echo(f"New password set for {user.email}; their sessions have ended.", err=True)
 
 
 @click.group("tokens")
@@ -151,15 +229,64 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("email")
+@click.option(
+    "--expires",
+    "days",
+    type=click.IntRange(min=1, max=3650),
+    default=None,
+    metavar="DAYS",
+    help="The token stops working after DAYS days (default: never).",
+)
 @with_appcontext
-def tokens_create(email: str) -> None:
+def tokens_create(email: str, days: int | None) -> None:
     """Print a new API bearer token for EMAIL, and nothing else, on stdout."""
     user = accounts.user_by_email(email)
     if user is None:
         raise click.ClickException(f"No staff account for {email}: use 'phonein users add'.")
-    token = accounts.create_token(user)
+    if not user.is_active:
+        raise click.ClickException(f"{user.email} is disabled: 'phonein users enable' first.")
+    expires = utcnow() + timedelta(days=days) if days else None
+    token = accounts.create_token(user, expires)
     commit()
     click.echo(token)
+
+
+def _stamp(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+@tokens.command("list")
+@click.argument("email", required=False)
+@with_appcontext
+def tokens_list(email: str | None) -> None:
+    """List tokens (never their secret): id, owner, created, expires, last used, state."""
+    now = utcnow()
+    owner = _user(email) if email else None
+    click.echo("id\temail\tcreated\texpires\tlast used\tstate")
+    for token in accounts.list_tokens(owner):
+        if token.revoked_at is not None:
+            state = f"revoked {_stamp(token.revoked_at)}"
+        elif token.expires_at is not None and token.expires_at <= now:
+            state = "expired"
+        else:
+            state = "live"
+        click.echo(
+            f"{token.id}\t{token.user.email}\t{_stamp(token.created_at)}\t"
+            f"{_stamp(token.expires_at)}\t{_stamp(token.last_used_at)}\t{state}"
+        )
+
+
+@tokens.command("revoke")
+@click.argument("token_id", metavar="ID", type=int)
+@with_appcontext
+def tokens_revoke(token_id: int) -> None:
+    """Revoke token ID (from 'tokens list'): it stops working at once."""
+    try:
+        token = accounts.revoke_token(token_id, utcnow())
+    except DomainError as error:
+        _fail(error)
+    commit()
+    click.echo(f"Revoked token {token.id} of {token.user.email}.", err=True)
 
 
 @click.command("demo")

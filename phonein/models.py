@@ -117,6 +117,10 @@ class User(UserMixin, Model):
         return self.is_active_user
 
     def can(self, needed: Role) -> bool:
+    def get_id(self) -> str:
+        """Return the login session's id: the user's id and session version (see above)."""
+        return f"{self.id}:{self.session_version}"
+
         """Say whether this user's role includes ``needed`` (admin > producer > presenter)."""
         rank = {Role.PRESENTER: 1, Role.PRODUCER: 2, Role.ADMIN: 3}
         return rank[Role(self.role)] >= rank[needed]

@@ -53,6 +53,7 @@ def login() -> ResponseReturnValue:
         user = accounts.check_login(form.email.data, form.password.data)
         if user is not None:
             login_user(user)
+            accounts.mark_seen(utcnow())
             target = request.args.get("next", "")
             # Only same-site paths: a crafted ?next= must not send staff elsewhere.
             if not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
@@ -64,7 +65,11 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    if ConfirmForm().validate_on_submit():
+    if ConfirmForm().validate_on_submit() and current_user.is_authenticated:
+        # Server-side: the session cookie, even a copy of it, logs in nobody any more
+        # (this ends the user's sessions on other devices too).
+        accounts.end_sessions(current_user)
+        commit()
         logout_user()
     return redirect(url_for("public.index"))
 
