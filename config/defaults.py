@@ -87,6 +87,23 @@ LEASE_SECONDS = 5
 # A sender that has not beaten for this long is dead: its claims are reconciled.
 WORKER_DEAD_SECONDS = 5
 # Reminder waves are written this long before they are due, so they leave on time.
+# Proof of the number. VERIFY: "sms" (a signup counts only once the listener enters the
+# one-time code sent to the number) or "off" (see the README: off cannot hide that a
+# number signed up). TWILIO_VERIFY_SERVICE_SID: the Twilio Verify service that sends and
+# checks the codes (recommended); unset, phonein makes the codes and texts them through the
+# outbox (SMS_BACKEND twilio), prints them (console) or keeps them (memory, tests).
+# VERIFY_BACKEND: twilio, outbox, console or memory; None derives it as just said.
+VERIFY = "sms"
+TWILIO_VERIFY_SERVICE_SID = None
+VERIFY_BACKEND = None
+# How long a code phonein made itself is good for, and how many tries it takes (Twilio
+# Verify applies its own: 10 minutes and 5 tries by default).
+VERIFY_CODE_MINUTES = 10
+VERIFY_MAX_ATTEMPTS = 5
+# Codes to one number, whatever the forum: at most this many an hour and a day.
+VERIFY_CODES_PER_HOUR = 5
+VERIFY_CODES_PER_DAY = 10
+
 WAVE_AHEAD_SECONDS = 5
 # The nightly purge erases personal data of forums closed longer ago (0 turns it off).
 PURGE_AFTER_DAYS = 90

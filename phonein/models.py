@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from flask_login import UserMixin
@@ -316,6 +317,58 @@ class MessageKind(StrEnum):
     HELP = "help"
     # The forum closed while the caller was still waiting on the line.
     GOODBYE = "goodbye"
+    # A one-time code phonein made itself (no Twilio Verify service), or, with
+    # PHONEIN_VERIFY=off, a link to a signup texted to its own number.
+    CODE = "code"
+
+
+class VerificationChannel(StrEnum):
+    SMS = "sms"
+    CALL = "call"
+
+
+class Verification(Model):
+    """A signup waiting for its number's proof: nothing else happens until the code is entered.
+
+    ``values`` holds the validated signup (None: a link request, made with
+    PHONEIN_VERIFY=off, that changes nothing but the link). ``code_hash`` is set only when
+    phonein made the code itself; with Twilio Verify the code, its expiry and its attempts
+    are Twilio's, and ``provider_sid`` names Twilio's verification.
+    """
+
+    __tablename__ = "verifications"
+    __table_args__ = (
+        sa.Index("ix_verifications_expires", "expires_at"),
+        _check_in("channel", VerificationChannel, "ck_verifications_channel"),
+    )
+
+    # Random and public: the API's verification_id and the code page's address.
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    forum_id: Mapped[int] = mapped_column(sa.ForeignKey("forums.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(sa.String(20))
+    channel: Mapped[str] = mapped_column(sa.String(8))
+    values: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    code_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    provider_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    client_address: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    proved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The signup the proof made or updated.
+    signup_id: Mapped[int | None] = mapped_column(sa.ForeignKey("signups.id", ondelete="CASCADE"))
+
+
+class CodeSend(Model):
+    """One code sent to a number: the per-number limits count these."""
+
+    __tablename__ = "code_sends"
+    __table_args__ = (sa.Index("ix_code_sends_phone_sent", "phone", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(sa.String(20))
+    channel: Mapped[str] = mapped_column(sa.String(8))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class MessageStatus(StrEnum):

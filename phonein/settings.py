@@ -16,6 +16,7 @@ TWILIO_VARIABLES = (
     "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER",
     "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_VERIFY_SERVICE_SID",
 )
 T = TypeVar("T")
 WEAK_SECRETS = {"", "dev", "secret", "changeme", "change-me", "replace-with-a-long-random-string"}

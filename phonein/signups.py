@@ -48,7 +48,9 @@ LISTENER_FIELDS = ("name", "location", "email", "question", "sms_consent", "publ
 @dataclass
 class Registration:
     signup: Signup
-    manage_token: str
+    # The private link's token: new for a new signup, and for a known one only when the
+    # listener asked for a new link (None: their old link stands).
+    manage_token: str | None
     created: bool
 
 
@@ -130,12 +132,23 @@ def reach_errors(phone: str | None, *, sms_consent: bool) -> dict[str, str]:
 
 
 def register(
-    forum: Forum, data: dict[str, Any], now: datetime, *, default_region: str
+    forum: Forum,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    default_region: str,
+    update: bool = True,
+    new_link: bool = False,
 ) -> Registration:
     """Sign a listener up, or update their signup when the phone is already registered.
 
-    The database's unique (forum, phone) constraint decides which: the insert does nothing
-    on conflict, so two simultaneous requests for one number yield one row.
+    Call it only for a number that has proved itself (``phonein.verification``), or with
+    ``update=False``: a known number then changes nothing. A known signup keeps its
+    private link unless ``new_link``: the old link stops working only when the listener
+    who proved the number asks for a new one.
+
+    The database's unique (forum, phone) constraint decides new or known: the insert does
+    nothing on conflict, so two simultaneous requests for one number yield one row.
     """
     if not forum.accepts_signups_at(now):
         raise Conflict("Signups for this forum are closed.", code="signups_closed")
@@ -166,12 +179,23 @@ def register(
     signup = db.session.scalars(
         sa.select(Signup).where(Signup.forum_id == forum.id, Signup.phone == values["phone"])
     ).one()
+    if not update:
+        return Registration(signup, None, created=False)
     change_by_listener(signup, values, now)
     signup.timezone = values["timezone"]
     signup.country = values["country"]
+    if new_link:
+        signup.manage_token_hash = hash_token(token)
+    db.session.flush()
+    return Registration(signup, token if new_link else None, created=False)
+
+
+def new_manage_link(signup: Signup) -> str:
+    """Give the signup a new private link; the old one stops working. Return its token."""
+    token = secrets.token_urlsafe(24)
     signup.manage_token_hash = hash_token(token)
     db.session.flush()
-    return Registration(signup, token, created=False)
+    return token
 
 
 def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) -> None:

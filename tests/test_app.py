@@ -92,9 +92,13 @@ def test_openapi_lists_every_contract_endpoint(client, app):
         "/api/v1/forums/{slug}/queue/next": {"post"},
         "/api/v1/forums/{slug}/queue/finish": {"post"},
         "/api/v1/forums/{slug}/messages": {"get"},
+        "/api/v1/verifications/{verification_id}": {"post"},
+        "/api/v1/verifications/{verification_id}/resend": {"post"},
     }
     for path, methods in expected.items():
         assert methods <= set(paths[path]), path
     create = paths["/api/v1/forums/{slug}/signups"]["post"]
-    assert {"201", "200", "422", "409"} <= set(create["responses"])
+    assert {"202", "201", "422", "409"} <= set(create["responses"])
+    prove = paths["/api/v1/verifications/{verification_id}"]["post"]
+    assert {"201", "200", "404", "422", "429"} <= set(prove["responses"])
     assert "bearerAuth" in spec["components"]["securitySchemes"]

@@ -38,9 +38,9 @@ def init_app(app: Flask) -> None:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "phonein tokens create"}
     )
-    from . import calls, forums, queue, signups
+    from . import calls, forums, queue, signups, verifications
 
-    for blueprint in (forums.blp, signups.blp, queue.blp, calls.blp):
+    for blueprint in (forums.blp, signups.blp, queue.blp, calls.blp, verifications.blp):
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint, url_prefix="/api/v1")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import Response, current_app, jsonify, request
 from flask_smorest import Blueprint
 
-from .. import forums, publication, signups
+from .. import forums, publication, signups, verification
 from ..accounts import require_api
 from ..database import commit
 from ..limits import signup_rate
@@ -26,6 +26,7 @@ from .schemas import (
     SignupPage,
     SignupQuery,
 )
+from .verifications import SignupKnown, VerificationStarted, started
 
 blp = Blueprint("api_signups", __name__, description="Listener signups")
 
@@ -37,18 +38,42 @@ def with_position(signup: Signup) -> SignupView:
 @blp.route("/forums/<slug>/signups", methods=["POST"])
 @signup_rate
 @blp.arguments(SignupIn)
-@blp.response(201, SignupCreated, description="A new signup")
-@blp.alt_response(200, schema=SignupCreated, description="The phone was registered: updated")
+@blp.response(
+    202,
+    VerificationStarted,
+    description="PHONEIN_VERIFY=sms: a code is on its way, the same answer for every number. "
+    "With PHONEIN_VERIFY=off, a number that had signed up gets 202 with only a message: "
+    "nothing changed, and the number is texted a link to its own signup.",
+)
+@blp.alt_response(201, schema=SignupCreated, description="PHONEIN_VERIFY=off: a new signup")
 @documented_errors(blp, 404, 409, 422)
-def create_signup(data: dict[str, Any], slug: str) -> tuple[SignupView, int]:
-    """Sign up for a forum. The same phone again updates that signup."""
+def create_signup(data: dict[str, Any], slug: str) -> Response:
+    """Sign up for a forum. The signup counts once the code sent to the number is entered."""
     forum = forums.get_by_slug(slug)
-    result = signups.register(
-        forum, data, utcnow(), default_region=current_app.config["DEFAULT_REGION"]
-    )
+    now = utcnow()
+    region = current_app.config["DEFAULT_REGION"]
+    if verification.verifying(current_app.config):
+        found = verification.start(
+            forum, data, now, default_region=region, client_address=request.remote_addr
+        )
+        commit()
+        return started(found)
+    result = verification.sign_up_unverified(forum, data, now, default_region=region)
     commit()
+    if not result.created or result.manage_token is None:
+        known = SignupKnown().dump(
+            {
+                "message": "This number has signed up already: nothing was changed. We have "
+                "texted it a link to its signup."
+            }
+        )
+        response = jsonify(known)
+        response.status_code = 202
+        return response
     view = SignupView(result.signup, manage_url=manage_url(result.manage_token))
-    return view, 201 if result.created else 200
+    created = jsonify(SignupCreated().dump(view))
+    created.status_code = 201
+    return created
 
 
 @blp.route("/forums/<slug>/signups", methods=["GET"])

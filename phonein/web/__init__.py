@@ -11,11 +11,12 @@ from ..times import format_in_zone, rfc3339
 
 
 def init_app(app: Flask) -> None:
-    from . import board, headers, producer, public
+    from . import board, headers, producer, public, verify
 
     headers.init_app(app)
 
     app.register_blueprint(public.bp)
+    app.register_blueprint(verify.bp)
     app.register_blueprint(producer.bp)
     app.register_blueprint(board.bp)
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from icalendar import Calendar, Event
 
-from .. import forums, phones, publication, signups
+from .. import forums, phones, publication, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid
 from ..extensions import db
@@ -79,10 +88,16 @@ def sign_up(slug: str) -> ResponseReturnValue:
         return render_template("public/closed.html", forum=forum), 409
     if not form.validate_on_submit():
         return _forum_page(forum, form, 400)
+    now = utcnow()
+    region = current_app.config["DEFAULT_REGION"]
+    proving = verification.verifying(current_app.config)
     try:
-        result = signups.register(
-            forum, form.data, utcnow(), default_region=current_app.config["DEFAULT_REGION"]
-        )
+        if proving:
+            found = verification.start(
+                forum, form.data, now, default_region=region, client_address=request.remote_addr
+            )
+        else:
+            result = verification.sign_up_unverified(forum, form.data, now, default_region=region)
     except Invalid as error:
         rollback()
         _attach_errors(form, error)
@@ -92,7 +107,11 @@ def sign_up(slug: str) -> ResponseReturnValue:
         form.form_errors.append(error.message)
         return _forum_page(forum, form, 409)
     commit()
-    flash("updated" if not result.created else "created", "signup")
+    if proving:
+        return redirect(url_for("verify.code_page", verification_id=found.id), code=303)
+    if result.manage_token is None:  # PHONEIN_VERIFY=off, and the number had signed up
+        return render_template("public/verify.html", mode="known", forum=forum), 202
+    flash("created", "signup")
     return redirect(url_for("public.manage", token=result.manage_token), code=303)
 
 

@@ -1,0 +1,97 @@
+"""Proof of the number in the API: enter the code, or have it sent again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from .. import verification
+from ..database import commit
+from ..errors import Invalid
+from ..links import manage_url
+from ..models import VerificationChannel
+from ..times import utcnow
+from ..views import SignupView
+from .common import documented_errors
+from .schemas import UTC, ApiError, SignupCreated
+
+blp = Blueprint("api_verifications", __name__, description="Proof of the listener's number")
+CHANNELS = [c.value for c in VerificationChannel]
+
+
+class VerificationStarted(Schema):
+    verification_id = fields.Str(
+        metadata={"description": "Send the code to POST /api/v1/verifications/{id}."}
+    )
+    channel = fields.Str(
+        metadata={"enum": CHANNELS, "description": "sms for mobiles, call for fixed lines"}
+    )
+    expires_at = UTC(metadata={"description": "The code works until then."})
+
+
+class SignupKnown(Schema):
+    message = fields.Str()
+
+
+class CodeIn(Schema):
+    code = fields.Str(required=True, validate=validate.Length(max=20))
+    new_link = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "For a number that had signed up: give the signup a new private "
+            "link (returned as manage_url; the old one stops working). Left false, the old "
+            "link keeps working and manage_url is null."
+        },
+    )
+
+
+class ResendIn(Schema):
+    channel = fields.Str(validate=validate.OneOf(CHANNELS))
+
+
+def started(found: Any) -> Response:
+    """Answer a signup waiting for its code: the same for every number but ids and times."""
+    body = VerificationStarted().dump(
+        {"verification_id": found.id, "channel": found.channel, "expires_at": found.expires_at}
+    )
+    response = jsonify(body)
+    response.status_code = 202
+    return response
+
+
+def _too_many(view: Any) -> Any:
+    return blp.alt_response(429, schema=ApiError, description="Too many codes or tries")(view)
+
+
+@blp.route("/verifications/<verification_id>", methods=["POST"])
+@blp.arguments(CodeIn)
+@blp.response(201, SignupCreated, description="The number is proved: a new signup")
+@blp.alt_response(200, schema=SignupCreated, description="The number is proved: updated")
+@documented_errors(blp, 404, 409, 422)
+@_too_many
+def prove(data: dict[str, Any], verification_id: str) -> tuple[SignupView, int]:
+    """Enter the code sent to the number; the signup counts from now on."""
+    proof = verification.prove(
+        verification_id, data["code"], utcnow(), new_link=bool(data.get("new_link"))
+    )
+    commit()  # a wrong code's try counts too
+    if not proof.ok or proof.registration is None:
+        raise Invalid({"code": "That is not the code we sent. Please check it and try again."})
+    result = proof.registration
+    link = manage_url(result.manage_token) if result.manage_token else None
+    return SignupView(result.signup, manage_url=link), 201 if result.created else 200
+
+
+@blp.route("/verifications/<verification_id>/resend", methods=["POST"])
+@blp.arguments(ResendIn)
+@blp.response(202, VerificationStarted)
+@documented_errors(blp, 404, 422)
+@_too_many
+def resend(data: dict[str, Any], verification_id: str) -> Response:
+    """Send the code again, by text or by a voice call (at most 5 an hour, 10 a day)."""
+    found = verification.resend(verification_id, data.get("channel"), utcnow())
+    commit()
+    return started(found)

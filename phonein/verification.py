@@ -1,0 +1,332 @@
+"""Proof of the number: a signup counts only once the listener enters the code sent to it.
+
+With ``PHONEIN_VERIFY=sms`` a signup is only a ``Verification`` (the validated values, the
+number, the channel, an expiry and a count of tries) until the right code comes back;
+then ``signups.register`` makes or updates the signup. Until then nothing is texted but the
+code, nothing reaches producers, and an existing signup is untouched, so the answer to a
+signup says nothing about whether the number had signed up before.
+
+With ``off`` the first signup of a number counts at once; another with the same number
+changes nothing and texts that number (at most once a day) a link that, with the code in
+it, opens its own signup.
+
+Operations may flush but never commit; views commit once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from . import phones, signups
+from .errors import Conflict, DomainError, Invalid, NotFound, Upstream
+from .extensions import db
+from .links import forum_url
+from .models import CodeSend, Forum, Signup, Verification, VerificationChannel
+from .sms import codes
+
+CODE_DIGITS = 6
+# How long after a proof the listener may still choose a new private link on the page.
+CHOICE_MINUTES = 30
+# Forgotten this long after they expire: kept a while for the producers' abuse questions.
+KEEP_EXPIRED = timedelta(days=1)
+
+
+class TooMany(DomainError):
+    """Too many codes to one number, or too many tries of one code."""
+
+    status = 429
+    code = "rate_limited"
+
+
+@dataclass
+class Proof:
+    """What entering a code did: ``ok`` False for a wrong code (the try is counted)."""
+
+    ok: bool
+    registration: signups.Registration | None = None
+
+
+def verifying(config: Any) -> bool:
+    """Say whether signups wait for the number's proof (PHONEIN_VERIFY=sms)."""
+    mode = str(config.get("VERIFY", "sms")).lower()
+    return mode not in ("off", "false", "0", "no")
+
+
+def _hash(verification_id: str, code: str) -> str:
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, f"{verification_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def _minutes(name: str) -> timedelta:
+    return timedelta(minutes=int(current_app.config[name]))
+
+
+def channel_for(phone: str) -> VerificationChannel:
+    """Return how a code reaches ``phone``: a voice call for fixed lines, else a text."""
+    reach, _ = phones.reach(phone, phones.Policy.from_config(current_app.config))
+    return VerificationChannel.CALL if reach == phones.Reach.CALL_ONLY else VerificationChannel.SMS
+
+
+def _check_send_limits(phone: str, now: datetime) -> None:
+    """Refuse a code past the per-number limits (an hour and a day, every forum together)."""
+    config = current_app.config
+    limits = (
+        (timedelta(hours=1), int(config["VERIFY_CODES_PER_HOUR"]), "an hour"),
+        (timedelta(days=1), int(config["VERIFY_CODES_PER_DAY"]), "a day"),
+    )
+    for window, most, label in limits:
+        sent = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(CodeSend)
+            .where(CodeSend.phone == phone, CodeSend.sent_at > now - window)
+        )
+        if (sent or 0) >= most:
+            raise TooMany(
+                f"We have sent as many codes to this number as we can in {label}. "
+                "Please try again later."
+            )
+
+
+def _send(verification: Verification, now: datetime) -> None:
+    """Send a code for ``verification`` by its channel, within the per-number limits."""
+    _check_send_limits(verification.phone, now)
+    sender = codes.sender()
+    code = None
+    if sender.makes_codes:
+        code = _new_code()
+        verification.code_hash = _hash(verification.id, code)
+    try:
+        sid = sender.send(
+            verification.phone,
+            verification.channel,
+            code,
+            f"{verification.id}@{now:%H%M%S.%f}",
+            now,
+        )
+    except codes.CodeRefused as refused:
+        raise _answer(refused) from refused
+    if sid:
+        verification.provider_sid = sid
+    db.session.add(CodeSend(phone=verification.phone, channel=verification.channel, sent_at=now))
+    verification.expires_at = now + _minutes("VERIFY_CODE_MINUTES")
+    db.session.flush()
+
+
+def _answer(refused: codes.CodeRefused) -> DomainError:
+    """Map why a code could not be sent or checked to the listener's answer."""
+    if refused.reason == "landline":
+        return Invalid({"channel": "That number cannot receive texts: ask for a call instead."})
+    if refused.reason == "invalid":
+        return Invalid({"phone": refused.detail or "We cannot send a code to that number."})
+    if refused.reason == "blocked":
+        return Invalid({"phone": "We cannot send a code to that number. Please use another."})
+    if refused.reason == "too_many":
+        return TooMany("Too many codes or tries for this number. Please try again later.")
+    if refused.reason == "gone":
+        return NotFound("This code has expired. Please sign up again.")
+    return Upstream("We could not send or check your code just now. Please try again.")
+
+
+def _forget_old(now: datetime) -> None:
+    """Drop verifications and send records past any use (bounded: indexed deletes)."""
+    db.session.execute(sa.delete(Verification).where(Verification.expires_at < now - KEEP_EXPIRED))
+    db.session.execute(sa.delete(CodeSend).where(CodeSend.sent_at < now - timedelta(days=1)))
+
+
+def start(
+    forum: Forum,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    default_region: str,
+    client_address: str | None,
+) -> Verification:
+    """Keep a validated signup until its number is proved, and send the code.
+
+    Nothing here looks at the forum's signups: the answer is the same for a new number,
+    one that signed up, one that is queued and one that opted out.
+    """
+    if not forum.accepts_signups_at(now):
+        raise Conflict("Signups for this forum are closed.", code="signups_closed")
+    values = signups.validate_listener(data, default_region=default_region)
+    _forget_old(now)
+    verification = Verification(
+        id="VE" + secrets.token_hex(16),
+        forum_id=forum.id,
+        phone=values["phone"],
+        channel=channel_for(values["phone"]).value,
+        values=values,
+        attempts=0,
+        client_address=(client_address or "")[:64] or None,
+        created_at=now,
+        expires_at=now,
+    )
+    db.session.add(verification)
+    db.session.flush()
+    _send(verification, now)
+    return verification
+
+
+def live(verification_id: str, now: datetime) -> Verification:
+    """Return the verification still waiting for its code; NotFound when unknown or expired."""
+    found = None
+    if verification_id and len(verification_id) <= 40:
+        found = db.session.get(Verification, verification_id)
+    if found is None or found.proved_at is not None or found.expires_at <= now:
+        raise NotFound("This code has expired or was already used. Please sign up again.")
+    return found
+
+
+def resend(verification_id: str, channel: str | None, now: datetime) -> Verification:
+    """Send the code again, by text or by a call; within the per-number limits."""
+    verification = live(verification_id, now)
+    if channel is not None:
+        if channel not in (VerificationChannel.SMS, VerificationChannel.CALL):
+            raise Invalid({"channel": "Use 'sms' or 'call'."})
+        if channel == VerificationChannel.SMS and channel_for(verification.phone) == (
+            VerificationChannel.CALL
+        ):
+            raise Invalid({"channel": "That number cannot receive texts: ask for a call instead."})
+        verification.channel = channel
+    _send(verification, now)
+    return verification
+
+
+def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = False) -> Proof:
+    """Check ``code``; when right, make or update the signup (see ``signups.register``).
+
+    A wrong code counts a try and changes nothing else: the view commits that, then answers
+    422. Past the tries: TooMany.
+    """
+    verification = live(verification_id, now)
+    code = (code or "").strip()
+    if verification.attempts >= int(current_app.config["VERIFY_MAX_ATTEMPTS"]):
+        raise TooMany("Too many wrong codes. Please ask for a new one.")
+    verification.attempts += 1
+    sender = codes.sender()
+    if not code.isdigit() or len(code) > 10:
+        right = False
+    elif verification.code_hash is not None:
+        right = hmac.compare_digest(verification.code_hash, _hash(verification.id, code))
+    elif sender.makes_codes:
+        right = False
+    else:
+        try:
+            right = sender.check(verification.phone, code)
+        except codes.CodeRefused as refused:
+            raise _answer(refused) from refused
+    if not right:
+        db.session.flush()
+        return Proof(ok=False)
+    verification.proved_at = now
+    forum = db.session.get(Forum, verification.forum_id)
+    assert forum is not None  # the verification goes with its forum (ON DELETE CASCADE)
+    if verification.values is None:  # a link request (PHONEIN_VERIFY=off): nothing changes
+        signup = _known(forum, verification.phone)
+        token = signups.new_manage_link(signup) if new_link else None
+        registration = signups.Registration(signup, token, created=False)
+    else:
+        registration = signups.register(
+            forum,
+            dict(verification.values),
+            now,
+            default_region=current_app.config["DEFAULT_REGION"],
+            new_link=new_link,
+        )
+    verification.signup_id = registration.signup.id
+    db.session.flush()
+    return Proof(ok=True, registration=registration)
+
+
+def _known(forum: Forum, phone: str) -> Signup:
+    signup = db.session.scalars(
+        sa.select(Signup).where(Signup.forum_id == forum.id, Signup.phone == phone)
+    ).one_or_none()
+    if signup is None:
+        raise NotFound("This signup no longer exists.")
+    return signup
+
+
+def choose_new_link(verification_id: str, now: datetime) -> str:
+    """After a proof, give its signup a new private link (the old one stops working).
+
+    The page offers this right after the code; the caller checks that the browser asking
+    is the one that entered it.
+    """
+    found = db.session.get(Verification, verification_id) if verification_id else None
+    if (
+        found is None
+        or found.proved_at is None
+        or found.signup_id is None
+        or now > found.proved_at + timedelta(minutes=CHOICE_MINUTES)
+    ):
+        raise NotFound("This choice is no longer open. Your private link is unchanged.")
+    signup = db.session.get(Signup, found.signup_id)
+    if signup is None:
+        raise NotFound("This signup no longer exists.")
+    return signups.new_manage_link(signup)
+
+
+def sign_up_unverified(
+    forum: Forum, data: dict[str, Any], now: datetime, *, default_region: str
+) -> signups.Registration:
+    """Sign up without a code (PHONEIN_VERIFY=off): a known number changes nothing.
+
+    The known number is texted, at most once a day, a link that opens its own signup: the
+    code is in the link, so only the phone's holder can follow it.
+    """
+    registration = signups.register(forum, data, now, default_region=default_region, update=False)
+    if not registration.created:
+        _text_link(forum, registration.signup, now)
+    return registration
+
+
+def _text_link(forum: Forum, signup: Signup, now: datetime) -> None:
+    if signup.phone is None:
+        return
+    verification = Verification(
+        id="VE" + secrets.token_hex(16),
+        forum_id=forum.id,
+        phone=signup.phone,
+        channel=VerificationChannel.SMS.value,
+        values=None,
+        attempts=0,
+        created_at=now,
+        expires_at=now + timedelta(days=1),
+    )
+    code = _new_code()
+    verification.code_hash = _hash(verification.id, code)
+    link = f"{current_app.config['PUBLIC_URL']}/verify/{verification.id}?code={code}"
+    body = (
+        f'Someone signed up again for "{forum.title[:60]}" with this number; nothing was '
+        f"changed. To open your signup: {link} Reply STOP to opt out."
+    )
+    # Keyed by the day: however often the number is tried, one text a day.
+    if codes.enqueue(
+        signup.phone,
+        body,
+        f"link@{now:%Y-%m-%d}",
+        now,
+        # No forum: the producers' SMS log must not show a link that opens the signup.
+        signup_id=signup.id,
+    ):
+        db.session.add(verification)
+        db.session.flush()
+
+
+def forum_link(verification: Verification) -> str:
+    """Return the forum page of a verification (for the code page's "back" link)."""
+    forum = db.session.get(Forum, verification.forum_id)
+    return forum_url(forum) if forum else "/"
