@@ -54,6 +54,19 @@ VOICE = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)"
     r"/(?P<rest>(?:Calls|Queues|Conferences)(?:/\w+){0,3})\.json$"
 )
+# Twilio Verify (verify.twilio.com, sent to the fake by PHONEIN_TWILIO_API_URL).
+VERIFY = re.compile(r"^/v2/Services/(?P<service>VA\w+)/(?P<what>Verifications|VerificationCheck)$")
+VERIFY_SERVICE_SID = "VA" + "e" * 32
+# Verify's limits: sends of one pending verification, and checks of its code.
+VERIFY_MAX_SENDS = 5
+VERIFY_MAX_CHECKS = 5
+# Verify's errors a test can inject per number (Faults.verify_errors) and their HTTP status.
+VERIFY_ERRORS = {
+    60200: (400, "Invalid parameter"),
+    60203: (429, "Max send attempts reached"),
+    60205: (400, "SMS is not supported by landline phone number"),
+    60410: (403, "Verification delivery attempt blocked"),
+}
 BASE = f"/2010-04-01/Accounts/{ACCOUNT_SID}"
 LIVE = ("queued", "ringing", "in-progress")  # a call in any other status has ended
 
@@ -73,6 +86,8 @@ class Faults:
     # most voice_error_limit times in all (None: every time), so a test can prove a retry.
     voice_errors: dict[str, int] = field(default_factory=dict)
     voice_error_limit: int | None = None
+    # Verify: number -> a Verify error code (60200, 60203, 60205, 60410) for every send.
+    verify_errors: dict[str, int] = field(default_factory=dict)
 
 
 class FakeTwilio:
@@ -101,6 +116,9 @@ class FakeTwilio:
         self.conferences: list[dict[str, Any]] = []  # a name is reused once one has ended
         # number -> busy | no-answer | failed | ringing | machine (voicemail picks up)
         self.answer_mode: dict[str, str] = {}
+        # Verify: (service, number) -> its pending verification; every code sent, in order.
+        self.verifications: dict[tuple[str, str], dict[str, Any]] = {}
+        self.codes_sent: list[dict[str, Any]] = []
         self._work: SimpleQueue[list[Work] | None] = SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -178,6 +196,12 @@ class FakeTwilio:
         with self.lock:
             conference = self._live_conference(name)
             return list(conference["participants"]) if conference else []
+
+    def verify_code(self, to: str) -> str | None:
+        """The code Verify last sent to ``to`` (what the listener reads on their phone)."""
+        with self.lock:
+            codes = [c["code"] for c in self.codes_sent if c["to"] == to]
+            return codes[-1] if codes else None
 
     # What tests do to the phone network.
 
@@ -1049,6 +1073,13 @@ class FakeTwilio:
                 path = urlsplit(self.path).path
                 if match := MESSAGES.match(path):
                     return match
+                if match := VERIFY.match(path):
+                    if method != "POST":
+                        self._reply(405, {"code": 20004, "message": "Method not allowed"})
+                    else:
+                        form = {k: v[0] for k, v in parse_qs(self.raw).items()}
+                        self._reply(*fake._verify(match["service"], match["what"], form))
+                    return None
                 if VOICE.match(path) is None:
                     self._reply(404, {"code": 20404, "message": "Not found", "status": 404})
                 elif fault := fake._voice_fault(path):
@@ -1086,6 +1117,69 @@ class FakeTwilio:
                 self._reply(200, fake._list(parse_qs(urlsplit(self.path).query)))
 
         return Handler
+
+    def _verify(self, service: str, what: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Twilio Verify: start (or resend) a verification, or check its code."""
+        to, now = form.get("To", ""), datetime.now(UTC)
+        if not re.fullmatch(r"\+[1-9]\d{6,14}", to):
+            return _error(400, 60200, "Invalid parameter `To`")
+        with self.lock:
+            pending = self.verifications.get((service, to))
+            if what == "VerificationCheck":
+                if pending is None:
+                    return _error(404, 20404, "The requested resource was not found")
+                pending["checks"] += 1
+                if pending["checks"] > VERIFY_MAX_CHECKS:
+                    del self.verifications[(service, to)]
+                    return _error(429, 60202, "Max check attempts reached")
+                if form.get("Code") == pending["code"]:
+                    pending["status"] = "approved"
+                    del self.verifications[(service, to)]
+                return 200, self._verification(pending, now)
+            channel = form.get("Channel", "")
+            if channel not in ("sms", "call", "whatsapp", "email"):
+                return _error(400, 60200, "Invalid parameter `Channel`")
+            if code := self.faults.verify_errors.get(to):
+                status, message = VERIFY_ERRORS[code]
+                return _error(status, code, message)
+            if pending is None:
+                pending = {
+                    "sid": f"VE{uuid.uuid4().hex}",
+                    "service": service,
+                    "to": to,
+                    "code": f"{self.rng.randrange(10**6):06d}",
+                    "status": "pending",
+                    "sends": 0,
+                    "checks": 0,
+                    "created": now,
+                }
+                self.verifications[(service, to)] = pending
+            if pending["sends"] >= VERIFY_MAX_SENDS:
+                return _error(429, 60203, "Max send attempts reached")
+            pending["sends"] += 1
+            pending["channel"] = channel
+            self.codes_sent.append({"to": to, "channel": channel, "code": pending["code"]})
+            return 201, self._verification(pending, now)
+
+    @staticmethod
+    def _verification(item: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return {
+            "sid": item["sid"],
+            "service_sid": item["service"],
+            "account_sid": ACCOUNT_SID,
+            "to": item["to"],
+            "channel": item.get("channel", "sms"),
+            "status": item["status"],
+            "valid": item["status"] == "approved",
+            "lookup": {},
+            "amount": None,
+            "payee": None,
+            "send_code_attempts": [],
+            "date_created": item["created"].isoformat(),
+            "date_updated": now.isoformat(),
+            "sna": None,
+            "url": f"https://verify.twilio.com/v2/Services/{item['service']}/Verifications/{item['sid']}",
+        }
 
     def _voice_fault(self, path: str) -> int | None:
         with self.lock:
@@ -1165,4 +1259,13 @@ def signed(url: str, params: dict[str, str]) -> dict[str, str]:
     return {"X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, params)}
 
 
-__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "FakeTwilio", "Faults", "settings", "signed", "urlencode"]
+__all__ = [
+    "ACCOUNT_SID",
+    "AUTH_TOKEN",
+    "VERIFY_SERVICE_SID",
+    "FakeTwilio",
+    "Faults",
+    "settings",
+    "signed",
+    "urlencode",
+]
