@@ -45,6 +45,8 @@ RATELIMIT_HEADERS_ENABLED = True
 
 # Session and remember cookies are Secure (sent over https only), HttpOnly and
 # SameSite=Lax. None: Secure when ENV is "production" or PUBLIC_URL is https.
+# Failed logins per staff account, from any address (the right password counts nothing).
+LOGIN_ACCOUNT_RATE_LIMIT = "10/hour"
 COOKIE_SECURE = None
 
 # Largest request body accepted, in bytes (413 above it).

@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from flask import Flask
@@ -64,9 +64,36 @@ def serve(host: str, port: int, threads: int) -> None:
     click.echo(f"phonein on http://{host}:{port}  (database: {url.split('@')[-1]})")
     stop = _embedded_background(app)
     try:
-        waitress_serve(app, host=host, port=port, threads=threads, ident="phonein")
+        waitress_serve(
+            app, host=host, port=port, threads=threads, ident="phonein", **waitress_options(app)
+        )
     finally:
         stop()
+
+
+def waitress_options(app: Flask) -> dict[str, Any]:
+    """Return waitress's trusted-proxy settings for PROXY_COUNT (none when it is 0).
+
+    Unless told to trust a proxy, waitress drops X-Forwarded-* before the app sees them,
+    and every listener then shares the proxy's address (and its rate-limit bucket).
+    Waitress keeps the last PROXY_COUNT hops, the ones the app's ProxyFix reads too.
+    """
+    count = int(app.config["PROXY_COUNT"])
+    if count <= 0:
+        return {}
+    return {
+        # Any peer: the proxy is whatever connects, so serve must listen only where the
+        # proxy can reach it (docs/security.md). The count bounds what a client can forge.
+        "trusted_proxy": "*",
+        "trusted_proxy_count": count,
+        "trusted_proxy_headers": {
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-forwarded-port",
+        },
+        "clear_untrusted_proxy_headers": True,
+    }
 
 
 def _embedded_background(app: Flask) -> Callable[[], None]:

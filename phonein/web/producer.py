@@ -21,7 +21,7 @@ from flask_login import current_user, login_user, logout_user
 from .. import accounts, forums, publication, signups
 from ..database import commit, rollback
 from ..errors import Conflict, DomainError, Invalid
-from ..limits import login_rate
+from ..limits import login_account_rate, login_rate
 from ..models import Forum, MessageKind, MessageStatus, Role, SignupStatus
 from ..sms import outbox
 from ..times import utcnow, zone_or_none
@@ -47,6 +47,7 @@ def _pages(total: int) -> int:
 
 @bp.route("/login", methods=["GET", "POST"])
 @login_rate
+@login_account_rate
 def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
