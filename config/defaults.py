@@ -107,6 +107,12 @@ VERIFY_CODES_PER_HOUR = 5
 VERIFY_CODES_PER_DAY = 10
 
 WAVE_AHEAD_SECONDS = 5
+# A proof-of-work on the signup form and API (ALTCHA-style, self-hosted): "pow" or "off".
+# A browser tries about CHALLENGE_MAX_NUMBER / 2 SHA-256 hashes (well under a second); a
+# challenge is good for CHALLENGE_SECONDS, and each solution is accepted once.
+CHALLENGE = "pow"
+CHALLENGE_MAX_NUMBER = 50000
+CHALLENGE_SECONDS = 600
 # The nightly purge erases personal data of forums closed longer ago (0 turns it off).
 PURGE_AFTER_DAYS = 90
 

@@ -371,6 +371,16 @@ class CodeSend(Model):
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ChallengeUse(Model):
+    """A proof-of-work solution already accepted: each is accepted once, until it expires."""
+
+    __tablename__ = "challenge_uses"
+    __table_args__ = (sa.Index("ix_challenge_uses_expires", "expires_at"),)
+
+    challenge: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class MessageStatus(StrEnum):
     PENDING = "pending"  # in the outbox, not yet handed to the provider
     SENDING = "sending"  # claimed by a sender; outcome unknown until it reports

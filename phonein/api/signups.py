@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, current_app, jsonify, request
 from flask_smorest import Blueprint
 
-from .. import forums, publication, signups, verification
+from .. import challenge, forums, publication, signups, verification
 from ..accounts import require_api
 from ..database import commit
 from ..limits import signup_rate
@@ -18,15 +18,15 @@ from ..times import utcnow
 from ..views import SignupView
 from .common import PRODUCER_DOC, documented_errors
 from .schemas import (
+    ApiError,
     PublishIn,
     ScreenIn,
     SignupCreated,
-    SignupIn,
     SignupOut,
     SignupPage,
     SignupQuery,
 )
-from .verifications import SignupKnown, VerificationStarted, started
+from .verifications import SignupKnown, SignupWithChallenge, VerificationStarted, started
 
 blp = Blueprint("api_signups", __name__, description="Listener signups")
 
@@ -37,7 +37,7 @@ def with_position(signup: Signup) -> SignupView:
 
 @blp.route("/forums/<slug>/signups", methods=["POST"])
 @signup_rate
-@blp.arguments(SignupIn)
+@blp.arguments(SignupWithChallenge)
 @blp.response(
     202,
     VerificationStarted,
@@ -46,11 +46,14 @@ def with_position(signup: Signup) -> SignupView:
     "nothing changed, and the number is texted a link to its own signup.",
 )
 @blp.alt_response(201, schema=SignupCreated, description="PHONEIN_VERIFY=off: a new signup")
+@blp.alt_response(400, schema=ApiError, description="No valid proof-of-work (fields.challenge)")
 @documented_errors(blp, 404, 409, 422)
 def create_signup(data: dict[str, Any], slug: str) -> Response:
     """Sign up for a forum. The signup counts once the code sent to the number is entered."""
-    forum = forums.get_by_slug(slug)
     now = utcnow()
+    if challenge.required(current_app.config):
+        challenge.check(data.pop("challenge", None), now)
+    forum = forums.get_by_slug(slug)
     region = current_app.config["DEFAULT_REGION"]
     if verification.verifying(current_app.config):
         found = verification.start(

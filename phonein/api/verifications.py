@@ -8,7 +8,7 @@ from flask import Response, jsonify
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from .. import verification
+from .. import challenge, verification
 from ..database import commit
 from ..errors import Invalid
 from ..links import manage_url
@@ -16,7 +16,7 @@ from ..models import VerificationChannel
 from ..times import utcnow
 from ..views import SignupView
 from .common import documented_errors
-from .schemas import UTC, ApiError, SignupCreated
+from .schemas import UTC, ApiError, SignupCreated, SignupIn
 
 blp = Blueprint("api_verifications", __name__, description="Proof of the listener's number")
 CHANNELS = [c.value for c in VerificationChannel]
@@ -30,6 +30,28 @@ class VerificationStarted(Schema):
         metadata={"enum": CHANNELS, "description": "sms for mobiles, call for fixed lines"}
     )
     expires_at = UTC(metadata={"description": "The code works until then."})
+
+
+class ChallengeOut(Schema):
+    algorithm = fields.Str(metadata={"enum": ["SHA-256"]})
+    challenge = fields.Str(metadata={"description": "hex SHA-256(salt + n) for a secret n"})
+    salt = fields.Str(metadata={"description": "carries the expiry (expires=unix seconds)"})
+    maxnumber = fields.Int(metadata={"description": "n is at most this"})
+    signature = fields.Str(metadata={"description": "the server's HMAC of the challenge"})
+
+
+class SignupWithChallenge(SignupIn):
+    challenge = fields.Raw(
+        allow_none=True,
+        metadata={
+            "description": "With PHONEIN_CHALLENGE=pow: the solution of a challenge from GET "
+            "/api/v1/challenge, as an object {algorithm, challenge, number, salt, signature} "
+            "(number: the n with SHA-256(salt + n) == challenge) or base64 of its JSON "
+            "(ALTCHA's payload). Each solution is accepted once; without a valid one, 400 "
+            "naming challenge.",
+            "oneOf": [{"type": "object"}, {"type": "string"}],
+        },
+    )
 
 
 class SignupKnown(Schema):
@@ -64,6 +86,18 @@ def started(found: Any) -> Response:
 
 def _too_many(view: Any) -> Any:
     return blp.alt_response(429, schema=ApiError, description="Too many codes or tries")(view)
+
+
+@blp.route("/challenge", methods=["GET"])
+@blp.response(200, ChallengeOut)
+def get_challenge() -> dict[str, Any]:
+    """Get a proof-of-work challenge to solve before signing up (PHONEIN_CHALLENGE=pow).
+
+    Find the number n (0 ≤ n ≤ maxnumber) with hex SHA-256(salt + decimal n) == challenge,
+    and send {algorithm, challenge, number: n, salt, signature} as the signup's
+    ``challenge``. A browser does it in well under a second; each solution works once.
+    """
+    return challenge.issue(utcnow())
 
 
 @blp.route("/verifications/<verification_id>", methods=["POST"])

@@ -19,7 +19,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from icalendar import Calendar, Event
 
-from .. import forums, phones, publication, signups, verification
+from .. import challenge, forums, phones, publication, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid
 from ..extensions import db
@@ -91,6 +91,16 @@ def sign_up(slug: str) -> ResponseReturnValue:
     now = utcnow()
     region = current_app.config["DEFAULT_REGION"]
     proving = verification.verifying(current_app.config)
+    if challenge.required(current_app.config):
+        try:
+            challenge.check(request.form.get("challenge"), now)
+        except challenge.ChallengeFailed:
+            rollback()
+            form.form_errors.append(
+                "Your browser did not finish our anti-spam check (it needs JavaScript). "
+                "Please send the form again."
+            )
+            return _forum_page(forum, form, 400)
     try:
         if proving:
             found = verification.start(

@@ -1,4 +1,4 @@
-"""verifications: a signup waits for its number's proof; codes sent; the code SMS kind
+"""verifications: a signup waits for its number's proof; codes sent; the code SMS kind; pow
 
 Revision ID: 0007_verifications
 Revises: 0006_fencing
@@ -7,7 +7,8 @@ Create Date: 2026-11-30 21:00:00
 A signup made with PHONEIN_VERIFY=sms is a ``verifications`` row until the listener enters
 the one-time code; ``code_sends`` counts the codes sent to each number (at most 5 an hour
 and 10 a day). Messages gain the kind ``code``: a code phonein made itself, texted through
-the outbox when there is no Twilio Verify service.
+the outbox when there is no Twilio Verify service. ``challenge_uses`` keeps the
+proof-of-work solutions already accepted (PHONEIN_CHALLENGE=pow), each accepted once.
 """
 
 import sqlalchemy as sa
@@ -60,12 +61,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_code_sends_phone_sent", "code_sends", ["phone", "sent_at"])
+    op.create_table(
+        "challenge_uses",
+        sa.Column("challenge", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("challenge"),
+    )
+    op.create_index("ix_challenge_uses_expires", "challenge_uses", ["expires_at"])
     _kinds(NEW_KINDS)
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM messages WHERE kind = 'code'")
     _kinds(OLD_KINDS)
+    op.drop_index("ix_challenge_uses_expires", table_name="challenge_uses")
+    op.drop_table("challenge_uses")
     op.drop_index("ix_code_sends_phone_sent", table_name="code_sends")
     op.drop_table("code_sends")
     op.drop_index("ix_verifications_expires", table_name="verifications")
