@@ -81,6 +81,10 @@ VOICE_DEFAULT_CALL_SECONDS = 240
 # the limit to this (at most 5000) as the queue fills.
 VOICE_QUEUE_MAX_SIZE = 1000
 
+# Caller ID is identity only as far as the carrier vouches for it (STIR/SHAKEN). A call
+# whose attestation failed is never greeted by name nor linked to a signup; with this
+# True, neither is one without full attestation (A), which outside the US is most calls.
+VOICE_REQUIRE_ATTESTATION = False
 # Scheduler: "embedded" runs it inside `phonein serve`; "off" leaves it to `phonein worker`.
 SCHEDULER = "embedded"
 TICK_SECONDS = 1

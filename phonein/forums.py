@@ -14,6 +14,7 @@ from flask import current_app
 
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
+from .inputs import clean_line, clean_text
 from .live import dispatch
 from .models import FORUM_ACTIVE, TITLE_MAX, Forum, ForumStatus, Signup, SignupStatus
 from .sms import outbox
@@ -100,11 +101,18 @@ def signup_counts(forum: Forum) -> dict[str, int]:
 
 def _validate(values: dict[str, Any], now: datetime, *, creating: bool) -> dict[str, str]:
     errors: dict[str, str] = {}
+    # Producers' text is cleaned like listeners': no control or bidi characters, and the
+    # one-line fields have no line breaks to carry into SMS bodies or spoken TwiML.
+    for name in ("title", "correspondent"):
+        if name in values:
+            values[name] = clean_line(values[name])
+    for name in ("question", "description"):
+        if name in values:
+            values[name] = clean_text(values[name])
     if "title" in values:
-        title = (values["title"] or "").strip()
+        title = values["title"]
         if not title or len(title) > TITLE_MAX:
             errors["title"] = f"Give a title of 1 to {TITLE_MAX} characters."
-        values["title"] = title
     slug = values.get("slug")
     if slug is not None and (not SLUG_RE.match(slug) or len(slug) > 80):
         errors["slug"] = "Use lowercase letters, digits and single dashes, like 'budget-2027'."

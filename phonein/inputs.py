@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any
 
 from flask import request
@@ -16,12 +17,33 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+# Format characters (Unicode category Cf) that are kept: the zero-width joiner and non-
+# joiner spell words in Persian and Indic scripts and build emoji. Every other one goes:
+# bidi overrides and isolates (U+202A-U+202E, U+2066-U+2069) that make "Ann" read as
+# someone else, marks, the BOM, invisible separators and tags.
+KEPT_FORMAT = {"\u200c", "\u200d"}
+# Line and paragraph separators: newlines to anything that prints them.
+LINE_BREAKS_RE = re.compile("[\u0085\u2028\u2029]")
+WHITESPACE_RE = re.compile(r"\s+")
+
+
+def _without_format_characters(text: str) -> str:
+    return "".join(c for c in text if c in KEPT_FORMAT or unicodedata.category(c) != "Cf")
+
+
 def clean_text(value: Any) -> str:
-    """Return ``value`` as text with newlines normalised and control characters removed."""
+    """Return ``value`` as text: newlines normalised, control and format characters removed."""
     if value is None:
         return ""
     text = str(value).replace("\r\n", "\n").replace("\r", "\n")
-    return CONTROL_RE.sub("", text).strip()
+    text = LINE_BREAKS_RE.sub("\n", text)
+    return _without_format_characters(CONTROL_RE.sub("", text)).strip()
+
+
+def clean_line(value: Any) -> str:
+    """Return ``value`` as one line of clean text: every run of whitespace, newlines
+    included, becomes one space (a title goes into SMS bodies and spoken TwiML)."""
+    return WHITESPACE_RE.sub(" ", clean_text(value))
 
 
 def as_bool(value: Any) -> bool:

@@ -36,6 +36,7 @@ from ..models import (
     Signup,
     SignupStatus,
 )
+from ..sms.webhooks import first_delivery
 from ..times import format_in_zone, utcnow
 from ..twilio import signed
 from . import calls, queue, switchboard, twiml
@@ -96,6 +97,22 @@ def _live_forum(phone: str | None, now: datetime) -> tuple[Forum | None, Signup 
     return live[-1], None
 
 
+def caller_id_attested(verstat: str) -> bool:
+    """Say whether a call's ``StirVerstat`` lets its caller ID stand for the listener.
+
+    Twilio reports the STIR/SHAKEN verification of US calls: TN-Validation-Passed-A (the
+    carrier vouches for caller and number), -B or -C (partial), TN-Validation-Failed-*,
+    or No-TN-Validation; most calls from outside the US carry none. A failed check never
+    stands. With VOICE_REQUIRE_ATTESTATION, only full attestation (A) does.
+    """
+    verstat = verstat.strip()
+    if verstat.startswith("TN-Validation-Failed"):
+        return False
+    if current_app.config["VOICE_REQUIRE_ATTESTATION"]:
+        return verstat == "TN-Validation-Passed-A"
+    return True
+
+
 def _call_from_request() -> Call | None:
     """The call this request is about: by phonein's id in the URL, else by CallSid."""
     call = None
@@ -135,6 +152,13 @@ def incoming_call() -> Response:
     sid = calls.valid_sid(request.form.get("CallSid"))
     if forum is None or sid is None:
         return _no_forum_now(now)
+    if signup is not None and not caller_id_attested(request.form.get("StirVerstat", "")):
+        # Anyone can send any caller ID: one whose carrier could not vouch for it is not
+        # the listener who signed up with that number until a producer knows better. Not
+        # greeted by name, never straight on air: held as an unknown caller to be
+        # screened live (or called back on the registered number, which proves it).
+        current_app.logger.info("call %s: caller ID not attested, taken as unknown", sid)
+        signup = None
     call = calls.record_inbound(forum, signup, sid, phone, now)
     response = VoiceResponse()
     if signup is not None and signup.status in SIGNUP_CLEARED:
@@ -308,7 +332,9 @@ def to_air() -> Response:
 def call_status() -> tuple[str, int]:
     """A call status callback: ringing, answered, completed, busy, no answer, failed."""
     call = _call_from_request()
-    if call is not None:
+    if call is not None and first_delivery(
+        call.sid, request.form.get("CallStatus", "")[:32], request.form.get("SequenceNumber")
+    ):
         calls.call_status(call, request.form.get("CallStatus", ""), utcnow())
         db.session.commit()
     return "", 204
@@ -329,6 +355,15 @@ def conference_event() -> tuple[str, int]:
     event = request.form.get("StatusCallbackEvent", "")
     call = calls.by_sid(request.form.get("CallSid", ""))
     if call is None:
+        return "", 204
+    # Mute, unmute, mute again are three requests: Twilio numbers each event of a
+    # conference (SequenceNumber), so only a retry of the same one is recognised.
+    if not first_delivery(
+        call.sid,
+        event[:32],
+        request.form.get("SequenceNumber", "")[:16],
+        request.form.get("ConferenceSid", "")[:64],
+    ):
         return "", 204
     now = utcnow()
     if event == "participant-join":

@@ -16,7 +16,9 @@ TITLE_MAX_IN_SMS = 60
 
 
 def _title(forum: Forum) -> str:
-    title = forum.title
+    # One line whatever is stored (a title saved before titles were cleaned may hold a
+    # line break): a text must not start a new line the listener reads as ours.
+    title = " ".join(forum.title.split())
     return title if len(title) <= TITLE_MAX_IN_SMS else title[: TITLE_MAX_IN_SMS - 1] + "…"
 
 

@@ -6,13 +6,15 @@ URL Twilio was given, whatever proxies stand between it and this process.
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from .. import phones
-from ..database import commit
+from ..database import changed, commit, upsert_insert
 from ..extensions import csrf, db
-from ..models import Message, MessageKind, MessageStatus
+from ..models import Message, MessageKind, MessageStatus, WebhookReceipt
 from ..times import utcnow
 from ..twilio import signed
 from . import outbox, status
@@ -24,6 +26,36 @@ csrf.exempt(bp)
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
 HELP_WORDS = {"HELP", "INFO"}
+
+
+# Twilio sends the same token with every retry of one webhook request.
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+
+
+def first_delivery(*identity: str | None) -> bool:
+    """Record this signed webhook request as applied; say False when it was applied before.
+
+    The key is Twilio's idempotency token when the request has one, else the route and
+    ``identity`` (a SID and the status it reports). The receipt is written in the request's
+    own transaction: it commits with the change it guards, or not at all, so a request
+    that failed half-way is applied when Twilio retries it. A request without any identity
+    cannot be recognised again and is applied.
+    """
+    token = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+    if token:
+        key = f"token:{token}"
+    elif any(identity):
+        key = ":".join((request.path, *(part or "" for part in identity)))
+    else:
+        return True
+    if len(key) > 200:
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    inserted = changed(
+        upsert_insert(WebhookReceipt.__table__)
+        .values(key=key, received_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    return inserted == 1
 
 
 def twiml(text: str | None = None) -> Response:
@@ -43,31 +75,37 @@ def inbound_sms() -> Response:
     phone = phones.caller_id(sender, current_app.config["DEFAULT_REGION"])
     if phone is None:  # short codes and garbage: nothing to record
         return twiml()
+    # A retry (Twilio did not get the first answer) gets the same reply but changes
+    # nothing again: no second HELP row in the producers' log.
+    first = first_delivery(request.form.get("MessageSid", "")[:64], word[:32])
     if word in STOP_WORDS:
-        outbox.opt_out(phone, now)
-        commit()
+        if first:
+            outbox.opt_out(phone, now)
+            commit()
         return twiml()  # Twilio's own opt-out reply confirms it to the listener
     if word in START_WORDS:
-        outbox.opt_in(phone)
-        commit()
+        if first:
+            outbox.opt_in(phone)
+            commit()
         return twiml("You will get texts about your phone-ins again. Reply STOP to opt out.")
     if word in HELP_WORDS:
         text = body(MessageKind.HELP, None, None, now)
-        db.session.add(
-            Message(
-                kind=MessageKind.HELP,
-                key=request.form.get("MessageSid", "")[:64],
-                to=phone,
-                body=text,
-                send_at=now,
-                status=MessageStatus.SENT,
-                sent_at=now,
-                attempts=1,
-                created_at=now,
-                updated_at=now,
+        if first:
+            db.session.add(
+                Message(
+                    kind=MessageKind.HELP,
+                    key=request.form.get("MessageSid", "")[:64],
+                    to=phone,
+                    body=text,
+                    send_at=now,
+                    status=MessageStatus.SENT,
+                    sent_at=now,
+                    attempts=1,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
-        commit()
+            commit()
         return twiml(text)
     return twiml()
 
@@ -79,6 +117,8 @@ def delivery_status() -> tuple[str, int]:
     sid = request.form.get("MessageSid", "")[:64]
     reported = status.TWILIO.get(request.form.get("MessageStatus", ""))
     if not sid or reported is None:
+        return "", 204
+    if not first_delivery(sid, request.form.get("MessageStatus", "")[:32]):
         return "", 204
     code = request.form.get("ErrorCode", "")
     status.report(sid, reported, int(code) if code.isdigit() and len(code) < 9 else None, utcnow())
