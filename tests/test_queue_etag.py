@@ -61,6 +61,7 @@ def test_a_waiting_callers_new_question_gives_a_new_answer(client, presenter, li
     forum, waiting = live_forum
     tag = poll(client, presenter, forum.slug).headers["ETag"]
     # The listener changed their text elsewhere: not a queue change, but the board shows it.
+    db.session.commit()  # the poll ran in this test's session: end its transaction first
     change_signup_elsewhere(waiting[0].id, question="A new question")
     db.session.expire_all()
     changed = poll(client, presenter, forum.slug, tag)
@@ -79,6 +80,7 @@ def test_a_line_change_gives_a_new_answer(client, presenter, live_forum):
     assert ringing.status_code == 200
     assert ringing.get_json()["waiting"][1]["call"]["state"] == "ringing"
     tag = ringing.headers["ETag"]
+    db.session.commit()  # the poll ran in this test's session: end its transaction first
     with db.engine.begin() as conn:
         conn.execute(sa.update(Call.__table__).values(state="holding", waiting_since=utcnow()))
     db.session.expire_all()

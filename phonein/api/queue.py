@@ -37,16 +37,18 @@ def get_queue(args: dict[str, Any], slug: str) -> Any:
     304 with no body, from one indexed query. Everything but ``now`` and
     ``remaining_seconds`` (which clients tick themselves) is then as last answered.
     """
-    forum = forums.get_by_slug(slug)
     now = utcnow()
     limit = args.get("limit")
     full = is_producer(api_user())
-    tag = board.etag(forum, now, limit=limit, full=full)
+    tag = board.etag(slug, now, limit=limit, full=full)
+    if tag is None:
+        forums.get_by_slug(slug)  # raises the 404
     # Weak: ``now`` differs between two answers with the same tag. Staff answers stay
     # ``no-store``: the boards keep the last answer themselves and send its tag back.
-    headers = {"ETag": quote_etag(tag, weak=True), "Vary": "Authorization, Cookie"}
-    if request.if_none_match.contains_weak(tag):
+    headers = {"ETag": quote_etag(tag or "", weak=True), "Vary": "Authorization, Cookie"}
+    if tag is not None and request.if_none_match.contains_weak(tag):
         return make_response("", 304, headers)
+    forum = forums.get_by_slug(slug)
     return board.board(forum, now, limit=limit, full=full), 200, headers
 
 

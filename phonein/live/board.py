@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -62,8 +64,10 @@ def next_minute(now: datetime) -> datetime:
     return floor if floor == now else floor + timedelta(minutes=1)
 
 
-def etag(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> str:
-    """Return the (weak) ETag of what ``board`` would answer now, from one cheap query.
+def etag(slug: str, now: datetime, *, limit: int | None, full: bool) -> str | None:
+    """Return the (weak) ETag of what ``board`` would answer now for forum ``slug``, from
+    one cheap query (None: no such forum). It loads no forum: an unchanged board's poll
+    costs this query and nothing else.
 
     The board is a function of: the queue (``queue_version``, bumped by every queue
     change); the forum row (its ``updated_at``: times, status) and its status at ``now``;
@@ -74,26 +78,44 @@ def etag(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> str:
     and ``limit``. ``now`` and ``remaining_seconds`` are left out: clients tick those
     themselves from the last full answer. Timestamps written by processes whose clocks
     disagree could hide a change behind an older maximum; the minute in the tag bounds
-    that to under a minute.
+    that to under a minute. The tag is read before the answer, so an answer is never
+    older than its tag: at worst a change in between costs one more full answer.
     """
     signups_changed = (
         sa.select(sa.func.max(Signup.updated_at))
-        .where(Signup.forum_id == forum.id)
+        .where(Signup.forum_id == Forum.id)
         .scalar_subquery()
     )
     lines_count = (
-        sa.select(sa.func.count()).select_from(Call).where(Call.forum_id == forum.id)
+        sa.select(sa.func.count()).select_from(Call).where(Call.forum_id == Forum.id)
     ).scalar_subquery()
     lines_changed = (
-        sa.select(sa.func.max(Call.updated_at)).where(Call.forum_id == forum.id)
+        sa.select(sa.func.max(Call.updated_at)).where(Call.forum_id == Forum.id)
     ).scalar_subquery()
-    probe = db.session.execute(sa.select(signups_changed, lines_count, lines_changed)).one()
+    # No autoflush: this reads no ORM rows, and flushing here would hide pending changes
+    # (a token's last use) from the commit that follows a successful answer.
+    with db.session.no_autoflush:
+        row = db.session.execute(
+            sa.select(
+                Forum.id,
+                Forum.queue_version,
+                Forum.updated_at,
+                Forum.status,
+                Forum.starts_at,
+                Forum.ends_at,
+                signups_changed,
+                lines_count,
+                lines_changed,
+            ).where(Forum.slug == slug)
+        ).one_or_none()
+    if row is None:
+        return None
+    # The status the clock gives, by the model's own rule, without loading the forum.
+    shape = SimpleNamespace(status=row.status, starts_at=row.starts_at, ends_at=row.ends_at)
+    status = Forum.status_at(cast(Forum, shape), now)
     parts = (
-        forum.id,
-        forum.queue_version,
-        forum.updated_at,
-        forum.status_at(now).value,
-        *probe,
+        *row,
+        status.value,
         next_minute(now),
         full,
         limit,
