@@ -32,22 +32,26 @@ DEFAULT_REGION = "GB"
 SMS_COUNTRIES = None
 SMS_DENY_PREFIXES = "+870,+878,+881,+882,+883,+888,+979,+808"
 
+# Bearer token for GET /metrics (Prometheus). None: /metrics answers 404.
+METRICS_TOKEN = None
+
 # Flask-Limiter: limit on signup POSTs per client address.
 SIGNUP_RATE_LIMIT = "20/minute"
 # Password guesses per client address on the staff login.
 LOGIN_RATE_LIMIT = "10/minute"
+# Failed logins per staff account, from any address (the right password counts nothing).
+LOGIN_ACCOUNT_RATE_LIMIT = "10/hour"
 RATELIMIT_ENABLED = True
 RATELIMIT_STORAGE_URI = "memory://"
-# Bearer token for GET /metrics (Prometheus). None: /metrics answers 404.
-METRICS_TOKEN = None
-
 RATELIMIT_HEADERS_ENABLED = True
 
 # Session and remember cookies are Secure (sent over https only), HttpOnly and
 # SameSite=Lax. None: Secure when ENV is "production" or PUBLIC_URL is https.
-# Failed logins per staff account, from any address (the right password counts nothing).
-LOGIN_ACCOUNT_RATE_LIMIT = "10/hour"
 COOKIE_SECURE = None
+
+# A staff session unused for this many minutes is logged out (the boards' polling counts
+# as use). Logging out ends a user's sessions everywhere, server-side.
+STAFF_IDLE_MINUTES = 120
 
 # Largest request body accepted, in bytes (413 above it).
 MAX_CONTENT_LENGTH = 64 * 1024
@@ -55,10 +59,6 @@ MAX_CONTENT_LENGTH = 64 * 1024
 # Trust this many proxies in front of the app for X-Forwarded-For/-Proto/-Host
 # (werkzeug ProxyFix). 0 trusts none.
 PROXY_COUNT = 0
-# A staff session unused for this many minutes is logged out (the boards' polling counts
-# as use). Logging out ends a user's sessions everywhere, server-side.
-STAFF_IDLE_MINUTES = 120
-
 
 # SMS. SMS_BACKEND: twilio, console or memory; None picks twilio when Twilio
 # credentials are set, else console. SMS_RATE: most messages per second, all senders.
@@ -75,24 +75,16 @@ VOICE_BACKEND = None
 # The studio line phonein dials into the on-air conference when a forum goes live
 # (E.164; unset: nobody is dialled). Outgoing calls show TWILIO_FROM_NUMBER.
 VOICE_STUDIO_NUMBER = None
+# Caller ID is identity only as far as the carrier vouches for it (STIR/SHAKEN). A call
+# whose attestation failed is never greeted by name nor linked to a signup; with this
+# True, neither is one without full attestation (A), which outside the US is most calls.
+VOICE_REQUIRE_ATTESTATION = False
 # Back-timing assumes calls of this length until the forum has finished calls of its own.
 VOICE_DEFAULT_CALL_SECONDS = 240
 # How many callers a forum's hold queue takes. Twilio creates queues for 100; phonein raises
 # the limit to this (at most 5000) as the queue fills.
 VOICE_QUEUE_MAX_SIZE = 1000
 
-# Caller ID is identity only as far as the carrier vouches for it (STIR/SHAKEN). A call
-# whose attestation failed is never greeted by name nor linked to a signup; with this
-# True, neither is one without full attestation (A), which outside the US is most calls.
-VOICE_REQUIRE_ATTESTATION = False
-# Scheduler: "embedded" runs it inside `phonein serve`; "off" leaves it to `phonein worker`.
-SCHEDULER = "embedded"
-TICK_SECONDS = 1
-RECOVER_SECONDS = 5
-LEASE_SECONDS = 5
-# A sender that has not beaten for this long is dead: its claims are reconciled.
-WORKER_DEAD_SECONDS = 5
-# Reminder waves are written this long before they are due, so they leave on time.
 # Proof of the number. VERIFY: "sms" (a signup counts only once the listener enters the
 # one-time code sent to the number) or "off" (see the README: off cannot hide that a
 # number signed up). TWILIO_VERIFY_SERVICE_SID: the Twilio Verify service that sends and
@@ -109,14 +101,22 @@ VERIFY_MAX_ATTEMPTS = 5
 # Codes to one number, whatever the forum: at most this many an hour and a day.
 VERIFY_CODES_PER_HOUR = 5
 VERIFY_CODES_PER_DAY = 10
-
-WAVE_AHEAD_SECONDS = 5
 # A proof-of-work on the signup form and API (ALTCHA-style, self-hosted): "pow" or "off".
 # A browser tries about CHALLENGE_MAX_NUMBER / 2 SHA-256 hashes (well under a second); a
 # challenge is good for CHALLENGE_SECONDS, and each solution is accepted once.
 CHALLENGE = "pow"
-CHALLENGE_MAX_NUMBER = 50000
+CHALLENGE_MAX_NUMBER = 20000
 CHALLENGE_SECONDS = 600
+
+# Scheduler: "embedded" runs it inside `phonein serve`; "off" leaves it to `phonein worker`.
+SCHEDULER = "embedded"
+TICK_SECONDS = 1
+RECOVER_SECONDS = 5
+LEASE_SECONDS = 5
+# A sender that has not beaten for this long is dead: its claims are reconciled.
+WORKER_DEAD_SECONDS = 5
+# Reminder waves are written this long before they are due, so they leave on time.
+WAVE_AHEAD_SECONDS = 5
 # The nightly purge erases personal data of forums closed longer ago (0 turns it off).
 PURGE_AFTER_DAYS = 90
 
