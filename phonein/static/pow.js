@@ -7,7 +7,7 @@
   var input = document.getElementById("challenge");
   if (!input || !input.form || !window.crypto || !window.crypto.subtle) { return; }
   var form = input.form;
-  var BATCH = 256;
+  var BATCH = 2000;
   var encoder = new TextEncoder();
 
   function hex(buffer) {
