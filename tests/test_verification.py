@@ -55,6 +55,12 @@ def last_code(app, phone: str = E164) -> str:  # type: ignore[no-untyped-def]
     return code
 
 
+def opens(app, link: str) -> int:  # type: ignore[no-untyped-def]
+    """Follow a private link in a browser of its own; return the final status."""
+    path = link.removeprefix("http://phonein.test")
+    return app.test_client().get(path, follow_redirects=True).status_code
+
+
 def sign_up(client, app, forum, **changes):  # type: ignore[no-untyped-def]
     """Sign up and prove the number; return the proof's answer."""
     started = client.post(url(forum), json={**LISTENER, **changes})
@@ -92,7 +98,7 @@ def test_a_signup_counts_only_once_the_code_is_entered(client, app):
     assert signup["phone"] == E164 and signup["manage_url"].startswith(
         "http://phonein.test/manage/"
     )
-    assert client.get(signup["manage_url"].removeprefix("http://phonein.test")).status_code == 200
+    assert opens(app, signup["manage_url"]) == 200
     # The confirmation is written only now.
     assert [m.kind for m in db.session.query(Message)] == ["confirmation"]
     # A code works once.
@@ -146,7 +152,7 @@ def test_takeover_attempts_change_nothing_and_answer_like_a_new_number(make_app)
     after = db.session.get(Signup, before.id)
     assert {f: getattr(after, f) for f in kept} == kept
     assert db.session.query(Signup).count() == 1
-    assert client.get(victim_link).status_code == 200
+    assert opens(app, victim_link) == 200
     # Nothing was texted but codes: no confirmation to the victim beyond their own.
     assert [m.kind for m in db.session.query(Message)] == ["confirmation"]
     ctx.pop()
@@ -161,7 +167,7 @@ def test_proving_again_updates_and_keeps_the_old_link_unless_asked(client, app):
     assert second.status_code == 200
     assert second.get_json()["id"] == first["id"] and second.get_json()["manage_url"] is None
     assert db.session.get(Signup, first["id"]).question == "A better question"
-    assert client.get(old_link).status_code == 200
+    assert opens(app, old_link) == 200
 
     started = client.post(url(forum), json={**LISTENER, "question": "Third"}).get_json()
     third = client.post(
@@ -170,8 +176,8 @@ def test_proving_again_updates_and_keeps_the_old_link_unless_asked(client, app):
     )
     assert third.status_code == 200
     new_link = third.get_json()["manage_url"].removeprefix("http://phonein.test")
-    assert client.get(old_link).status_code == 404
-    assert client.get(new_link).status_code == 200
+    assert opens(app, old_link) == 404
+    assert opens(app, new_link) == 200
 
 
 def test_too_many_wrong_codes_then_429(client, app):
@@ -268,7 +274,9 @@ def test_the_code_page_signs_up_and_offers_the_link_choice(client, app):
     done = client.post(posted.headers["Location"], data={"code": last_code(app)})
     assert done.status_code == 303 and "/manage/" in done.headers["Location"]
     first_link = done.headers["Location"]
-    assert "You are signed up" in client.get(first_link).get_data(as_text=True)
+    assert "You are signed up" in client.get(first_link, follow_redirects=True).get_data(
+        as_text=True
+    )
 
     # Again with the same number: the choice, then a new link on request.
     posted = client.post(f"/forums/{forum.slug}", data={**form, "question": "Changed <b>"})
@@ -276,11 +284,11 @@ def test_the_code_page_signs_up_and_offers_the_link_choice(client, app):
     assert done.status_code == 303 and done.headers["Location"].endswith("/link")
     choice = client.get(done.headers["Location"]).get_data(as_text=True)
     assert "Keep my old link" in choice and "Give me a new link" in choice
-    assert client.get(first_link).status_code == 200
+    assert opens(app, first_link) == 200
     new = client.post(done.headers["Location"], data={"choice": "new"})
     assert new.status_code == 303 and "/manage/" in new.headers["Location"]
-    assert client.get(first_link).status_code == 404
-    manage = client.get(new.headers["Location"]).get_data(as_text=True)
+    assert opens(app, first_link) == 404
+    manage = client.get(new.headers["Location"], follow_redirects=True).get_data(as_text=True)
     assert "Changed &lt;b&gt;" in manage
 
 
@@ -319,12 +327,7 @@ def test_off_mode_texts_a_known_number_its_link_once_a_day(make_app):
         proved = client.post(link.split("?")[0], data={"code": code})
         assert proved.status_code == 303 and proved.headers["Location"].endswith("/link")
         # The first link still works; nothing changed.
-        assert (
-            client.get(
-                first.get_json()["manage_url"].removeprefix("http://phonein.test")
-            ).status_code
-            == 200
-        )
+        assert opens(app, first.get_json()["manage_url"]) == 200
 
 
 def test_outbox_sender_writes_the_code_as_a_text(make_app):
@@ -339,3 +342,18 @@ def test_outbox_sender_writes_the_code_as_a_text(make_app):
         found = db.session.get(Verification, vid)
         assert code not in (found.code_hash or "")  # only a hash is kept
         assert client.post(f"/api/v1/verifications/{vid}", json={"code": code}).status_code == 201
+
+
+def test_codes_and_resends_share_the_per_client_signup_budget(make_app):
+    app = make_app(
+        VERIFY="sms", VERIFY_BACKEND="memory", RATELIMIT_ENABLED=True, SIGNUP_RATE_LIMIT="3/minute"
+    )
+    with app.app_context():
+        client = app.test_client()
+        forum = make_forum()
+        vid = client.post(url(forum), json=LISTENER).get_json()["verification_id"]
+        assert client.post(f"/api/v1/verifications/{vid}/resend", json={}).status_code == 202
+        assert client.post(f"/verify/{vid}/resend", data={"channel": "sms"}).status_code == 303
+        limited = client.post(f"/api/v1/verifications/{vid}", json={"code": last_code(app)})
+        assert limited.status_code == 429
+        assert len(codes.sender(app).sent) == 3  # type: ignore[attr-defined]

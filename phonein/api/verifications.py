@@ -11,6 +11,7 @@ from marshmallow import Schema, fields, validate
 from .. import challenge, verification
 from ..database import commit
 from ..errors import Invalid
+from ..limits import signup_rate
 from ..links import manage_url
 from ..models import VerificationChannel
 from ..times import utcnow
@@ -101,6 +102,7 @@ def get_challenge() -> dict[str, Any]:
 
 
 @blp.route("/verifications/<verification_id>", methods=["POST"])
+@signup_rate
 @blp.arguments(CodeIn)
 @blp.response(201, SignupCreated, description="The number is proved: a new signup")
 @blp.alt_response(200, schema=SignupCreated, description="The number is proved: updated")
@@ -120,6 +122,7 @@ def prove(data: dict[str, Any], verification_id: str) -> tuple[SignupView, int]:
 
 
 @blp.route("/verifications/<verification_id>/resend", methods=["POST"])
+@signup_rate
 @blp.arguments(ResendIn)
 @blp.response(202, VerificationStarted)
 @documented_errors(blp, 404, 422)

@@ -16,6 +16,7 @@ from .. import verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid
 from ..extensions import db
+from ..limits import signup_rate
 from ..models import Forum, Verification
 from ..times import utcnow
 
@@ -56,6 +57,7 @@ def code_page(verification_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/verify/<verification_id>")
+@signup_rate
 def enter_code(verification_id: str) -> ResponseReturnValue:
     now = utcnow()
     found = verification.live(verification_id, now)
@@ -81,6 +83,7 @@ def enter_code(verification_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/verify/<verification_id>/resend")
+@signup_rate
 def resend(verification_id: str) -> ResponseReturnValue:
     form = ResendForm()
     if form.validate_on_submit():
