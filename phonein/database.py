@@ -9,16 +9,27 @@ of their cause, never precede it. A rollback forgets them.
 from __future__ import annotations
 
 import logging
+import math
+import os
+import socket
+import threading
+import time
+import weakref
 from collections.abc import Callable, Hashable
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
-from flask import Flask, g
+from flask import Flask, current_app, g
+from psycopg.pq import TransactionStatus
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
+from .times import UTCDateTime, utcnow
 
 log = logging.getLogger("phonein.database")
+ACTIVE = TransactionStatus.ACTIVE
+ZERO = timedelta(0)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -37,11 +48,159 @@ def init_app(app: Flask) -> None:
         engine = db.engine
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+        elif engine.dialect.name == "postgresql":
+            _postgresql_timeouts(
+                engine,
+                connect=float(app.config["DATABASE_CONNECT_TIMEOUT"]),
+                statement=float(app.config["DATABASE_STATEMENT_TIMEOUT"]),
+            )
+    app.extensions["phonein_probe"] = _Probe(app)
+
+
+def _postgresql_timeouts(engine: sa.Engine, *, connect: float, statement: float) -> None:
+    """Bound every wait on PostgreSQL: connecting, and each statement and commit.
+
+    The server cancels a statement that runs past ``statement_timeout``; that cannot help
+    when the server (or the network to it) does not answer at all, so a watchdog thread
+    also cuts, from this side, a connection stuck in one request for longer than that
+    plus ``WATCHDOG_GRACE``: the request fails at once (503), the pool drops the
+    connection, and the next request connects afresh once the database is back.
+    """
+
+    def parameters(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        # libpq counts whole seconds, and at least 2.
+        cparams.setdefault("connect_timeout", max(2, math.ceil(connect)))
+        options = f"-c statement_timeout={int(statement * 1000)}"
+        cparams["options"] = f"{cparams.get('options', '')} {options}".strip()
+
+    sa.event.listen(engine, "do_connect", parameters)
+    limit = statement + WATCHDOG_GRACE
+
+    def watched(dbapi_connection: Any, _record: Any) -> None:
+        _watchdog().watch(dbapi_connection, limit)
+
+    def step(connection: sa.Connection, *_args: Any) -> None:
+        try:
+            dbapi_connection = connection.connection.dbapi_connection
+        except sa.exc.SQLAlchemyError:  # invalidated: nothing left to watch
+            return
+        _watchdog().step(dbapi_connection)
+
+    def pooled(dbapi_connection: Any, *_args: Any) -> None:
+        _watchdog().step(dbapi_connection)
+
+    sa.event.listen(engine, "connect", watched)
+    for event in ("checkout", "checkin"):
+        sa.event.listen(engine.pool, event, pooled)
+    for event in ("before_cursor_execute", "commit", "rollback"):
+        sa.event.listen(engine, event, step)
+
+
+# A statement's client-side limit is the server's statement_timeout plus this: the
+# server's own cancel, which keeps the connection, gets the first chance.
+WATCHDOG_GRACE = 1.0
+
+
+class _Watchdog:
+    """Cut PostgreSQL connections that wait on one request longer than their limit.
+
+    Each connection has a step counter, bumped by every statement, commit, rollback and
+    pool checkout/checkin. A connection seen busy (libpq: a command in progress) under
+    the same step for longer than its limit is stuck: its socket is shut down, which
+    ends the wait with an error in the thread that waits.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.watched: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self.run, name="phonein-db-watchdog", daemon=True)
+        self.thread.start()
+
+    def watch(self, connection: Any, limit: float) -> None:
+        with self.lock:
+            # [limit, step, step seen busy, busy since]
+            self.watched[connection] = [limit, 0, -1, 0.0]
+
+    def step(self, connection: Any) -> None:
+        entry = self.watched.get(connection)
+        if entry is not None:
+            entry[1] += 1
+
+    def run(self) -> None:
+        while True:
+            time.sleep(0.25)
+            with self.lock:
+                items = list(self.watched.items())
+            now = time.monotonic()
+            for connection, entry in items:
+                limit, step, seen, since = entry
+                try:
+                    busy = connection.pgconn.transaction_status == ACTIVE
+                except Exception:  # closed, or closing in another thread
+                    continue
+                if not busy:
+                    entry[2] = -1
+                elif seen != step:
+                    entry[2], entry[3] = step, now
+                elif now - since > limit:
+                    entry[2] = -1
+                    self.cut(connection, now - since)
+
+    @staticmethod
+    def cut(connection: Any, waited: float) -> None:
+        log.warning("database: no answer for %.1fs; dropping the connection", waited)
+        try:
+            duplicate = socket.socket(fileno=os.dup(connection.pgconn.socket))
+        except Exception:
+            return
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            duplicate.close()
+
+
+_watchdogs: dict[int, _Watchdog] = {}
+_watchdog_lock = threading.Lock()
+
+
+def _watchdog() -> _Watchdog:
+    """The process's watchdog, started on first use (and again in a forked child)."""
+    pid = os.getpid()
+    with _watchdog_lock:
+        if pid not in _watchdogs:
+            _watchdogs[pid] = _Watchdog()
+        return _watchdogs[pid]
 
 
 def dialect() -> str:
     """Name the dialect of the database the session talks to: 'postgresql' or 'sqlite'."""
     return db.session.get_bind().dialect.name
+
+
+def now() -> datetime:
+    """Read the time from the database's clock: the one clock every process agrees on.
+
+    Everything decided between processes (is a message due, is a lease expired, is a
+    worker alive) is decided on this clock, so a machine whose clock is off neither sends
+    early nor makes another process look dead. SQLite serves one process on one machine:
+    there the process's own clock is the database's clock.
+    """
+    if dialect() == "postgresql":
+        moment: datetime | None = db.session.scalar(sa.select(sa.func.clock_timestamp()))
+        assert moment is not None
+        return moment.astimezone(UTC)
+    return utcnow()
+
+
+def clock(offset: timedelta = ZERO) -> sa.ColumnElement[datetime]:
+    """Return the database's clock (plus ``offset``) as SQL, read when the statement runs."""
+    if dialect() == "postgresql":
+        moment = sa.func.clock_timestamp() + sa.literal(offset, type_=sa.Interval())
+        return sa.type_coerce(moment, UTCDateTime())
+    return sa.literal(utcnow() + offset, type_=UTCDateTime())
 
 
 def changed(statement: sa.Executable) -> int:
@@ -86,10 +245,46 @@ def rollback() -> None:
     g.pop("phonein_after_commit", None)
 
 
-def healthy() -> bool:
-    try:
-        db.session.execute(sa.text("SELECT 1"))
-        return True
-    except sa.exc.SQLAlchemyError:
-        db.session.rollback()
-        return False
+class _Probe:
+    """Ask the database for ``SELECT 1`` in a thread of its own, one question at a time.
+
+    The health check must answer quickly even while the database hangs: it waits a
+    bounded time for the probe, and while one is still out it does not send another.
+    """
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.done.set()
+        self.ok = False
+
+    def ask(self, within: float) -> bool:
+        with self.lock:
+            if self.done.is_set():
+                self.done = threading.Event()
+                threading.Thread(target=self._run, args=(self.done,), daemon=True).start()
+            done = self.done
+        return done.wait(within) and self.ok
+
+    def _run(self, done: threading.Event) -> None:
+        ok = False
+        try:
+            with self.app.app_context(), db.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+                ok = True
+        except Exception:
+            log.warning("health check: the database did not answer", exc_info=True)
+        finally:
+            self.ok = ok
+            done.set()
+
+
+def healthy(within: float = 1.5) -> bool:
+    """Say whether the database answers ``SELECT 1`` within ``within`` seconds."""
+    probe: _Probe = current_app.extensions["phonein_probe"]
+    return probe.ask(within)
+
+
+# Errors that mean the database is away, slow or refusing: answered with 503, not 500.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)

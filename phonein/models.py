@@ -390,6 +390,9 @@ class MessageStatus(StrEnum):
     UNDELIVERED = "undelivered"
     FAILED = "failed"
     CANCELLED = "cancelled"  # never sent: withdrawn, rejected, opted out, superseded
+    # Never sent: it could not go out while it was still useful (a reminder once its forum
+    # started, a "you're next" once the caller left the queue); error_message says why.
+    EXPIRED = "expired"
 
 
 class Message(Model):
@@ -418,6 +421,9 @@ class Message(Model):
     body: Mapped[str] = mapped_column(sa.Text)
     send_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default=MessageStatus.PENDING)
+    # Every claim adds one, and nothing else changes it: the claim's fencing number. A
+    # sender proves it still holds its claim (same number, still "sending") before it
+    # calls Twilio.
     attempts: Mapped[int] = mapped_column(default=0)
     provider_sid: Mapped[str | None] = mapped_column(sa.String(64))
     error_code: Mapped[int | None]
@@ -480,6 +486,10 @@ class Lease(Model):
     name: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     holder: Mapped[str] = mapped_column(sa.String(64))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The fencing number: one more each time the lease changes hands. Every scheduler
+    # transaction checks it (``worker.Held.check``), so a holder that was paused past its
+    # lease writes nothing once it resumes.
+    fence: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Worker(Model):
@@ -576,6 +586,10 @@ class Call(Model):
     applied: Mapped[str | None] = mapped_column(sa.String(16))
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
+    # The claim's fencing number: one more at every claim of a wanted request, never reset
+    # (``attempts`` is, for a new command). The claimer proves it still holds the claim
+    # with it just before it calls Twilio.
+    fence: Mapped[int] = mapped_column(default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(sa.String(500))
     end_reason: Mapped[str | None] = mapped_column(sa.String(32))
     conference_sid: Mapped[str | None] = mapped_column(sa.String(64))

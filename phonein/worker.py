@@ -4,8 +4,10 @@ The ticks: forum status changes, the switchboard's pending requests, reminder wa
 recovery of sends a dead worker left, the nightly purge.
 
 Any number of processes may run a scheduler; a lease in the database lets one of them do
-the ticks at a time, and another takes over when its lease expires. The ticks are
-idempotent, so a tick run twice (a lease lost mid-tick) changes nothing.
+the ticks at a time, and another takes over when its lease expires. The lease runs on the
+database's clock and carries a fencing number: every transaction of a tick first proves
+(``Held.check``) that its process still holds the lease with that number, so a holder
+paused past its lease writes nothing when it resumes. The ticks are idempotent besides.
 
 APScheduler keeps no jobs of its own worth persisting: what is due lives in the database
 (waves not yet fanned out, pending messages), so work that fell due while every process
@@ -21,6 +23,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,8 +31,8 @@ import sqlalchemy as sa
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from . import forums, signups
-from .database import changed, commit, upsert_insert
+from . import database, forums, signups
+from .database import commit, rollback, upsert_insert
 from .extensions import db
 from .live import dispatch as calls_dispatch
 from .models import Lease
@@ -46,24 +49,75 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def acquire(holder: str, now: datetime, ttl: timedelta) -> bool:
-    """Take or renew the scheduler lease for ``holder``; return whether it holds it."""
-    table = Lease.__table__
-    renewed = changed(
-        sa.update(table)
-        .where(table.c.name == LEASE, sa.or_(table.c.holder == holder, table.c.expires_at < now))
-        .values(holder=holder, expires_at=now + ttl)
-    )
-    if not renewed:
-        inserted = changed(
-            upsert_insert(table)
-            .values(name=LEASE, holder=holder, expires_at=now + ttl)
-            .on_conflict_do_nothing(index_elements=["name"])
-            .execution_options(preserve_rowcount=True)
+class LeaseLost(Exception):
+    """This process no longer holds the scheduler's lease (another took it over)."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """The scheduler's lease as this process holds it: its holder id and fencing number."""
+
+    holder: str
+    fence: int
+
+    def check(self) -> None:
+        """Prove in the current transaction that the lease is still held; else LeaseLost.
+
+        The lease row stays share-locked until the transaction ends: nobody takes the
+        lease over while this transaction's writes are on their way, and a holder that was
+        paused past its lease finds another fencing number and writes nothing.
+        """
+        table = Lease.__table__
+        found = db.session.scalar(
+            sa.select(table.c.fence)
+            .where(
+                table.c.name == LEASE,
+                table.c.holder == self.holder,
+                table.c.fence == self.fence,
+                table.c.expires_at > database.clock(),
+            )
+            .with_for_update(read=True)
         )
-        renewed = inserted
+        if found is None:
+            raise LeaseLost(f"lease {LEASE} no longer held by {self.holder} (fence {self.fence})")
+
+
+def acquire(holder: str, now: datetime, ttl: timedelta) -> Held | None:
+    """Take or renew the scheduler lease for ``holder``, on the database's clock.
+
+    Return it with its fencing number (one more each time it changes hands), or None when
+    another process holds it. A lease row locked by its holder's running transaction is
+    left alone (SKIP LOCKED): it is not expired while that transaction still writes.
+    """
+    del now  # the lease runs on the database's clock, whatever this process thinks
+    table = Lease.__table__
+    takeable = (
+        sa.select(table.c.name)
+        .where(
+            table.c.name == LEASE,
+            sa.or_(table.c.holder == holder, table.c.expires_at < database.clock()),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    row = db.session.execute(
+        sa.update(table)
+        .where(table.c.name.in_(takeable))
+        .values(
+            holder=holder,
+            expires_at=database.clock(ttl),
+            fence=sa.case((table.c.holder == holder, table.c.fence), else_=table.c.fence + 1),
+        )
+        .returning(table.c.fence)
+    ).first()
+    if row is None:
+        row = db.session.execute(
+            upsert_insert(table)
+            .values(name=LEASE, holder=holder, expires_at=database.clock(ttl), fence=1)
+            .on_conflict_do_nothing(index_elements=["name"])
+            .returning(table.c.fence)
+        ).first()
     db.session.commit()
-    return bool(renewed)
+    return Held(holder, row.fence) if row is not None else None
 
 
 def release(holder: str) -> None:
@@ -71,47 +125,80 @@ def release(holder: str) -> None:
     db.session.commit()
 
 
+def _lease(app: Flask, holder: str) -> Held | None:
+    return acquire(holder, utcnow(), timedelta(seconds=app.config["LEASE_SECONDS"]))
+
+
 def tick(app: Flask, holder: str) -> dict[str, int]:
-    """One scheduler tick, if this process holds the lease."""
+    """One scheduler tick, if this process holds the lease; each write checks the lease."""
     with app.app_context():
-        now = utcnow()
-        if not acquire(holder, now, timedelta(seconds=app.config["LEASE_SECONDS"])):
+        held = _lease(app, holder)
+        if held is None:
             return {}
-        changed = forums.sync_statuses(now)
-        calls_dispatch.retry_stale(now)
+        try:
+            return _tick(app, held)
+        except LeaseLost as lost:
+            rollback()
+            log.warning("scheduler tick stopped: %s", lost)
+            return {}
+
+
+def _tick(app: Flask, held: Held) -> dict[str, int]:
+    held.check()
+    now = database.now()
+    changed = forums.sync_statuses(now)
+    calls_dispatch.retry_stale(now)
+    expired = outbox.expire(now)
+    commit()
+    # Calls first: a caller waiting to go on air cannot wait for a wave of reminders.
+    # Each request is claimed and fenced on its own (live.dispatch), not by the lease.
+    calls_dispatch.apply_pending()
+    fanned = 0
+    ahead = timedelta(seconds=app.config["WAVE_AHEAD_SECONDS"])
+    held.check()
+    waves = outbox.due_waves(now, ahead)
+    commit()
+    for forum, offset, due in waves:
+        held.check()
+        fanned += outbox.fan_out_wave(forum, offset, due, now)
         commit()
-        # Calls first: a caller waiting to go on air cannot wait for a wave of reminders.
-        calls_dispatch.apply_pending()
-        fanned = 0
-        ahead = timedelta(seconds=app.config["WAVE_AHEAD_SECONDS"])
-        for forum, offset, due in outbox.due_waves(now, ahead):
-            fanned += outbox.fan_out_wave(forum, offset, due, now)
-            commit()
-            # A big wave takes seconds: renew before the next, or another worker could
-            # take the lease and repeat (harmlessly, but twice) what this one is doing.
-            if not acquire(holder, utcnow(), timedelta(seconds=app.config["LEASE_SECONDS"])):
-                break
-        if fanned:
-            log.info("reminder waves: %d messages ready", fanned)
-        return {"forums": changed, "reminders": fanned}
+        # A big wave takes seconds: renew before the next, or another worker could
+        # take the lease and repeat (harmlessly, but twice) what this one is doing.
+        renewed = _lease(app, held.holder)
+        if renewed != held:
+            break
+    if fanned:
+        log.info("reminder waves: %d messages ready", fanned)
+    return {"forums": changed, "reminders": fanned, "expired": expired}
 
 
 def recover(app: Flask, holder: str) -> int:
+    """Settle the claims of senders that let go or died, if this process holds the lease.
+
+    Each hand-back is fenced by the message's own fencing number and judged again on the
+    database's clock as it is written (``sms.dispatch.recover``).
+    """
     with app.app_context():
-        now = utcnow()
-        if not acquire(holder, now, timedelta(seconds=app.config["LEASE_SECONDS"])):
+        if _lease(app, holder) is None:
             return 0
-        return sms_dispatch.recover(app, now, timedelta(seconds=app.config["WORKER_DEAD_SECONDS"]))
+        dead_after = timedelta(seconds=app.config["WORKER_DEAD_SECONDS"])
+        return sms_dispatch.recover(app, database.now(), dead_after)
 
 
 def purge(app: Flask, holder: str) -> int:
     with app.app_context():
-        days = app.config.get("PURGE_AFTER_DAYS")
-        now = utcnow()
-        if not days or not acquire(holder, now, timedelta(seconds=app.config["LEASE_SECONDS"])):
+        days = int(app.config.get("PURGE_AFTER_DAYS") or 0)
+        held = _lease(app, holder) if days else None
+        if held is None:
             return 0
-        count = signups.purge(now, int(days))
-        commit()
+        try:
+            held.check()
+            count = signups.purge(database.now(), days)
+            commit()
+        except LeaseLost as lost:
+            rollback()
+            log.warning("nightly purge stopped: %s", lost)
+            return 0
         log.info("nightly purge: erased personal data of %d signups", count)
         return count
 

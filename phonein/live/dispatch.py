@@ -7,6 +7,13 @@ crash or a Twilio error left undone. A request is claimed with a conditional UPD
 before it is made, so two processes never make it twice at once; ``retry_stale`` makes
 it again when the call did not follow.
 
+Every claim adds one to ``Call.fence``. Just before each Twilio request the claimer proves,
+with a conditional UPDATE on that number, that the claim is still its own, and makes the
+request only within ``SEND_WINDOW`` of the proof (its monotonic clock, which runs on while
+a process is paused): a process paused or cut off after its claim, whose request was
+since claimed again by another, never makes it a second time. Times that decide (backoff
+due, retry after) are the database's.
+
 Nothing here commits except ``apply_pending``/``apply_one``, which run outside the
 transactions of their causes.
 """
@@ -15,11 +22,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import database
 from ..database import after_commit, changed, upsert_insert
 from ..extensions import db
 from ..models import (
@@ -46,6 +55,42 @@ RETRY_AFTER = timedelta(seconds=15)
 MAX_ATTEMPTS = 5
 BACKOFF_MAX = 30
 DIAL_FAILED = "dial_failed"
+# A request is made only this soon after its claim was last proved (monotonic clock); it
+# stays well below RETRY_AFTER less Twilio's timeout, so a retry never overlaps it.
+SEND_WINDOW = 2.0
+
+
+class ClaimLost(Exception):
+    """Another process claimed this call's request since this one did."""
+
+
+class _Proof:
+    """Prove a claim just before a Twilio request; again if the last proof is stale."""
+
+    def __init__(self, call_id: int, fence: int, command: CallCommand):
+        self.call_id, self.fence, self.command = call_id, fence, command
+        self.at = float("-inf")
+
+    def __call__(self) -> None:
+        if time.monotonic() - self.at < SEND_WINDOW:
+            return
+        asked = time.monotonic()
+        table = Call.__table__
+        proved = changed(
+            sa.update(table)
+            .where(
+                table.c.id == self.call_id,
+                table.c.fence == self.fence,
+                table.c.applied == self.command,
+            )
+            .values(applied_at=database.clock())
+        )
+        db.session.commit()
+        if not proved:
+            raise ClaimLost(
+                f"call {self.call_id}: {self.command} claimed again (fence {self.fence})"
+            )
+        self.at = asked
 
 
 def soon(forum_id: int) -> None:
@@ -151,7 +196,7 @@ def pending_ids(forum_id: int | None = None, limit: int | None = None) -> list[i
         sa.or_(Call.applied.is_(None), Call.applied != Call.wanted),
         Call.state.in_(CALL_LIVE),
         # After a Twilio error, applied_at holds the time of the next try (backoff).
-        sa.or_(Call.applied_at.is_(None), Call.applied_at <= utcnow()),
+        sa.or_(Call.applied_at.is_(None), Call.applied_at <= database.clock()),
     )
     if forum_id is not None:
         stmt = stmt.where(Call.forum_id == forum_id)
@@ -209,7 +254,8 @@ def apply_pending(forum_id: int | None = None, limit: int | None = None) -> int:
     return done
 
 
-def _claim(call_id: int, now: datetime) -> Call | None:
+def _claim(call_id: int, now: datetime) -> tuple[Call, int] | None:
+    """Claim the request wanted of a call; return it with the claim's fencing number."""
     table = Call.__table__
     claimed = (
         sa.update(table)
@@ -218,70 +264,88 @@ def _claim(call_id: int, now: datetime) -> Call | None:
             table.c.wanted.is_not(None),
             sa.or_(table.c.applied.is_(None), table.c.applied != table.c.wanted),
         )
-        .values(applied=table.c.wanted, applied_at=now, attempts=table.c.attempts + 1)
+        .values(
+            applied=table.c.wanted,
+            applied_at=now,
+            attempts=table.c.attempts + 1,
+            fence=table.c.fence + 1,
+        )
         .returning(*table.c)
     )
     call = db.session.scalars(
         sa.select(Call).from_statement(claimed).execution_options(populate_existing=True)
     ).one_or_none()
+    fence = call.fence if call is not None else 0  # read before the commit expires it
     db.session.commit()
-    return call
+    return (call, fence) if call is not None else None
 
 
 def apply_one(call_id: int) -> int:
     """Claim the request wanted of one call and make it; return 1 if this made it."""
-    now = utcnow()
-    call = _claim(call_id, now)
-    if call is None:
+    now = database.now()
+    claimed = _claim(call_id, now)
+    if claimed is None:
         return 0
+    call, fence = claimed
     command = CallCommand(call.applied or "")
     try:
-        _act(call, command, now)
+        _act(call, command, now, _Proof(call_id, fence, command))
+    except ClaimLost as lost:
+        db.session.rollback()
+        log.warning("voice: %s", lost)
+        return 0
     except TwilioFailure as error:
-        log.warning("voice: %s for call %s failed: %s", command, call.id, error)
-        _failed(call, command, error, now)
+        log.warning("voice: %s for call %s failed: %s", command, call_id, error)
+        _failed(call, command, error, database.now(), fence)
     db.session.commit()
     return 1
 
 
-def _act(call: Call, command: CallCommand, now: datetime) -> None:
+def _act(call: Call, command: CallCommand, now: datetime, prove: _Proof) -> None:
+    """Make the request; ``prove()`` goes right before each Twilio request (arguments
+    are read before it: after its commit, reading the row would be a round trip)."""
     backend = backends.backend()
     forum = db.session.get(Forum, call.forum_id)
     assert forum is not None
+    call_id, sid, state, number = call.id, call.sid, call.state, call.number
     if command == CallCommand.DIAL:
-        if call.sid is not None:
+        if sid is not None:
             return  # a callback already told us it was placed
         sender = current_app.config.get("TWILIO_FROM_NUMBER")
-        if not sender or not call.number:
+        if not sender or not number:
             raise TwilioFailure("no number to call from or to: set TWILIO_FROM_NUMBER")
         if call.attempts > 1:
             # An earlier try may have been placed without phonein hearing back (a timeout,
             # a crash): ask Twilio before ringing the listener, or the studio, twice.
-            placed = backend.find_call(call.number, call.created_at - timedelta(seconds=5))
+            since = call.created_at - timedelta(seconds=5)
+            prove()
+            placed = backend.find_call(number, since)
             if placed is not None:
                 calls.adopt_sid(call, placed)
                 return
-        sid = backend.dial(
-            call.number,
-            str(sender),
-            twiml.url("/answer", call=call.id),
-            twiml.url("/status", call=call.id),
-            # A listener's voicemail must not be held for the show; the studio is staffed.
-            detect=call.direction == CallDirection.CALLBACK,
-        )
-        calls.adopt_sid(call, sid)
+        answer, status = twiml.url("/answer", call=call_id), twiml.url("/status", call=call_id)
+        # A listener's voicemail must not be held for the show; the studio is staffed.
+        detect = call.direction == CallDirection.CALLBACK
+        prove()
+        placed_sid = backend.dial(number, str(sender), answer, status, detect=detect)
+        calls.adopt_sid(call, placed_sid)
     elif command == CallCommand.ON_AIR:
         # A call still ringing is put on air by the answer webhook, one on air already is.
-        if call.state == CallState.HOLDING and call.sid:
-            backend.redirect(call.sid, twiml.url("/on-air", call=call.id))
+        if state == CallState.HOLDING and sid:
+            url = twiml.url("/on-air", call=call_id)
+            prove()
+            backend.redirect(sid, url)
     elif command in (CallCommand.END, CallCommand.GOODBYE):
-        if call.sid is None:
+        if sid is None:
             calls.ended(call, now, "cancelled")
             return
-        if call.state == CallState.RINGING and call.direction != CallDirection.INBOUND:
-            backend.cancel(call.sid)
+        if state == CallState.RINGING and call.direction != CallDirection.INBOUND:
+            prove()
+            backend.cancel(sid)
         else:
-            backend.play(call.sid, twiml.farewell_twiml(command, forum, call))
+            farewell = twiml.farewell_twiml(command, forum, call)
+            prove()
+            backend.play(sid, farewell)
         # Told to hang up: the call is over for the show, whatever Twilio reports later.
         calls.ended(call, now, command.value)
     _error(call, None)
@@ -296,7 +360,9 @@ def _error(call: Call, message: str | None) -> None:
     )
 
 
-def _failed(call: Call, command: CallCommand, error: TwilioFailure, now: datetime) -> None:
+def _failed(
+    call: Call, command: CallCommand, error: TwilioFailure, now: datetime, fence: int
+) -> None:
     if error.gone:
         calls.ended(call, now, "gone")
         _error(call, None)
@@ -309,7 +375,7 @@ def _failed(call: Call, command: CallCommand, error: TwilioFailure, now: datetim
         delay = min(BACKOFF_MAX, 2 ** max(0, call.attempts - 1))
         db.session.execute(
             sa.update(Call)
-            .where(Call.id == call.id, Call.applied == command)
+            .where(Call.id == call.id, Call.applied == command, Call.fence == fence)
             .values(applied=None, applied_at=now + timedelta(seconds=delay))
             .execution_options(synchronize_session=False)
         )

@@ -4,13 +4,32 @@ Guarantees, and how:
 - Sent only after the cause committed: senders read committed ``pending`` rows.
 - Never two senders on one message: a claim is an UPDATE of ``pending`` rows picked with
   ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite has one writer at a time), committed
-  before the provider is called.
-- Never to someone who withdrew, was rejected or opted out: re-checked at claim time.
-- At most ``SMS_RATE`` a second across every process: ``sms.rate``.
-- Transient failures (429, 5xx, no answer) go back to ``pending`` with backoff; permanent
-  ones fail; 21610 records an opt-out.
+  before the provider is called. Every claim adds one to ``attempts``: the claim's
+  fencing number.
+- Never sent by a sender that lost its claim (paused, cut off, slow): just before the
+  send it confirms the claim with a conditional UPDATE (still ``sending``, the same
+  fencing number, still its own), and it sends only within ``SEND_WINDOW`` of that
+  confirmation by its monotonic clock, which runs on while a process is paused.
+  Recovery leaves a confirmed send alone for ``IN_FLIGHT`` (the window, plus Twilio's
+  timeout for a request already on its way), then asks Twilio before sending again. What
+  no check can close: a process paused after its last check while writing the request
+  (Twilio takes no fencing token); the window for that is the SDK's own code, not a
+  database round trip.
+- Never to someone who withdrew, was rejected or opted out (``cancelled``), and never
+  once it stopped being useful (``expired``): re-checked at claim time and again just
+  before the send.
+- At most ``SMS_RATE`` a second across every process: ``sms.rate``. The database work
+  before a send runs ahead of its slot, and the slot is re-checked after it: a send that
+  a stall made late takes another slot.
+- Retryable failures (429, 5xx, no answer) go back to ``pending`` with capped backoff for
+  as long as the text is useful, then it expires; only permanent errors fail; 21610
+  records an opt-out. Every hand-back follows a claim, so each counts an attempt, and
+  expiry (at most ``outbox.MAX_AGE``) bounds them all.
+- Every time that decides something (due, claimed when, alive) is the database's
+  (``database.now``), passed in by the worker.
 - A claim left by a dead sender (no heartbeat) is reconciled with the provider's message
-  list before it is sent again: a message Twilio already has is recorded, not resent.
+  list before it is sent again: a message Twilio already has is recorded, not resent. A
+  sender that cannot reach the database to hand a claim back keeps trying until it can.
 """
 
 from __future__ import annotations
@@ -28,6 +47,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask
 
+from .. import database
 from ..database import changed
 from ..extensions import db
 from ..models import (
@@ -39,21 +59,30 @@ from ..models import (
     MessageStatus,
     OptOut,
     Signup,
-    SignupStatus,
     Worker,
 )
-from ..times import utcnow
-from ..twilio import OPTED_OUT, TwilioFailure
+from ..twilio import OPTED_OUT, TIMEOUT_SECONDS, TwilioFailure
 from . import backends, outbox, rate, status
 from .backends import SendResult, SmsBackend
 
 log = logging.getLogger("phonein.sms")
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 8
-BACKOFF_CAP_SECONDS = 300
-# A claim this old is stuck whatever its worker says (a send takes seconds at most).
-STUCK_AFTER = timedelta(minutes=5)
+# Retries back off 1, 2, 4 … seconds up to this: after a long outage a text waits at most
+# this long to go again, and a failing Twilio is not hammered meanwhile.
+BACKOFF_CAP_SECONDS = 30
+# A sender sends only this soon after confirming its claim (its own monotonic clock).
+SEND_WINDOW = 2.0
+# A confirmed send whose sender went quiet is reconciled this long after the
+# confirmation: by then any request it made has reached Twilio or timed out.
+IN_FLIGHT = timedelta(seconds=SEND_WINDOW + TIMEOUT_SECONDS + 3)
+# A claim this old is taken back even from a live worker (a send takes seconds at most;
+# the fencing number keeps that worker from sending it afterwards).
+STUCK_AFTER = timedelta(minutes=1)
+# The re-check and the confirmation before a send start this long before its slot (and
+# a slot is never nearer than that); doubled after each stall, up to a second.
+LEAD_SECONDS = 0.1
+NOT_WANTED = "no longer wanted when its turn came"
 
 
 @dataclass(frozen=True)
@@ -62,7 +91,7 @@ class Claimed:
     to: str
     body: str
     kind: str
-    attempts: int
+    attempts: int  # the claim's fencing number
     claimed_at: datetime
 
 
@@ -71,7 +100,8 @@ def backoff(attempts: int) -> timedelta:
 
 
 def claim(worker_id: str, now: datetime, limit: int) -> list[Claimed]:
-    """Claim up to ``limit`` due messages for ``worker_id``, drop the ineligible, commit."""
+    """Claim up to ``limit`` messages due by ``now`` for ``worker_id``, drop the unwanted
+    and the expired, commit."""
     table = Message.__table__
     due = (
         sa.select(table.c.id)
@@ -87,38 +117,41 @@ def claim(worker_id: str, now: datetime, limit: int) -> list[Claimed]:
             status=MessageStatus.SENDING,
             claimed_by=worker_id,
             claimed_at=now,
+            sent_at=None,
             attempts=table.c.attempts + 1,
             updated_at=now,
         )
         .returning(table.c.id, table.c.to, table.c.body, table.c.kind, table.c.attempts)
     ).all()
     claimed = [Claimed(r.id, r.to, r.body, r.kind, r.attempts, now) for r in rows]
-    stale = _ineligible([c.id for c in claimed])
-    if stale:
+    unwanted = _unwanted([c.id for c in claimed], now)
+    for message_id, (settled, reason) in unwanted.items():
         db.session.execute(
             sa.update(table)
-            .where(table.c.id.in_(list(stale)))
-            .values(
-                status=MessageStatus.CANCELLED,
-                updated_at=now,
-                error_message="no longer wanted when its turn came",
-            )
+            .where(table.c.id == message_id)
+            .values(status=settled, updated_at=now, error_message=reason)
         )
     db.session.commit()
-    return [c for c in claimed if c.id not in stale]
+    return [c for c in claimed if c.id not in unwanted]
 
 
-def _ineligible(ids: list[int]) -> set[int]:
-    """Return the messages whose listener withdrew, was rejected, opted out, or whose
-    forum was cancelled (but for the cancellation itself), checked now."""
+def _unwanted(ids: list[int], now: datetime) -> dict[int, tuple[MessageStatus, str]]:
+    """Return the messages not to send, each with its end and why, checked at ``now``.
+
+    ``cancelled``: the listener withdrew, was rejected or opted out, the forum was
+    cancelled (but for the cancellation itself) or moved. ``expired``: its moment passed
+    (``outbox.expired_reason``).
+    """
     if not ids:
-        return set()
+        return {}
     rows = db.session.execute(
         sa.select(
             Message.id,
             Message.kind,
             Message.key,
+            Message.created_at,
             Forum.starts_at,
+            Forum.ends_at,
             Signup.status,
             Signup.sms_consent,
             Forum.status.label("forum_status"),
@@ -130,14 +163,13 @@ def _ineligible(ids: list[int]) -> set[int]:
         .outerjoin(OptOut, OptOut.phone == Message.to)
         .where(Message.id.in_(ids))
     ).all()
-    stale = set()
+    unwanted: dict[int, tuple[MessageStatus, str]] = {}
     for row in rows:
         wanted = (
             row.status is not None
             and row.sms_consent
             and row.opted_out is None
             and (row.status in SIGNUP_REACHABLE)
-            and (row.kind != MessageKind.NEXT_UP or row.status == SignupStatus.QUEUED)
             and (row.forum_status != ForumStatus.CANCELLED or row.kind == MessageKind.CANCELLED)
             # A reminder written for a start the forum has since moved from.
             and (
@@ -146,25 +178,46 @@ def _ineligible(ids: list[int]) -> set[int]:
             )
         )
         if not wanted:
-            stale.add(row.id)
-    return stale
-
-
-def _finish(claimed: Claimed, worker_id: str, **values: Any) -> None:
-    table = Message.__table__
-    db.session.execute(
-        sa.update(table)
-        .where(
-            table.c.id == claimed.id,
-            table.c.status == MessageStatus.SENDING,
-            table.c.claimed_by == worker_id,
+            unwanted[row.id] = (MessageStatus.CANCELLED, NOT_WANTED)
+            continue
+        reason = outbox.expired_reason(
+            row.kind, row.status, row.starts_at, row.ends_at, row.created_at, now
         )
-        .values(updated_at=utcnow(), **values)
+        if reason:
+            unwanted[row.id] = (MessageStatus.EXPIRED, reason)
+    return unwanted
+
+
+def _owned(claimed: Claimed, worker_id: str | None) -> sa.ColumnElement[bool]:
+    """Match the row only while ``claimed`` is still this claim (the fencing number)."""
+    table = Message.__table__
+    return sa.and_(
+        table.c.id == claimed.id,
+        table.c.status == MessageStatus.SENDING,
+        table.c.attempts == claimed.attempts,
+        table.c.claimed_by.is_(None) if worker_id is None else table.c.claimed_by == worker_id,
+    )
+
+
+def _finish(
+    claimed: Claimed,
+    worker_id: str | None,
+    *,
+    only_if: sa.ColumnElement[bool] | None = None,
+    **values: Any,
+) -> bool:
+    """Settle a claim if it is still this one (and ``only_if`` holds); say whether it was."""
+    table = Message.__table__
+    done = changed(
+        sa.update(table)
+        .where(_owned(claimed, worker_id), only_if if only_if is not None else sa.true())
+        .values(updated_at=database.clock(), **values)
     )
     db.session.commit()
+    return bool(done)
 
 
-def record_sent(claimed: Claimed, worker_id: str, result: SendResult) -> None:
+def record_sent(claimed: Claimed, worker_id: str | None, result: SendResult) -> None:
     """Record the provider's SID and status, and any status that beat it here."""
     reached: str = status.TWILIO.get(result.status, MessageStatus.QUEUED)
     code: int | None = None
@@ -176,22 +229,24 @@ def record_sent(claimed: Claimed, worker_id: str, result: SendResult) -> None:
         worker_id,
         status=reached,
         provider_sid=result.sid,
-        sent_at=utcnow(),
+        sent_at=sa.func.coalesce(Message.__table__.c.sent_at, database.clock()),
         error_code=code,
         error_message=None,
     )
 
 
-def record_failure(claimed: Claimed, worker_id: str, error: TwilioFailure) -> None:
-    now = utcnow()
+def record_failure(claimed: Claimed, worker_id: str | None, error: TwilioFailure) -> None:
+    """Retry a retryable failure after a backoff (expiry ends it); fail a permanent one."""
+    now = database.now()
     if error.code == OPTED_OUT:
         outbox.opt_out(claimed.to, now, source="twilio")
-    if error.retryable and claimed.attempts < MAX_ATTEMPTS:
+    if error.retryable:
         _finish(
             claimed,
             worker_id,
             status=MessageStatus.PENDING,
             send_at=now + backoff(claimed.attempts),
+            sent_at=None,
             error_code=error.code or error.status,
             error_message=str(error)[:500],
         )
@@ -205,34 +260,80 @@ def record_failure(claimed: Claimed, worker_id: str, error: TwilioFailure) -> No
         )
 
 
-def deliver(app: Flask, claimed: Claimed, worker_id: str) -> None:
+def deliver(app: Flask, claimed: Claimed, worker_id: str) -> bool:
     """Send one claimed message at the next free slot and record what happened.
 
-    Whatever fails after the claim (the provider, the recording, a bug), the message is
-    never left claimed by a live worker: it is recorded, retried, or released to
-    reconciliation, which asks the provider before sending again.
+    Whatever fails after the claim (the provider, the recording, a bug, the database),
+    the message is never left claimed by a live worker: it is recorded, retried, or
+    released to reconciliation, which asks the provider before sending again. Return
+    False when even the release failed: the caller must release it later (``release``).
     """
     backend = backends.backend(app)
     with app.app_context():
         try:
-            rate.wait_for_slot(float(app.config["SMS_RATE"]))
-            if _ineligible([claimed.id]):
-                # STOP, a withdrawal or a cancellation arrived while this waited its turn.
-                _finish(
-                    claimed,
-                    worker_id,
-                    status=MessageStatus.CANCELLED,
-                    error_message="no longer wanted when its turn came",
-                )
-                return
-            _send_and_record(backend, claimed, worker_id)
+            _send_and_record(backend, claimed, worker_id, float(app.config["SMS_RATE"]))
+            return True
         except Exception:
             log.exception("SMS %s: unexpected error; handing it to reconciliation", claimed.id)
             db.session.rollback()
-            _release(claimed, worker_id)
+            return release(claimed, worker_id)
 
 
-def _send_and_record(backend: SmsBackend, claimed: Claimed, worker_id: str) -> None:
+@dataclass(frozen=True)
+class _Turn:
+    slot: rate.Slot
+    confirmed: float  # monotonic time the confirmation was asked for
+
+    def fresh(self) -> bool:
+        return self.slot.on_time() and time.monotonic() - self.confirmed < SEND_WINDOW
+
+
+def _take_turn(claimed: Claimed, worker_id: str, per_second: float, lead: float) -> _Turn | None:
+    """Wait for a send slot; re-check the message and confirm the claim just before it.
+
+    Return None when the message is not to be sent (no longer wanted, expired, or no
+    longer this sender's).
+    """
+    slot = rate.take(per_second, lead)
+    slot.wait(lead=lead)
+    now = database.now()
+    unwanted = _unwanted([claimed.id], now).get(claimed.id)
+    if unwanted is not None:
+        # STOP, a withdrawal or the end of its usefulness came while this waited its turn.
+        _finish(claimed, worker_id, status=unwanted[0], error_message=unwanted[1])
+        return None
+    confirmed = time.monotonic()
+    if not _confirm(claimed, worker_id):
+        log.warning("SMS %s: claim lost before sending (fence %s)", claimed.id, claimed.attempts)
+        return None
+    slot.wait()
+    return _Turn(slot, confirmed)
+
+
+def _confirm(claimed: Claimed, worker_id: str) -> bool:
+    """Prove the claim is still this sender's, and say a send is starting (``sent_at``)."""
+    table = Message.__table__
+    confirmed = changed(
+        sa.update(table).where(_owned(claimed, worker_id)).values(sent_at=database.clock())
+    )
+    db.session.commit()
+    return bool(confirmed)
+
+
+def _send_and_record(
+    backend: SmsBackend, claimed: Claimed, worker_id: str, per_second: float
+) -> None:
+    lead = LEAD_SECONDS
+    while True:
+        turn = _take_turn(claimed, worker_id, per_second, lead)
+        if turn is None:
+            return
+        # Nothing that can stall (a database call) goes between this check and the send:
+        # the slot and the claim are proven for this moment only.
+        if turn.fresh():
+            break
+        log.info("SMS %s: a stall made its turn stale; taking another", claimed.id)
+        lead = min(1.0, lead * 2)  # a slow database: start the work before the slot earlier
     try:
         result = backend.send(claimed.to, claimed.body)
     except TwilioFailure as error:
@@ -240,7 +341,7 @@ def _send_and_record(backend: SmsBackend, claimed: Claimed, worker_id: str) -> N
             # No answer: Twilio may have the message. Look before trying again.
             found = _lookup(backend, claimed)
             if found is UNKNOWN:
-                _release(claimed, worker_id)  # recovery asks again later
+                release(claimed, worker_id)  # recovery asks again later
                 return
             if found is not None:
                 record_sent(claimed, worker_id, found)
@@ -251,27 +352,24 @@ def _send_and_record(backend: SmsBackend, claimed: Claimed, worker_id: str) -> N
     record_sent(claimed, worker_id, result)
 
 
-def _release(claimed: Claimed, worker_id: str) -> None:
+def release(claimed: Claimed, worker_id: str) -> bool:
     """Give up a claim whose outcome is unknown, so recovery reconciles it now.
 
     Recovery takes claims nobody owns; this worker is alive, so without this the message
-    would stay "sending" for as long as the worker runs.
+    would stay "sending" for as long as the worker runs. Return False if the database
+    could not be reached: the caller tries again later.
     """
     table = Message.__table__
     try:
         db.session.execute(
-            sa.update(table)
-            .where(
-                table.c.id == claimed.id,
-                table.c.claimed_by == worker_id,
-                table.c.status == MessageStatus.SENDING,
-            )
-            .values(claimed_by=None)
+            sa.update(table).where(_owned(claimed, worker_id)).values(claimed_by=None)
         )
         db.session.commit()
+        return True
     except sa.exc.SQLAlchemyError:
-        log.exception("SMS %s: could not release the claim; recovery will find it", claimed.id)
+        log.exception("SMS %s: could not release the claim; will try again", claimed.id)
         db.session.rollback()
+        return False
 
 
 UNKNOWN: Any = object()  # the provider could not be asked: neither sent nor not sent
@@ -299,9 +397,33 @@ def forget_worker(worker_id: str) -> None:
     db.session.commit()
 
 
+def _abandoned(dead_after: timedelta) -> sa.ColumnElement[bool]:
+    """Match a claim nobody is sending, judged when the statement runs: released by its
+    sender, or its sender quiet (or stuck) and no send confirmed within ``IN_FLIGHT``."""
+    alive = sa.select(Worker.id).where(Worker.heartbeat_at >= database.clock(-dead_after))
+    return sa.or_(
+        Message.claimed_by.is_(None),
+        sa.and_(
+            sa.or_(
+                Message.claimed_by.not_in(alive),
+                Message.claimed_at < database.clock(-STUCK_AFTER),
+            ),
+            sa.or_(Message.sent_at.is_(None), Message.sent_at < database.clock(-IN_FLIGHT)),
+        ),
+    )
+
+
 def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
-    """Settle claims whose sender stopped beating: reconcile, then record or re-queue."""
+    """Settle claims whose sender let go or stopped beating: reconcile, then record or
+    re-queue.
+
+    Released claims are settled at once; claims of a quiet sender once it has been quiet
+    for ``dead_after``; a send it had confirmed only after ``IN_FLIGHT``, when any request
+    it made has landed.
+    """
     alive = sa.select(Worker.id).where(Worker.heartbeat_at >= now - dead_after)
+    quiet = sa.or_(Message.claimed_by.is_(None), Message.claimed_by.not_in(alive))
+    settled = sa.or_(Message.sent_at.is_(None), Message.sent_at < now - IN_FLIGHT)
     rows = db.session.execute(
         sa.select(
             Message.id,
@@ -311,15 +433,14 @@ def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
             Message.attempts,
             Message.claimed_at,
             Message.claimed_by,
+            Message.sent_at,
         )
         .where(
             Message.status == MessageStatus.SENDING,
             sa.or_(
-                sa.and_(
-                    sa.or_(Message.claimed_by.is_(None), Message.claimed_by.not_in(alive)),
-                    Message.claimed_at < now - dead_after,
-                ),
-                Message.claimed_at < now - STUCK_AFTER,
+                Message.claimed_by.is_(None),
+                sa.and_(quiet, Message.claimed_at < now - dead_after, settled),
+                sa.and_(Message.claimed_at < now - STUCK_AFTER, settled),
             ),
         )
         .limit(500)
@@ -333,7 +454,19 @@ def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
         if found is not None:
             record_sent(claimed, row.claimed_by, found)
         else:
-            _finish(claimed, row.claimed_by, status=MessageStatus.PENDING, send_at=now)
+            # Never confirmed: never sent, so it goes again at once; else after a backoff
+            # (a send that failed twice in a row is not retried in a tight loop).
+            again = now if row.sent_at is None else now + backoff(row.attempts)
+            _finish(
+                claimed,
+                row.claimed_by,
+                # Asked again as it is written, on the database's clock: Twilio was asked
+                # before this, and a sender that confirmed since is sending it now.
+                only_if=_abandoned(dead_after),
+                status=MessageStatus.PENDING,
+                send_at=again,
+                sent_at=None,
+            )
     db.session.execute(sa.delete(Worker).where(Worker.heartbeat_at < now - 10 * dead_after))
     status.settle_early(now, forget_after=timedelta(days=1))
     db.session.commit()
@@ -351,6 +484,9 @@ class Sender:
         self.stop = threading.Event()
         self.free = threading.Semaphore(threads)
         self.thread = threading.Thread(target=self.run, name="phonein-sender", daemon=True)
+        # Claims that could not be handed back (the database was away): retried each loop.
+        self.unreleased: list[Claimed] = []
+        self.lock = threading.Lock()
 
     def start(self) -> None:
         self.thread.start()
@@ -361,8 +497,10 @@ class Sender:
         try:
             while not self.stop.is_set():
                 if time.monotonic() - beat_at >= 1:
-                    self._safely(lambda: heartbeat(self.worker_id, utcnow()))
+                    self._safely(lambda: heartbeat(self.worker_id, database.now()))
                     beat_at = time.monotonic()
+                if self.unreleased:
+                    self._safely(self._release_left)
                 room = self._room()
                 if not room:
                     continue
@@ -374,10 +512,20 @@ class Sender:
                     self.stop.wait(self.poll)
         finally:
             pool.shutdown(wait=True)
+            self._safely(self._release_left)
             self._safely(lambda: forget_worker(self.worker_id))
 
     def _claim(self, room: int) -> list[Claimed]:
-        return claim(self.worker_id, utcnow(), room)
+        return claim(self.worker_id, database.now(), room)
+
+    def _release_left(self) -> None:
+        with self.lock:
+            left, self.unreleased = self.unreleased, []
+        failed = [c for c in left if not release(c, self.worker_id)]
+        if failed:
+            with self.lock:
+                self.unreleased.extend(failed)
+            raise RuntimeError(f"{len(failed)} claims not yet handed back")
 
     def _room(self) -> int:
         """Count free sending threads, waiting up to one poll for the first."""
@@ -392,7 +540,9 @@ class Sender:
 
     def _send(self, message: Claimed) -> None:
         try:
-            deliver(self.app, message, self.worker_id)
+            if not deliver(self.app, message, self.worker_id):
+                with self.lock:
+                    self.unreleased.append(message)
         finally:
             self.free.release()
 
