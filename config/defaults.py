@@ -59,6 +59,10 @@ COOKIE_SECURE = None
 # as use). Logging out ends a user's sessions everywhere, server-side.
 STAFF_IDLE_MINUTES = 120
 
+# The private link is exchanged for a cookie that opens the listener's manage page for
+# this many minutes, at an address without the token (/manage/mine).
+MANAGE_COOKIE_MINUTES = 60
+
 # Largest request body accepted, in bytes (413 above it).
 MAX_CONTENT_LENGTH = 64 * 1024
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import accounts, database, errors, inputs, settings
+from . import accounts, database, errors, inputs, links, settings
 from .extensions import csrf, db, limiter, migrate
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -22,6 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(settings.shipped("templates")),
     )
     settings.load(app, test_config)
+    links.redact_logs()
     if app.config["PROXY_COUNT"]:
         n = int(app.config["PROXY_COUNT"])
         # Flask's documented way to wrap the WSGI app; its type says a method.

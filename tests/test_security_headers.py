@@ -25,7 +25,8 @@ def _pages(forum, token):  # type: ignore[no-untyped-def]
         f"/producer/forums/{forum.slug}/messages": "staff",
         f"/board/{forum.slug}": "staff",
         f"/api/v1/forums/{forum.slug}/signups": "staff",
-        f"/manage/{token}": "private",
+        f"/manage/{token}": "private",  # exchanged for the cookie the next page needs
+        "/manage/mine": "private",
         "/no-such-page": "public",
     }
 
@@ -74,7 +75,7 @@ def test_no_page_has_inline_script_or_style(client, app):
 def test_the_erase_button_asks_through_a_static_script(client, app):
     forum = make_forum()
     token = manage_token(forum, make_signup(forum))
-    html = client.get(f"/manage/{token}").get_data(as_text=True)
+    html = client.get(f"/manage/{token}", follow_redirects=True).get_data(as_text=True)
     assert 'data-confirm="Erase everything' in html
     assert "/static/confirm.js" in html
     script = client.get("/static/confirm.js")

@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask
 
-from .. import database
+from .. import database, links
 from ..database import changed
 from ..extensions import db
 from ..models import (
@@ -335,7 +335,7 @@ def _send_and_record(
         log.info("SMS %s: a stall made its turn stale; taking another", claimed.id)
         lead = min(1.0, lead * 2)  # a slow database: start the work before the slot earlier
     try:
-        result = backend.send(claimed.to, claimed.body)
+        result = backend.send(claimed.to, links.fill(claimed.body, claimed.id))
     except TwilioFailure as error:
         if error.status is None:
             # No answer: Twilio may have the message. Look before trying again.
@@ -378,7 +378,8 @@ UNKNOWN: Any = object()  # the provider could not be asked: neither sent nor not
 def _lookup(backend: SmsBackend, claimed: Claimed) -> Any:
     """Ask the provider for the message: a SendResult, None (not there), or UNKNOWN."""
     try:
-        return backend.find(claimed.to, claimed.body, claimed.claimed_at)
+        # Look for the text as it was sent: with its private link filled in.
+        return backend.find(claimed.to, links.fill(claimed.body, claimed.id), claimed.claimed_at)
     except Exception:  # a failed lookup is not an answer: never resend on it
         log.exception("could not reconcile SMS %s; will ask again", claimed.id)
         return UNKNOWN

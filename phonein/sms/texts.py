@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from .. import links
 from ..models import Forum, MessageKind
 from ..times import zone_or_none
 
@@ -62,7 +63,9 @@ def body(
     if kind == MessageKind.CONFIRMATION:
         text = (
             f'You\'re signed up for the phone-in "{title}", {when(forum, zone)}. '
-            f"We'll text you a reminder. Change or cancel: {extra['manage_url']}"
+            # The link goes in as the text is sent (links.fill): the stored text, which
+            # producers read in the SMS log, holds no working private link.
+            f"We'll text you a reminder. Change or cancel: {links.PLACEHOLDER}"
         )
     elif kind == MessageKind.REMINDER:
         text = (

@@ -18,14 +18,16 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from icalendar import Calendar, Event
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .. import challenge, forums, phones, publication, signups, verification
+from .. import challenge, forums, links, phones, publication, signups, verification
 from ..database import commit, rollback
-from ..errors import Conflict, Invalid
+from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..limits import signup_rate
 from ..links import forum_url, manage_url
-from ..models import Forum, ForumStatus, Signup
+from ..models import MAX_ID, Forum, ForumStatus, Message, Signup
 from ..times import format_in_zone, utcnow
 from .forms import ConfirmForm, ListenerEditForm, SignupForm
 
@@ -122,7 +124,8 @@ def sign_up(slug: str) -> ResponseReturnValue:
     if result.manage_token is None:  # PHONEIN_VERIFY=off, and the number had signed up
         return render_template("public/verify.html", mode="known", forum=forum), 202
     flash("created", "signup")
-    return redirect(url_for("public.manage", token=result.manage_token), code=303)
+    # Straight to the token-free page: the token is never in a URL (nor an access log).
+    return open_manage_page(result.signup)
 
 
 @bp.get("/forums/<slug>/calendar.ics")
@@ -150,36 +153,95 @@ def calendar(slug: str) -> Response:
     )
 
 
-def _manage_page(
-    signup: Signup, token: str, form: ListenerEditForm, status: int = 200
-) -> ResponseReturnValue:
+# The manage page's cookie: the private link is exchanged for it, so the page's own
+# address, the Referer it sends and the access log hold no token.
+MANAGE_COOKIE = "phonein_manage"
+
+
+def _cookie_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(str(current_app.config["SECRET_KEY"]), salt="phonein.manage")
+
+
+def signup_for_link(token: str) -> Signup:
+    """Return the signup a private link's token opens (the listener's own token, or a
+    signed link from a text or the manage page); NotFound otherwise."""
+    signup: Signup | None = None
+    if token.startswith(links.MESSAGE_PREFIX):
+        message_id = links.read_message_token(token)
+        message = db.session.get(Message, message_id) if message_id else None
+        if message is not None and message.signup_id is not None:
+            signup = db.session.get(Signup, message.signup_id)
+    elif token.startswith(links.SIGNUP_PREFIX):
+        ref = links.read_signup_token(token)
+        signup = db.session.get(Signup, ref[0]) if ref and 0 < ref[0] <= MAX_ID else None
+        if signup is not None and (signup.manage_token_hash or "")[:16] != ref[1]:  # type: ignore[index]
+            signup = None
+    else:
+        return signups.by_manage_token(token)
+    if signup is None or signup.manage_token_hash is None:
+        raise NotFound("This link is not valid any more. It may have been replaced by a newer one.")
+    return signup
+
+
+def _remember(response: WerkzeugResponse, signup: Signup) -> WerkzeugResponse:
+    """Set the short-lived cookie that opens ``signup``'s manage page."""
+    value = _cookie_signer().dumps([signup.id, (signup.manage_token_hash or "")[:16]])
+    response.set_cookie(
+        MANAGE_COOKIE,
+        value,
+        max_age=int(float(current_app.config["MANAGE_COOKIE_MINUTES"]) * 60),
+        path="/manage",
+        secure=bool(current_app.config["SESSION_COOKIE_SECURE"]),
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+def _signup_from_cookie() -> Signup:
+    expired = NotFound(
+        "This page needs your private link: open it again from your text or your notes."
+    )
+    raw = request.cookies.get(MANAGE_COOKIE, "")
+    try:
+        value = _cookie_signer().loads(
+            raw, max_age=int(float(current_app.config["MANAGE_COOKIE_MINUTES"]) * 60)
+        )
+    except BadSignature:
+        raise expired from None
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)):
+        raise expired
+    signup = db.session.get(Signup, value[0]) if 0 < value[0] <= MAX_ID else None
+    if signup is None or not signup.manage_token_hash or signup.manage_token_hash[:16] != value[1]:
+        raise expired
+    return signup
+
+
+def open_manage_page(signup: Signup) -> WerkzeugResponse:
+    """Redirect to the token-free manage page, with the cookie that opens it."""
+    return _remember(redirect(url_for("public.manage_mine"), code=303), signup)
+
+
+def _manage_page(signup: Signup, form: ListenerEditForm, status: int = 200) -> ResponseReturnValue:
     forum = signup.forum
+    token_hash = signup.manage_token_hash or ""
     return render_template(
         "public/manage.html",
         signup=signup,
         forum=forum,
-        token=token,
         form=form,
         confirm=ConfirmForm(),
         state=forum.status_at(utcnow()).value,
         listener_time=format_in_zone(forum.starts_at, signup.timezone) if signup.timezone else None,
-        manage_link=manage_url(token),
+        manage_link=manage_url(links.signup_token(signup.id, token_hash)),
         reminder_lead=timedelta(seconds=max(forum.reminder_offsets or [0])),
     ), status
 
 
-@bp.get("/manage/<token>")
-def manage(token: str) -> ResponseReturnValue:
-    signup = signups.by_manage_token(token)
-    return _manage_page(signup, token, ListenerEditForm(obj=signup))
-
-
-@bp.post("/manage/<token>")
-def manage_update(token: str) -> ResponseReturnValue:
-    signup = signups.by_manage_token(token)
+def _update(signup: Signup) -> ResponseReturnValue:
     form = ListenerEditForm()
     if not form.validate_on_submit():
-        return _manage_page(signup, token, form, 400)
+        return _manage_page(signup, form, 400)
     try:
         values = signups.validate_listener(
             form.data, default_region=current_app.config["DEFAULT_REGION"]
@@ -188,32 +250,74 @@ def manage_update(token: str) -> ResponseReturnValue:
     except Invalid as error:
         rollback()
         _attach_errors(form, error)
-        return _manage_page(signup, token, form, 422)
+        return _manage_page(signup, form, 422)
     except Conflict as error:
         rollback()
         form.form_errors.append(error.message)
-        return _manage_page(signup, token, form, 409)
+        return _manage_page(signup, form, 409)
     commit()
     flash("Your changes are saved.", "ok")
-    return redirect(url_for("public.manage", token=token), code=303)
+    return open_manage_page(signup)
 
 
-@bp.post("/manage/<token>/withdraw")
-def manage_withdraw(token: str) -> ResponseReturnValue:
-    signup = signups.by_manage_token(token)
+def _withdraw(signup: Signup) -> ResponseReturnValue:
     if ConfirmForm().validate_on_submit():
         signups.withdraw(signup, utcnow())
         commit()
         flash("You have withdrawn. We will not call or text you about this forum.", "ok")
-    return redirect(url_for("public.manage", token=token), code=303)
+    return open_manage_page(signup)
+
+
+def _erase(signup: Signup) -> ResponseReturnValue:
+    if not ConfirmForm().validate_on_submit():
+        return open_manage_page(signup)
+    forum = signup.forum
+    signups.erase(signup, utcnow())
+    commit()
+    response = Response(render_template("public/erased.html", forum=forum))
+    response.delete_cookie(MANAGE_COOKIE, path="/manage")
+    return response
+
+
+# The token-free manage page (a literal path: werkzeug matches it before <token>).
+@bp.get(f"/manage/{links.MINE}")
+def manage_mine() -> ResponseReturnValue:
+    signup = _signup_from_cookie()
+    return _manage_page(signup, ListenerEditForm(obj=signup))
+
+
+@bp.post(f"/manage/{links.MINE}")
+def manage_mine_update() -> ResponseReturnValue:
+    return _update(_signup_from_cookie())
+
+
+@bp.post(f"/manage/{links.MINE}/withdraw")
+def manage_mine_withdraw() -> ResponseReturnValue:
+    return _withdraw(_signup_from_cookie())
+
+
+@bp.post(f"/manage/{links.MINE}/erase")
+def manage_mine_erase() -> ResponseReturnValue:
+    return _erase(_signup_from_cookie())
+
+
+@bp.get("/manage/<token>")
+def manage(token: str) -> ResponseReturnValue:
+    """Exchange the private link for the cookie, then show the page at a token-free URL."""
+    return open_manage_page(signup_for_link(token))
+
+
+# The token routes still take the forms of pages rendered before the exchange existed.
+@bp.post("/manage/<token>")
+def manage_update(token: str) -> ResponseReturnValue:
+    return _update(signup_for_link(token))
+
+
+@bp.post("/manage/<token>/withdraw")
+def manage_withdraw(token: str) -> ResponseReturnValue:
+    return _withdraw(signup_for_link(token))
 
 
 @bp.post("/manage/<token>/erase")
 def manage_erase(token: str) -> ResponseReturnValue:
-    signup = signups.by_manage_token(token)
-    if not ConfirmForm().validate_on_submit():
-        return redirect(url_for("public.manage", token=token), code=303)
-    forum = signup.forum
-    signups.erase(signup, utcnow())
-    commit()
-    return render_template("public/erased.html", forum=forum)
+    return _erase(signup_for_link(token))
