@@ -16,7 +16,7 @@ Phase 1, the forum live, rounds of (shuffled):
   a first name without its accents ("joao"), a full name, a city, or a phone number
   typed nationally with spaces ("07400 012345");
 * ``list``: ``GET …/signups?page=N`` (N in 1..20, 50 a page), half with ``status=approved``;
-* ``queue``: ``GET …/queue?limit=100``, what the producers' board asks for (5,000 queued);
+* ``queue``: ``GET …/queue?limit=50``, what the producers' board asks for (5,000 queued);
 * ``queue_304``: the same with ``If-None-Match`` of the last answer: the unchanged poll.
   When the minute turns the tag changes (back-timing runs on the minute): that answer
   is a 200, not counted, and its tag is used from then on.
@@ -201,7 +201,7 @@ class Driver:
             extra = "&status=approved" if self.rng.random() < 0.5 else ""
             status, _, ms = self._get(f"{api}/signups?page={page}&per_page=50{extra}")
         elif op == "queue":
-            status, response, ms = self._get(f"{api}/queue?limit=100")
+            status, response, ms = self._get(f"{api}/queue?limit=50")
             self.tag = response.headers.get("ETag")
         elif op == "queue_full":
             status, _, ms = self._get(f"{api}/queue")
@@ -209,7 +209,7 @@ class Driver:
             if self.tag is None:
                 self.run("queue")
             status, response, ms = self._get(
-                f"{api}/queue?limit=100", {"If-None-Match": self.tag or ""}
+                f"{api}/queue?limit=50", {"If-None-Match": self.tag or ""}
             )
             if status == 200:  # the minute turned: a new tag, not an unchanged poll
                 self.tag = response.headers.get("ETag")

@@ -129,3 +129,20 @@ def test_back_timing_is_to_the_coming_minute(client, producer, live_forum, monke
     assert head.startswith(
         (now.replace(second=0) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:00")
     )
+
+
+def test_the_signup_list_answers_304_until_a_signup_changes(client, producer, live_forum):
+    forum, waiting = live_forum
+    url = f"/api/v1/forums/{forum.slug}/signups?status=queued&per_page=2"
+    first = client.get(url, headers=producer)
+    assert first.status_code == 200 and first.get_json()["total"] == 3
+    tag = first.headers["ETag"]
+    assert client.get(url, headers={**producer, "If-None-Match": tag}).status_code == 304
+    other = client.get(url + "&page=2", headers={**producer, "If-None-Match": tag})
+    assert other.status_code == 200  # another page, another tag
+    db.session.commit()  # the polls ran in this test's session: end its transaction first
+    change_signup_elsewhere(waiting[1].id, notes="Sounds nervous")
+    db.session.expire_all()
+    changed = client.get(url, headers={**producer, "If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.get_json()["items"][1]["notes"] == "Sounds nervous"

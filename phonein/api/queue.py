@@ -40,7 +40,7 @@ def get_queue(args: dict[str, Any], slug: str) -> Any:
     now = utcnow()
     limit = args.get("limit")
     full = is_producer(api_user())
-    tag = board.etag(slug, now, limit=limit, full=full)
+    tag = board.etag(slug, now, "queue", limit, full)
     if tag is None:
         forums.get_by_slug(slug)  # raises the 404
     # Weak: ``now`` differs between two answers with the same tag. Staff answers stay

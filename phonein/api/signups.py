@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify, make_response, request
 from flask_smorest import Blueprint
+from werkzeug.http import quote_etag
 
 from .. import challenge, forums, publication, signups, verification
 from ..accounts import require_api
 from ..database import commit
 from ..limits import signup_rate
 from ..links import manage_url
-from ..live import calls, queue
+from ..live import board, calls, queue
 from ..models import Role, Signup
 from ..times import utcnow
 from ..views import SignupView
@@ -82,11 +83,25 @@ def create_signup(data: dict[str, Any], slug: str) -> Response:
 @blp.route("/forums/<slug>/signups", methods=["GET"])
 @require_api(Role.PRODUCER)
 @blp.arguments(SignupQuery, location="query")
-@blp.response(200, SignupPage)
+@blp.response(200, SignupPage, headers={"ETag": {"schema": {"type": "string"}}})
+@blp.alt_response(304, description="Unchanged since the ETag given in If-None-Match")
 @documented_errors(blp, 401, 403, 404, 422)
 @blp.doc(**PRODUCER_DOC)
-def list_signups(args: dict[str, Any], slug: str) -> dict[str, Any]:
-    """List and search a forum's signups, newest first (q searches name, location, text)."""
+def list_signups(args: dict[str, Any], slug: str) -> Any:
+    """List and search a forum's signups, newest first.
+
+    ``q`` searches name, location and question, ignoring case and accents, and phone
+    numbers however they are typed. The answer carries an ETag, as the queue's does: the
+    producers' board polls the approved list every second, and an unchanged list
+    answers 304 from one indexed query.
+    """
+    key = ("signups", args.get("status"), args.get("q"), args["page"], args["per_page"])
+    tag = board.etag(slug, utcnow(), *key)
+    if tag is None:
+        forums.get_by_slug(slug)  # raises the 404
+    headers = {"ETag": quote_etag(tag or "", weak=True), "Vary": "Authorization, Cookie"}
+    if tag is not None and request.if_none_match.contains_weak(tag):
+        return make_response("", 304, headers)
     forum = forums.get_by_slug(slug)
     items, total = signups.search(
         forum,
@@ -98,7 +113,8 @@ def list_signups(args: dict[str, Any], slug: str) -> dict[str, Any]:
     places = queue.positions(forum) if any(s.queue_key is not None for s in items) else {}
     lines = calls.live_calls_of([s.id for s in items])
     views = [SignupView(s, queue_position=places.get(s.id), call=lines.get(s.id)) for s in items]
-    return {"items": views, "total": total, "page": args["page"], "per_page": args["per_page"]}
+    page = {"items": views, "total": total, "page": args["page"], "per_page": args["per_page"]}
+    return page, 200, headers
 
 
 @blp.route("/signups/<int:signup_id>", methods=["GET"])

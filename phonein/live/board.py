@@ -64,18 +64,19 @@ def next_minute(now: datetime) -> datetime:
     return floor if floor == now else floor + timedelta(minutes=1)
 
 
-def etag(slug: str, now: datetime, *, limit: int | None, full: bool) -> str | None:
-    """Return the (weak) ETag of what ``board`` would answer now for forum ``slug``, from
-    one cheap query (None: no such forum). It loads no forum: an unchanged board's poll
-    costs this query and nothing else.
+def etag(slug: str, now: datetime, *key: object) -> str | None:
+    """Return the (weak) ETag of what ``board`` (or another view of the forum's signups,
+    queue and lines) would answer now for forum ``slug``, from one cheap query (None: no
+    such forum). It loads no forum: an unchanged board's poll costs this query and
+    nothing else. ``key`` is what else the answer depends on: who asks, its parameters.
 
     The board is a function of: the queue (``queue_version``, bumped by every queue
     change); the forum row (its ``updated_at``: times, status) and its status at ``now``;
     any change to any of the forum's signups (the newest ``updated_at``, one probe of
     ix_signups_forum_updated: names, questions, screening of a caller on the line); the
     forum's calls (their number and newest ``updated_at``, ix_calls_forum_updated: line
-    states, mute, hold, the studio); the minute back-timing runs on; who asks (``full``)
-    and ``limit``. ``now`` and ``remaining_seconds`` are left out: clients tick those
+    states, mute, hold, the studio); the minute back-timing runs on; who asks and how
+    (``key``). ``now`` and ``remaining_seconds`` are left out: clients tick those
     themselves from the last full answer. Timestamps written by processes whose clocks
     disagree could hide a change behind an older maximum; the minute in the tag bounds
     that to under a minute. The tag is read before the answer, so an answer is never
@@ -117,8 +118,7 @@ def etag(slug: str, now: datetime, *, limit: int | None, full: bool) -> str | No
         *row,
         status.value,
         next_minute(now),
-        full,
-        limit,
+        *key,
         current_app.config["VOICE_DEFAULT_CALL_SECONDS"],
     )
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]

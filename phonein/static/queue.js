@@ -9,7 +9,7 @@
   var queueUrl = root.getAttribute("data-queue-url");
   // The waiting list comes a page at a time: the first WAITING_SHOWN callers, and the
   // count of all (total_waiting). A queue of thousands stays a cheap poll.
-  var WAITING_SHOWN = 100;
+  var WAITING_SHOWN = 50;
   if (!/[?&]limit=/.test(queueUrl)) {
     queueUrl += (queueUrl.indexOf("?") < 0 ? "?" : "&") + "limit=" + WAITING_SHOWN;
   }
@@ -373,17 +373,14 @@
     });
   }
 
-  function getJSON(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); });
-  }
   function refresh() {
     var sent = Date.now();
     var queued = B.getBoard(queueUrl).then(function (answer) {
       if (answer.fresh) { learnClock(sent, Date.now(), answer.body.now); }
       return answer.body;
     });
-    return Promise.all([queued, getJSON(approvedUrl)]).then(function (both) {
+    var approved = B.getBoard(approvedUrl).then(function (answer) { return answer.body; });
+    return Promise.all([queued, approved]).then(function (both) {
       if (!busy) { draw(both[0], both[1]); }
       tick();
       document.getElementById("queue-updated").textContent = "Live · updated " + new Date().toLocaleTimeString();

@@ -35,6 +35,10 @@ def upgrade() -> None:
         ["forum_id", "status", "created_at", "id"],
         unique=False,
     )
+    # Its prefix: every lookup by forum and status can use the longer index, and each
+    # index is written on every change of a signup.
+    with op.batch_alter_table("signups") as batch:
+        batch.drop_index("ix_signups_forum_status")
     op.create_index("ix_signups_forum_updated", "signups", ["forum_id", "updated_at"], unique=False)
     op.create_index(
         "ix_signups_forum_stance",
@@ -96,6 +100,8 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS phonein_fold(text)")
         # The extensions stay: other databases objects may use them, and they are harmless.
     op.drop_index("ix_calls_forum_updated", table_name="calls")
+    with op.batch_alter_table("signups") as batch:
+        batch.create_index("ix_signups_forum_status", ["forum_id", "status"], unique=False)
     for name in (
         "ix_signups_forum_done",
         "ix_signups_forum_candidates",
