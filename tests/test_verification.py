@@ -357,3 +357,31 @@ def test_codes_and_resends_share_the_per_client_signup_budget(make_app):
         limited = client.post(f"/api/v1/verifications/{vid}", json={"code": last_code(app)})
         assert limited.status_code == 429
         assert len(codes.sender(app).sent) == 3  # type: ignore[attr-defined]
+
+
+def test_off_mode_page_says_nothing_changed_for_a_known_number(make_app):
+    app = make_app(VERIFY="off")
+    with app.app_context():
+        client = app.test_client()
+        forum = make_forum()
+        form = {k: ("y" if v is True else v) for k, v in LISTENER.items()}
+        assert client.post(f"/forums/{forum.slug}", data=form).status_code == 303
+        again = client.post(f"/forums/{forum.slug}", data={**form, "question": "Hijack"})
+        assert again.status_code == 202
+        assert "nothing was changed" in again.get_data(as_text=True)
+        db.session.expire_all()
+        assert db.session.query(Signup).one().question == LISTENER["question"]
+
+
+def test_call_me_instead_is_refused_plainly_without_verify(make_app):
+    # The outbox fallback texts codes only: a landline cannot get one, and says so.
+    app = make_app(VERIFY="sms", VERIFY_BACKEND="outbox")
+    with app.app_context():
+        client = app.test_client()
+        forum = make_forum()
+        vid = client.post(url(forum), json=LISTENER).get_json()["verification_id"]
+        page = client.post(f"/verify/{vid}/resend", data={"channel": "call"}, follow_redirects=True)
+        assert "We can only text codes here" in page.get_data(as_text=True)
+        landline = {**LISTENER, "phone": "+44 20 7946 0000", "sms_consent": False}
+        refused = client.post(url(forum), json=landline)
+        assert refused.status_code == 422 and "phone" in refused.get_json()["error"]["fields"]
