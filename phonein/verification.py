@@ -139,8 +139,11 @@ def _answer(refused: codes.CodeRefused) -> DomainError:
     return Upstream("We could not send or check your code just now. Please try again.")
 
 
-def _forget_old(now: datetime) -> None:
-    """Drop verifications and send records past any use (bounded: indexed deletes)."""
+def forget_old(now: datetime) -> None:
+    """Drop verifications and send records past any use (bounded, indexed deletes).
+
+    Each new signup calls it; a nightly job may too, so that a quiet station forgets them.
+    """
     db.session.execute(sa.delete(Verification).where(Verification.expires_at < now - KEEP_EXPIRED))
     db.session.execute(sa.delete(CodeSend).where(CodeSend.sent_at < now - timedelta(days=1)))
 
@@ -161,7 +164,7 @@ def start(
     if not forum.accepts_signups_at(now):
         raise Conflict("Signups for this forum are closed.", code="signups_closed")
     values = signups.validate_listener(data, default_region=default_region)
-    _forget_old(now)
+    forget_old(now)
     verification = Verification(
         id="VE" + secrets.token_hex(16),
         forum_id=forum.id,
