@@ -117,11 +117,11 @@ class User(UserMixin, Model):
     def is_active(self) -> bool:
         return self.is_active_user
 
-    def can(self, needed: Role) -> bool:
     def get_id(self) -> str:
         """Return the login session's id: the user's id and session version (see above)."""
         return f"{self.id}:{self.session_version}"
 
+    def can(self, needed: Role) -> bool:
         """Say whether this user's role includes ``needed`` (admin > producer > presenter)."""
         rank = {Role.PRESENTER: 1, Role.PRODUCER: 2, Role.ADMIN: 3}
         return rank[Role(self.role)] >= rank[needed]
