@@ -59,14 +59,14 @@ def _config(url: str, instance: Path, **extra: Any) -> dict[str, Any]:
         "PUBLIC_URL": "http://phonein.test",
         "SMS_BACKEND": "memory",
         "TWILIO_AUTH_TOKEN": "fake-auth-token",
-    }
-    config.update(extra)
-    return config
         # Most tests sign up and expect the signup at once; the proof of the number and
         # the challenge have their own tests (tests/test_verification*.py).
         "VERIFY": "off",
         "VERIFY_BACKEND": "memory",
         "CHALLENGE": "off",
+    }
+    config.update(extra)
+    return config
 
 
 @pytest.fixture(scope="session")
@@ -234,6 +234,16 @@ def make_user(role: str = "producer", email: str | None = None):  # type: ignore
     token = accounts.create_token(user)
     db.session.commit()
     return user, token
+
+
+def login(client: FlaskClient, role: str = "producer"):  # type: ignore[no-untyped-def]
+    """Log ``client`` in to the producer pages as a new user with ``role``; return the user."""
+    user, _ = make_user(role)
+    response = client.post(
+        "/producer/login", data={"email": user.email, "password": "correct horse battery"}
+    )
+    assert response.status_code == 302
+    return user
 
 
 def bearer(token: str) -> dict[str, str]:
