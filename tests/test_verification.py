@@ -12,10 +12,10 @@ import pytest
 
 from phonein.extensions import db
 from phonein.models import CodeSend, Message, Signup, Verification
-from phonein.sms import codes
+from phonein.sms import codes, outbox
 from phonein.times import utcnow
 
-from .conftest import make_forum
+from .conftest import make_forum, make_signup
 
 LISTENER = {
     "name": "Dana Whitfield",
@@ -141,6 +141,12 @@ def test_takeover_attempts_change_nothing_and_answer_like_a_new_number(make_app)
         answers.append(response)
     # Every answer is the same as for a number never seen, bar ids and times.
     fresh = client.post(url(forum), json={**attacker, "phone": "+1 201 555 0299"})
+    # A queued listener's number, and one that opted out, answer the same too.
+    queued = make_signup(forum, phone="+1 201 555 0288", status="queued")
+    outbox.opt_out("+12015550277", utcnow())
+    db.session.commit()
+    answers.append(client.post(url(forum), json={**attacker, "phone": queued.phone}))
+    answers.append(client.post(url(forum), json={**attacker, "phone": "+1 201 555 0277"}))
     shapes = {IDS_AND_TIMES.sub('"\\1": "…"', r.get_data(as_text=True)) for r in [*answers, fresh]}
     assert len(shapes) == 1, shapes
     assert {r.status_code for r in answers} == {202}
@@ -151,10 +157,11 @@ def test_takeover_attempts_change_nothing_and_answer_like_a_new_number(make_app)
     db.session.expire_all()
     after = db.session.get(Signup, before.id)
     assert {f: getattr(after, f) for f in kept} == kept
-    assert db.session.query(Signup).count() == 1
+    assert db.session.query(Signup).count() == 2  # the victim and the queued listener
+    assert db.session.get(Signup, queued.id).status == "queued"
     assert opens(app, victim_link) == 200
-    # Nothing was texted but codes: no confirmation to the victim beyond their own.
-    assert [m.kind for m in db.session.query(Message)] == ["confirmation"]
+    # Nothing was texted but codes: no confirmation beyond the listeners' own.
+    assert [m.kind for m in db.session.query(Message)] == ["confirmation"] * 2
     ctx.pop()
 
 
