@@ -25,7 +25,7 @@ from flask_login import current_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
-from .database import commit
+from .database import commit, rollback
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from .extensions import csrf, db, login_manager
 from .inputs import EMAIL_RE
@@ -206,7 +206,12 @@ def _commit_after_request() -> None:
     @after_this_request
     def remember_use(response: Response) -> Response:
         if response.status_code < 400 and db.session.dirty:
-            commit()
+            try:
+                commit()
+            except sa.exc.SQLAlchemyError:
+                # A last-use stamp is not worth failing an answer that is ready.
+                rollback()
+                current_app.logger.warning("could not record an API token's last use")
         return response
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from phonein import accounts
 from phonein.extensions import db
@@ -162,3 +163,15 @@ def test_an_expired_token_is_refused(client, app):
     db.session.commit()
     response = client.get("/api/v1/forums/x/signups", headers=bearer(token))
     assert response.status_code == 401
+
+
+def test_a_failed_last_use_stamp_does_not_fail_the_answer(client, app, monkeypatch):
+    forum = make_forum()
+    _, token = make_user("producer")
+
+    def refuse() -> None:
+        raise sa.exc.OperationalError("UPDATE api_tokens", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(accounts, "commit", refuse)
+    response = client.get(f"/api/v1/forums/{forum.slug}/signups", headers=bearer(token))
+    assert response.status_code == 200 and response.get_json()["items"] == []
