@@ -456,13 +456,42 @@ def search(
         except ValueError:
             raise Invalid({"status": "Unknown status."}) from None
     text = clean_text(q)[:200]
+    newest_first = (Signup.created_at.desc(), Signup.id.desc())
     if text:
         conditions.append(_search_condition(text))
+        # One pass: every match has to be read and checked anyway (the trigram index
+        # only narrows them down), so the page and the count come from the same matches
+        # instead of checking each twice. MATERIALIZED keeps PostgreSQL from walking the
+        # forum's newest-first index and checking every signup to fill one page.
+        matches = (
+            sa.select(Signup.id, Signup.created_at)
+            .where(*conditions)
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
+        )
+        one_page = (
+            sa.select(matches.c.id, sa.func.count().over().label("total"))
+            .order_by(matches.c.created_at.desc(), matches.c.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+            .subquery()
+        )
+        found = db.session.execute(
+            sa.select(Signup, one_page.c.total)
+            .join(one_page, Signup.id == one_page.c.id)
+            .order_by(*newest_first)
+        ).all()
+        if found:
+            return [signup for signup, _ in found], found[0][1]
+        if page == 1:
+            return [], 0
+    # Without a search the count reads only the index (ix_signups_forum_status_created /
+    # ix_signups_forum_created) and the page only its own rows.
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Signup).where(*conditions))
     rows = db.session.scalars(
         sa.select(Signup)
         .where(*conditions)
-        .order_by(Signup.created_at.desc(), Signup.id.desc())
+        .order_by(*newest_first)
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
