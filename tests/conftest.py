@@ -21,6 +21,9 @@ from flask.testing import FlaskClient
 from phonein import create_app
 from phonein.extensions import db
 
+# The live server and headless browser fixtures of the browser tests.
+pytest_plugins = ["tests.headless"]
+
 PG_URL = os.environ.get("PHONEIN_TEST_DATABASE_URL", "")
 IN_CI = bool(os.environ.get("CI"))
 
@@ -234,6 +237,15 @@ def make_user(role: str = "producer", email: str | None = None):  # type: ignore
     token = accounts.create_token(user)
     db.session.commit()
     return user, token
+
+
+def change_signup_elsewhere(signup_id: int, **values: Any) -> None:
+    """Change a signup's row in a connection of its own, as another request would meanwhile."""
+    from phonein.models import Signup
+
+    table = Signup.__table__
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.id == signup_id).values(**values))
 
 
 def login(client: FlaskClient, role: str = "producer"):  # type: ignore[no-untyped-def]

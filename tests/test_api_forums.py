@@ -60,6 +60,16 @@ def test_create_forum_needs_a_producer_and_valid_fields(client, app, producer, p
     assert dup.status_code == 409
 
 
+def test_a_start_in_year_9999_is_an_invalid_field(client, producer):
+    r = client.post(
+        "/api/v1/forums",
+        json={"title": "Far", "starts_at": "9999-12-31T23:30:00Z"},
+        headers=producer,
+    )
+    assert r.status_code == 422, r.get_json()
+    assert "starts_at" in r.get_json()["error"]["fields"]
+
+
 def test_list_shows_upcoming_and_live_only(client, app):
     now = utcnow()
     upcoming = make_forum(title="Upcoming")
@@ -112,6 +122,23 @@ def test_lifecycle_transitions(client, app, producer):
     frozen = client.patch(url, json={"title": "Too late"}, headers=producer)
     assert frozen.status_code == 409
     assert client.patch(url, json={"status": "open"}, headers=producer).status_code == 422
+
+
+def test_a_forum_gone_live_early_keeps_its_planned_end_and_can_still_be_edited(client, producer):
+    f = make_forum(starts_at=utcnow() + timedelta(minutes=10, seconds=20))
+    planned_end = f.ends_at
+    r = client.patch(f"/api/v1/forums/{f.slug}", json={"status": "live"}, headers=producer)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["ends_at"] == rfc3339(planned_end)  # the planned end stands
+    r = client.patch(f"/api/v1/forums/{f.slug}", json={"title": "Typo fixed"}, headers=producer)
+    assert r.status_code == 200
+
+
+def test_going_live_days_early_keeps_the_duration_within_a_day(client, producer):
+    f = make_forum(starts_at=utcnow() + timedelta(days=2))
+    r = client.patch(f"/api/v1/forums/{f.slug}", json={"status": "live"}, headers=producer)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["duration_minutes"] <= 1440
 
 
 def test_cancel_an_open_forum(client, app, producer):

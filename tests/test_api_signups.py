@@ -7,11 +7,13 @@ from datetime import timedelta
 
 import pytest
 
+from phonein import signups as S
+from phonein.errors import Conflict
 from phonein.extensions import db
 from phonein.models import Signup
 from phonein.times import utcnow
 
-from .conftest import make_forum, make_signup
+from .conftest import change_signup_elsewhere, make_forum, make_signup
 
 US_LISTENER = {
     "name": "Dana Whitfield",
@@ -231,6 +233,20 @@ def test_withdrawn_signup_cannot_be_approved(client, app, producer):
         f"/api/v1/signups/{signup.id}/screen", json={"decision": "approve"}, headers=producer
     )
     assert response.status_code == 409
+
+
+def test_a_signup_withdrawn_while_it_is_being_approved_stays_withdrawn(app):
+    f = make_forum()
+    s = make_signup(f)
+    sid = s.id
+    db.session.commit()
+    signup = S.get(sid)
+    change_signup_elsewhere(sid, status="withdrawn")
+    with pytest.raises(Conflict):  # decided on the row as it is now, not as it was read
+        S.screen(signup, {"decision": "approve"}, utcnow())
+    db.session.rollback()
+    db.session.expire_all()
+    assert db.session.get(Signup, sid).status == "withdrawn"
 
 
 def test_publish_needs_consent(client, app, producer):

@@ -2,7 +2,8 @@
 
 Calls are seeded straight into the database (``calls.record_inbound``: a caller
 holding on the line), so no Twilio is involved; hold and mute need Twilio and are covered
-elsewhere. The server, the browser and the login are those of ``test_browser``.
+elsewhere. The server and the browser are the fixtures of tests/headless.py, shared with
+``test_browser``.
 """
 
 from __future__ import annotations
@@ -25,15 +26,10 @@ from phonein.live import calls
 from phonein.models import Forum, Signup
 from phonein.times import utcnow
 
-from . import test_browser
 from .conftest import bearer, make_forum, make_signup, make_user
-from .test_browser import BROWSER_ZONE, _Explaining
+from .headless import BROWSER_ZONE, ExplainingWait
 
 pytestmark = pytest.mark.browser
-
-# The live server and the headless browser of the signup tests, shared.
-live_app = test_browser.live_app
-browser = test_browser.browser
 
 TIMER = re.compile(r"^\d{2,}:\d{2}$")
 # The boards poll every second: a change in the database shows within two.
@@ -44,12 +40,12 @@ def _sid() -> str:
     return "CA" + uuid4().hex
 
 
-def _log_in(driver: webdriver.Chrome, base: str, email: str) -> _Explaining:
+def _log_in(driver: webdriver.Chrome, base: str, email: str) -> ExplainingWait:
     driver.get(f"{base}/producer/login")
     driver.find_element(By.ID, "email").send_keys(email)
     driver.find_element(By.ID, "password").send_keys("correct horse battery")
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait = _Explaining(driver)
+    wait = ExplainingWait(driver)
     # Let the login's redirect land first, or it can overtake the next navigation.
     wait.until(lambda d: "/producer/login" not in d.current_url)
     return wait
@@ -69,7 +65,7 @@ def _read(driver: webdriver.Chrome, css: str, attribute: str | None = None) -> s
     )
 
 
-def _ticks(wait: _Explaining, css: str) -> None:
+def _ticks(wait: ExplainingWait, css: str) -> None:
     """The timer at ``css`` shows mm:ss and moves on by itself, between polls."""
     first = wait.until(lambda d: (t := _read(d, css)) and TIMER.match(t) and t)
     wait.until(lambda d: (t := _read(d, css)) and t != first and TIMER.match(t))
@@ -214,7 +210,7 @@ def test_the_presenter_board_shows_the_lines_and_follows_a_call(live_app, browse
         first_name = first.name
 
     _log_in(browser, base, email)
-    wait = _Explaining(browser)
+    wait = ExplainingWait(browser)
     browser.get(f"{base}/board/{seed['slug']}")
 
     # On air: the caller's line, and how long they have been on air, ticking.

@@ -13,7 +13,7 @@ from phonein.models import Message
 from phonein.sms import outbox
 from phonein.times import utcnow
 
-from .conftest import make_forum, make_signup
+from .conftest import login, make_forum, make_signup
 
 
 def messages(**where) -> list[Message]:  # type: ignore[no-untyped-def]
@@ -150,6 +150,25 @@ def test_moving_a_forum_moves_reminders_and_texts_the_new_time_once(client, app,
     assert run_waves(forum.starts_at - timedelta(hours=1)) == 1
 
 
+def test_moving_a_forum_back_and_forth_texts_each_move(client, producer):
+    f = make_forum()
+    make_signup(f)
+    a = f.starts_at
+    b = a + timedelta(hours=1)
+    for when in (b, a, b):
+        r = client.patch(
+            f"/api/v1/forums/{f.slug}", json={"starts_at": when.isoformat()}, headers=producer
+        )
+        assert r.status_code == 200, r.get_json()
+    bodies = [
+        m.key
+        for m in db.session.scalars(
+            sa.select(Message).where(Message.kind == "rescheduled").order_by(Message.id)
+        )
+    ]
+    assert len(bodies) == 3  # the listener must learn of the third move
+
+
 def test_cancelling_cancels_pending_and_texts_everyone(client, app, producer):
     now = utcnow()
     forum = make_forum(starts_at=now + timedelta(hours=2), now=now)
@@ -158,6 +177,15 @@ def test_cancelling_cancels_pending_and_texts_everyone(client, app, producer):
     client.patch(f"/api/v1/forums/{forum.slug}", json={"status": "cancelled"}, headers=producer)
     assert {m.status for m in messages(kind="confirmation")} == {"cancelled"}
     assert len(messages(kind="cancelled", status="pending")) == 2
+
+
+def test_the_cancellation_text_says_the_forum_is_cancelled(client, producer):
+    f = make_forum()
+    make_signup(f)
+    r = client.patch(f"/api/v1/forums/{f.slug}", json={"status": "cancelled"}, headers=producer)
+    assert r.status_code == 200
+    m = db.session.scalars(sa.select(Message).where(Message.kind == "cancelled")).one()
+    assert "cancel" in m.body.lower()
 
 
 def test_withdraw_reject_and_stop_drop_pending_messages(app):
@@ -203,8 +231,6 @@ def test_producers_see_the_sms_log(client, app, producer, presenter):
     filtered = client.get(url + "?kind=reminder", headers=producer).get_json()
     assert filtered["total"] == 0
     assert client.get(url + "?status=bogus", headers=producer).status_code == 422
-    from .test_pages import login
-
     login(client)
     page = client.get(f"/producer/forums/{forum.slug}/messages").get_data(as_text=True)
     assert "confirmation" in page and "Reply STOP to opt out." in page
@@ -235,3 +261,18 @@ def test_a_reminder_for_a_start_since_moved_is_not_sent(app):
     claimed = dispatch.claim("w", utcnow(), 10)
     assert [c.kind for c in claimed] == ["confirmation"]
     assert {m.status for m in messages(kind="reminder")} == {"cancelled"}
+
+
+def test_purge_erases_the_numbers_texts_were_sent_to(app):
+    now = utcnow()
+    f = make_forum()
+    s = make_signup(f)
+    phone = s.phone
+    f.status = "closed"
+    f.closed_at = now - timedelta(days=100)
+    f.ends_at = now - timedelta(days=100)
+    db.session.commit()
+    signups.purge(now, 90)
+    db.session.commit()
+    left = db.session.scalars(sa.select(Message.to)).all()
+    assert phone not in left

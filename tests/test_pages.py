@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import pytest
+import sqlalchemy as sa
+
+from phonein import signups as S
+from phonein.errors import Conflict
 from phonein.extensions import db
-from phonein.models import Signup
+from phonein.models import Forum, Message, Signup
 from phonein.times import utcnow
 
-from .conftest import make_forum, make_signup, make_user
+from .conftest import (
+    change_signup_elsewhere,
+    login,
+    make_forum,
+    make_signup,
+    make_user,
+    manage_token,
+)
 
 FORM = {
     "name": "Dana Whitfield",
@@ -27,15 +39,6 @@ def manage_path(response) -> str:  # type: ignore[no-untyped-def]
     location = response.headers["Location"]
     assert "/manage/" in location
     return location
-
-
-def login(client, role: str = "producer"):  # type: ignore[no-untyped-def]
-    user, _ = make_user(role)
-    response = client.post(
-        "/producer/login", data={"email": user.email, "password": "correct horse battery"}
-    )
-    assert response.status_code == 302
-    return user
 
 
 def test_signup_form_to_confirmation_with_both_times_and_links(client, app):
@@ -132,6 +135,31 @@ def test_a_queued_listener_cannot_edit_but_can_withdraw(client, app):
     assert client.post(path + "/withdraw").status_code == 303
     db.session.refresh(signup)
     assert signup.status == "withdrawn" and signup.queue_key is None
+
+
+def test_a_listener_edit_is_refused_if_the_signup_was_queued_meanwhile(app):
+    f = make_forum()
+    s = make_signup(f)
+    sid = s.id
+    signup = S.by_manage_token(manage_token(f, s))  # listener's POST loads it (pending)
+    # The producer approves and queues it meanwhile.
+    change_signup_elsewhere(sid, status="queued", queue_key=1 << 20)
+    values = S.validate_listener(
+        {
+            "name": s.name,
+            "location": s.location,
+            "question": "UNSCREENED TEXT",
+            "sms_consent": True,
+            "publish_consent": True,
+        },
+        default_region="GB",
+    )
+    with pytest.raises(Conflict):  # queued meanwhile: the edit is refused, not slipped in
+        S.change_by_listener(signup, values, utcnow())
+    db.session.rollback()
+    db.session.expire_all()
+    row = db.session.get(Signup, sid)
+    assert (row.status, row.question) == ("queued", s.question)
 
 
 def test_bad_manage_tokens_are_404(client, app):
@@ -269,6 +297,83 @@ def test_producer_creates_and_edits_a_forum_from_the_page(client, app):
     assert bad.status_code == 422 and "IANA" in bad.get_data(as_text=True)
 
 
+def test_a_forum_gone_live_early_can_still_be_edited_from_the_page(client):
+    user, _ = make_user("producer")
+    client.post("/producer/login", data={"email": user.email, "password": "correct horse battery"})
+    f = make_forum()
+    r = client.post(f"/producer/forums/{f.slug}/status", data={"status": "live"})
+    db.session.expire_all()
+    f = db.session.get(Forum, f.id)
+    assert f.status == "live"
+    form = client.get(f"/producer/forums/{f.slug}/edit").get_data(as_text=True)
+    starts = re.search(r'name="starts_at"[^>]*value="([^"]+)"', form) or re.search(
+        r'value="([^"]+)"[^>]*name="starts_at"', form
+    )
+    data = {
+        "title": "Fixed typo",
+        "timezone": f.timezone,
+        "starts_at": starts.group(1),
+        "duration_minutes": str(f.duration_minutes),
+        "reminder_offsets": "1440, 60, 10",
+        "slug": f.slug,
+    }
+    r = client.post(f"/producer/forums/{f.slug}/edit", data=data)
+    assert r.status_code == 302, re.sub(r"<[^>]+>", " ", r.get_data(as_text=True))[-1500:]
+
+
+def test_resaving_the_edit_page_of_a_start_with_seconds_texts_no_move(client, producer):
+    user, _ = make_user("producer")
+    client.post("/producer/login", data={"email": user.email, "password": "correct horse battery"})
+    start = (utcnow() + timedelta(days=2)).replace(microsecond=0, second=30)
+    r = client.post(
+        "/api/v1/forums",
+        json={"title": "Seconds", "starts_at": start.isoformat(), "timezone": "UTC"},
+        headers=producer,
+    )
+    slug = r.get_json()["slug"]
+    f = db.session.scalars(sa.select(Forum).where(Forum.slug == slug)).one()
+    make_signup(f)
+    local = start.strftime("%Y-%m-%dT%H:%M")
+    data = {
+        "title": "Seconds (typo fixed)",
+        "timezone": "UTC",
+        "starts_at": local,
+        "duration_minutes": "60",
+        "reminder_offsets": "1440, 60, 10",
+        "slug": slug,
+    }
+    r = client.post(f"/producer/forums/{slug}/edit", data=data)
+    assert r.status_code == 302
+    n = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Message).where(Message.kind == "rescheduled")
+    )
+    assert n == 0
+
+
+def test_resaving_the_edit_page_keeps_a_start_in_the_dst_fold(client):
+    user, _ = make_user("producer")
+    client.post("/producer/login", data={"email": user.email, "password": "correct horse battery"})
+    # second 01:30 of the night the clocks go back (fold=1): 01:30 GMT
+    start = datetime(2030, 10, 27, 1, 30, tzinfo=UTC)
+    f = make_forum(starts_at=start, timezone="Europe/London")
+    make_signup(f)
+    form = client.get(f"/producer/forums/{f.slug}/edit").get_data(as_text=True)
+    data = {
+        "title": "Title edit",
+        "timezone": "Europe/London",
+        "starts_at": "2030-10-27T01:30",
+        "duration_minutes": "60",
+        "reminder_offsets": "1440, 60, 10",
+        "slug": f.slug,
+    }
+    assert "2030-10-27T01:30" in form
+    r = client.post(f"/producer/forums/{f.slug}/edit", data=data)
+    assert r.status_code == 302
+    db.session.expire_all()
+    f = db.session.get(Forum, f.id)
+    assert f.starts_at == start
+
+
 def test_queue_board_and_session_api_with_csrf(make_app):
     app = make_app(WTF_CSRF_ENABLED=True)
     with app.app_context():
@@ -323,3 +428,27 @@ def test_published_forum_shows_selection_and_balance(client, app, producer):
     assert "Shorter meetings" in page
     assert "Private Person" not in page
     assert "<strong>2</strong> in favour" in page and "<strong>1</strong> against" in page
+
+
+def test_a_listener_cannot_change_a_published_comment_by_the_manage_link(client, producer):
+    f = make_forum()
+    s = make_signup(f, status="approved")
+    token = manage_token(f, s)
+    f.status = "closed"
+    f.closed_at = utcnow()
+    db.session.commit()
+    r = client.post(f"/api/v1/signups/{s.id}/publish", json={"published": True}, headers=producer)
+    assert r.status_code == 200, r.get_json()
+    client.patch(f"/api/v1/forums/{f.slug}", json={"status": "published"}, headers=producer)
+    r = client.post(
+        f"/manage/{token}",
+        data={
+            "name": s.name,
+            "location": s.location,
+            "question": "BUY CHEAP PILLS at spam.example",
+            "publish_consent": "y",
+        },
+    )
+    assert r.status_code == 409
+    page = client.get(f"/forums/{f.slug}").get_data(as_text=True)
+    assert "BUY CHEAP PILLS" not in page

@@ -74,6 +74,20 @@ def test_next_puts_the_head_on_air_and_finishes_the_last(client, app, producer, 
     assert client.post(f"{url}/next", headers=producer).get_json()["on_air"] is None
 
 
+def test_presenters_see_the_queue_without_phone_email_or_notes(client, presenter, producer):
+    f = make_forum(starts_at=utcnow() - timedelta(minutes=5), status="live")
+    s = make_signup(f, email="dana@example.org", status="queued")
+    screened = client.post(
+        f"/api/v1/signups/{s.id}/screen",
+        json={"notes": "sounded drunk on the phone"},
+        headers=producer,
+    )
+    assert screened.status_code == 200, screened.get_json()
+    r = client.get(f"/api/v1/forums/{f.slug}/queue", headers=presenter)
+    w = r.get_json()["waiting"][0]
+    assert "phone" not in w and "email" not in w and "notes" not in w
+
+
 def test_version_changes_with_every_queue_change(client, app, producer):
     forum = live_forum()
     signup = make_signup(forum, status="approved")
@@ -101,6 +115,19 @@ def test_queue_refuses_what_the_state_forbids(client, app, producer, presenter):
     assert client.post(f"{url}/next", headers=presenter).status_code == 403
     other = make_signup(live_forum(), status="approved")
     assert client.post(url, json={"signup_id": other.id}, headers=producer).status_code == 404
+
+
+def test_a_huge_queue_position_is_an_invalid_field(client, producer):
+    f = make_forum(starts_at=utcnow() - timedelta(minutes=5), status="live")
+    s = make_signup(f, status="approved")
+    make_signup(f, status="queued")
+    r = client.post(
+        f"/api/v1/forums/{f.slug}/queue",
+        json={"signup_id": s.id, "position": 2**64},
+        headers=producer,
+    )
+    assert r.status_code == 422, r.get_json()
+    assert "position" in r.get_json()["error"]["fields"]
 
 
 def test_next_needs_a_live_forum_and_closed_queues_are_frozen(client, app, producer):

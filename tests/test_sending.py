@@ -151,6 +151,26 @@ def test_a_crashed_send_that_reached_twilio_is_recorded_not_resent(make_app):
         assert statuses(app) == {"queued": 2}
 
 
+def test_recovery_does_not_resend_while_twilio_cannot_say_what_it_sent(app, monkeypatch):
+    f = make_forum()
+    make_signup(f)  # one confirmation pending
+    backend = backends.backend(app)
+    t0 = utcnow()
+    claimed = dispatch.claim("dead-worker", t0, 10)
+    assert len(claimed) == 1
+    backend.send(claimed[0].to, claimed[0].body)  # Twilio got it; then the worker died
+
+    def boom(*a, **k):
+        raise RuntimeError("Twilio list API timed out")
+
+    monkeypatch.setattr(backend, "find", boom)
+    dispatch.recover(app, t0 + timedelta(seconds=30), timedelta(seconds=5))
+    again = dispatch.claim("w2", t0 + timedelta(seconds=31), 10)
+    for c in again:
+        dispatch.deliver(app, c, "w2")
+    assert len(backend.sent) == 1
+
+
 def test_stop_then_start_restores_reminders(make_app):
     with FakeTwilio() as fake:
         app = make_app(**settings(fake, SMS_RATE=1000))
@@ -176,6 +196,19 @@ def test_stop_then_start_restores_reminders(make_app):
         drain(app)
         kinds = [m["body"].split(":")[0] for m in fake.sent_to(listener.phone)]
         assert "Reminder" in kinds
+
+
+def test_a_stop_that_arrives_after_a_text_is_claimed_still_stops_it(app):
+    f = make_forum()
+    s = make_signup(f)
+    backend = backends.backend(app)
+    claimed = dispatch.claim("w", utcnow(), 10)
+    # the sender now waits for its rate slot (up to threads/rate seconds); meanwhile STOP arrives
+    outbox.opt_out(s.phone, utcnow())
+    db.session.commit()
+    for c in claimed:
+        dispatch.deliver(app, c, "w")
+    assert len(backend.sent) == 0
 
 
 @pytest.mark.parametrize("word", ["STOP", "stopall", " Unsubscribe ", "CANCEL", "end", "QUIT"])

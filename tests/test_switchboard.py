@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from phonein import worker
 from phonein.extensions import db
-from phonein.live import dispatch, twiml
-from phonein.models import Call, Message, Signup
+from phonein.live import calls, dispatch, twiml
+from phonein.models import Call, CallCommand, Message, Signup
 from phonein.times import utcnow
 
 from .conftest import bearer, make_forum, make_signup, make_user
@@ -95,6 +95,21 @@ def heard(fake: FakeTwilio, sid: str) -> str:
     return " | ".join(fake.call(sid)["transcript"])
 
 
+def tick_and_settle(app: Any, fake: FakeTwilio, times: int = 1) -> None:
+    """Run ``times`` scheduler ticks past any backoff, letting the fake Twilio follow each."""
+    for _ in range(times):
+        tick_after_backoff(app)
+        fake.settle()
+
+
+def studio_on_air(app: Any, fake: FakeTwilio, forum: Any) -> str:
+    """Let the tick take the forum live and dial the studio into the conference."""
+    tick_and_settle(app, fake)
+    [studio] = fake.calls_to(STUDIO)
+    assert studio["sid"] in fake.conference_participants(twiml.conference_name(forum))
+    return str(studio["sid"])
+
+
 def test_a_listener_who_dials_in_is_greeted_held_and_told_their_place(voice_app, fake, api):
     forum = live_forum(title="Car-free cities")
     first = make_signup(forum, name="Ama Owusu", status="queued")
@@ -145,6 +160,51 @@ def test_next_moves_the_chosen_caller_into_the_conference_wherever_they_hold(voi
     assert call_of(sids[head.id]).state == "completed"
     assert fake.queue_members(held) == [sids[listeners[1].id]]
     assert db.session.get(Signup, head.id).status == "done"
+
+
+def test_a_caller_ringing_in_as_they_are_put_on_air_reaches_the_conference(voice_app, fake, api):
+    """The producer's "next" may commit while the caller's ring-in is being recorded (in
+    another process): the caller is on air in phonein, so they must end up in the on-air
+    conference, not left holding in Twilio's queue for the rest of the show.
+    """
+    from phonein.live import queue
+
+    forum = live_forum()
+    slug = forum.slug
+    listener = make_signup(forum, status="queued")
+    original = calls.record_inbound
+    pressed: list[BaseException] = []
+
+    def press_next() -> None:
+        try:
+            with voice_app.app_context():
+                queue.advance(slug, utcnow())
+                db.session.commit()
+                dispatch.apply_pending()
+                db.session.remove()
+        except BaseException as error:  # surfaced below
+            pressed.append(error)
+
+    def racing(*args: Any, **kwargs: Any) -> Call:
+        worker = threading.Thread(target=press_next)
+        worker.start()
+        worker.join(timeout=20)
+        return original(*args, **kwargs)
+
+    calls.record_inbound = racing  # type: ignore[assignment]
+    try:
+        sid = dial_in(fake, listener.phone)
+    finally:
+        calls.record_inbound = original  # type: ignore[assignment]
+    assert pressed == []
+    assert db.session.get(Signup, listener.id).status == "on_air"
+    tick_and_settle(voice_app, fake, 3)
+    fake.hold_loop(sid)
+    fake.settle()
+    assert sid in fake.conference_participants(twiml.conference_name(forum)), (
+        call_of(sid).state,
+        heard(fake, sid),
+    )
 
 
 def test_the_studio_is_dialled_into_the_conference_once_per_forum(voice_app, fake, api):
@@ -205,6 +265,22 @@ def test_closing_the_forum_leaves_nobody_holding(voice_app, fake, api):
     assert db.session.get(Signup, waiting.id).status == "dropped"
 
 
+def test_cancelling_a_live_forum_does_not_promise_waiting_callers_publication(voice_app, fake, api):
+    """A caller holding when the producers cancel the show gets the "cancelled" text, not
+    the goodbye of a show that ran out of time ("your comment may still be published"): a
+    cancelled forum is never published.
+    """
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    dial_in(fake, listener.phone)
+    api("PATCH", f"/forums/{forum.slug}", json={"status": "cancelled"})
+    fake.settle()
+    bodies = db.session.scalars(
+        sa.select(Message.body).where(Message.signup_id == listener.id)
+    ).all()
+    assert not [b for b in bodies if "may still be published" in b], bodies
+
+
 def test_a_producer_calls_an_approved_listener_back(voice_app, fake, api):
     forum = live_forum(title="Fishing rights")
     listener = make_signup(forum, name="Rahul Mehta", status="approved")
@@ -235,6 +311,44 @@ def test_a_call_back_that_is_not_answered_is_shown_failed(voice_app, fake, api):
     assert (call.state, call.end_reason) == ("failed", "busy")
     # The line is free again: the producer can try later.
     api("POST", f"/signups/{listener.id}/call", status=201)
+
+
+def test_a_call_back_dropped_as_it_is_answered_is_hung_up(voice_app, fake, api):
+    """The producer may drop a call-back while its /answer webhook runs: the listener
+    must be hung up (Twilio's call completed), not left holding in the queue for the rest
+    of the show on a call phonein shows completed.
+    """
+    forum = live_forum()
+    listener = make_signup(forum, status="approved")
+    original = calls.holding
+    dropped: list[BaseException] = []
+
+    def drop(call_id: int) -> None:
+        try:
+            with voice_app.app_context():
+                dispatch.want(forum.id, CallCommand.END, Call.id == call_id)
+                db.session.commit()
+                dispatch.apply_pending()
+                db.session.remove()
+        except BaseException as error:  # surfaced below
+            dropped.append(error)
+
+    def racing(call: Call, now: Any) -> bool:
+        worker = threading.Thread(target=drop, args=(call.id,))
+        worker.start()
+        worker.join(timeout=20)
+        return original(call, now)
+
+    calls.holding = racing  # type: ignore[assignment]
+    try:
+        created = api("POST", f"/signups/{listener.id}/call", status=201)
+        fake.settle()
+    finally:
+        calls.holding = original  # type: ignore[assignment]
+    assert dropped == []
+    sid = fake.calls_to(listener.phone)[0]["sid"]
+    assert db.session.get(Call, created["id"]).state == "completed"
+    assert fake.call(sid)["status"] == "completed", (fake.call(sid)["history"], heard(fake, sid))
 
 
 def test_hold_and_mute_go_through_the_conference_participants_api(voice_app, fake, api):
@@ -342,6 +456,55 @@ def test_twilio_errors_leave_the_move_pending_until_a_retry_succeeds(voice_app, 
     assert sid in fake.conference_participants(twiml.conference_name(forum))
 
 
+def test_a_hang_up_is_retried_even_after_the_move_on_air_used_up_retries(voice_app, fake, api):
+    """Each command gets its own retries: tries spent putting a caller on air do not count
+    against the later hang-up, so a transient 500 on the hang-up is retried and the
+    finished caller leaves the on-air conference.
+    """
+    forum = live_forum()
+    listener = make_signup(forum, status="queued")
+    sid = dial_in(fake, listener.phone)
+    # Twilio blips while the caller is put on air: three 500s, then the move succeeds.
+    fake.faults.voice_errors = {f"/Calls/{sid}": 500}
+    fake.faults.voice_error_limit = 3
+    api("POST", f"/forums/{forum.slug}/queue/next")
+    fake.settle()
+    tick_and_settle(voice_app, fake, 3)
+    room = twiml.conference_name(forum)
+    assert sid in fake.conference_participants(room)
+
+    # One more transient 500, on the hang-up this time.
+    fake.faults.voice_error_limit = 1
+    api("POST", f"/forums/{forum.slug}/queue/finish")
+    fake.settle()
+    assert db.session.get(Signup, listener.id).status == "done"
+    tick_and_settle(voice_app, fake, 5)  # Twilio is fine again; the tick hangs up the caller
+    assert sid not in fake.conference_participants(room), call_of(sid).error
+    assert call_of(sid).state == "completed"
+
+
+def test_the_studio_is_hung_up_at_close_despite_a_five_second_twilio_outage(voice_app, fake, api):
+    """The tick keeps making the goodbyes until every call has ended: five Twilio 5xx in a
+    row as the forum closes (more than the retries of any other command) still end with
+    the studio line off the air.
+    """
+    forum = live_forum()
+    studio = studio_on_air(voice_app, fake, forum)
+    fake.faults.voice_errors = {f"/Calls/{studio}": 503}
+    fake.faults.voice_error_limit = 5
+    api("PATCH", f"/forums/{forum.slug}", json={"status": "closed"})
+    fake.settle()
+    for _ in range(8):  # Twilio answers again after the fifth error
+        tick_and_settle(voice_app, fake)
+        # Let the backoff's time pass without sleeping.
+        db.session.execute(
+            sa.update(Call).where(Call.applied.is_(None)).values(applied_at=utcnow())
+        )
+        db.session.commit()
+    assert fake.call(studio)["status"] == "completed", fake.call(studio)["history"]
+    assert call_of(studio).state == "completed"
+
+
 def test_a_move_lost_to_a_crash_is_made_again(voice_app, fake, api):
     forum = live_forum()
     listener = make_signup(forum, status="queued")
@@ -438,8 +601,13 @@ def test_purge_erases_callers_numbers(voice_app, fake):
     assert db.session.scalars(sa.select(Call.number)).all() == [None]
 
 
-def test_fuzzed_switchboard_requests_never_500(voice_app, fake, api):
-    """A bounded, seeded stream of odd bodies and forms at every switchboard route."""
+def test_fuzzed_switchboard_requests_get_a_contract_status(voice_app, fake, api):
+    """A bounded, seeded stream of odd bodies and forms at every switchboard route.
+
+    The API answers with a success or a client error of the contract (404, 409, 422; a
+    JSON body is never malformed here), never a server error; Twilio's webhooks always
+    get TwiML or an empty 204.
+    """
     forum = live_forum()
     listener = make_signup(forum, status="queued")
     sid = dial_in(fake, listener.phone)
@@ -482,7 +650,11 @@ def test_fuzzed_switchboard_requests_never_500(voice_app, fake, api):
         method, path = routes[i % len(routes)]
         body = {rng.choice(keys): rng.choice(values) for _ in range(rng.randint(0, 4))}
         response = client.open(path, method=method, json=body, headers=headers)
-        assert response.status_code < 500, (path, body, response.get_data()[:300])
+        assert response.status_code in (200, 201, 404, 409, 422), (
+            path,
+            body,
+            response.get_data()[:300],
+        )
         hook = hooks[i % len(hooks)]
         form_keys = [
             "CallSid",
@@ -579,6 +751,84 @@ def test_screening_a_caller_already_queued_keeps_their_place(voice_app, fake, ap
         json={"name": "Inês Duarte", "location": "Porto", "question": "Ferries?"},
     )
     assert out["position"] == 1 and out["signup"]["name"] == "Inês Duarte"
+
+
+def test_two_producers_screening_one_caller_make_one_signup(voice_app, fake, api, monkeypatch):
+    """Another producer (or the listener, online) may create the caller's signup just before
+    this producer's screening takes the queue lock: the screening then updates that signup
+    and queues it, and the caller has one signup, not two (nor a server error).
+    """
+
+    forum = live_forum()
+    forum_id = forum.id
+    number = "+447400555321"
+    sid = dial_in(fake, number)
+    line = call_of(sid)
+    from phonein.live import queue as queue_ops
+
+    real_bump = queue_ops.bump
+
+    def other_producer_first(locked_forum: int) -> Any:
+        # The listener signs up online (or another producer screens) just before this
+        # producer's screen takes the lock.
+        def screen() -> None:
+            with voice_app.app_context():
+                db.session.add(
+                    Signup(
+                        forum_id=forum_id,
+                        phone=number,
+                        name="Tomás Ruiz",
+                        location="Valencia",
+                        question="Trams?",
+                        status="approved",
+                        sms_consent=False,
+                        publish_consent=False,
+                        created_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
+                db.session.commit()
+                db.session.remove()
+
+        monkeypatch.setattr(queue_ops, "bump", real_bump)
+        worker = threading.Thread(target=screen)
+        worker.start()
+        worker.join(timeout=20)
+        return real_bump(locked_forum)
+
+    monkeypatch.setattr(queue_ops, "bump", other_producer_first)
+    out = api(
+        "POST",
+        f"/calls/{line.id}/screen",
+        json={"name": "Tomás Ruiz", "location": "Valencia", "question": "Trams?"},
+        status=200,
+    )
+    assert out["signup"]["name"] == "Tomás Ruiz" and out["signup"]["status"] == "queued"
+    count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Signup).where(Signup.phone == number)
+    )
+    assert count == 1
+
+
+@pytest.mark.parametrize("how", ["withdrawn", "rejected"])
+def test_screening_a_known_caller_keeps_the_consents_they_gave(voice_app, fake, api, how):
+    """A listener who signed up online with both consents and is screened live keeps them
+    (the producer's form has no consent fields): they still get the "next up" and goodbye
+    texts, and their comment can still be published.
+    """
+    forum = live_forum()
+    listener = make_signup(forum, status=how)
+    assert listener.sms_consent and listener.publish_consent
+    sid = dial_in(fake, listener.phone)
+    line = call_of(sid)
+    api(
+        "POST",
+        f"/calls/{line.id}/screen",
+        json={"name": listener.name, "location": "Leeds", "question": "Buses?"},
+    )
+    signup = db.session.get(Signup, listener.id)
+    assert signup.status == "queued"
+    assert (signup.sms_consent, signup.publish_consent) == (True, True)
 
 
 def test_a_full_hold_queue_makes_room_instead_of_turning_callers_away(make_app, fake):
