@@ -123,6 +123,8 @@ class _Watchdog:
             self.watched[connection] = [limit, 0, -1, 0.0]
 
     def step(self, connection: Any) -> None:
+        if connection is None:  # a connection that failed on its way out of the pool
+            return
         entry = self.watched.get(connection)
         if entry is not None:
             entry[1] += 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .database import rollback
+from .database import UNAVAILABLE, rollback
 
 DEFAULT_CODES = {
     400: "bad_request",
@@ -151,6 +152,34 @@ def handle_domain_error(error: DomainError) -> tuple[Response | str, int]:
     return error_response(error.status, error.code, error.message, error.fields)
 
 
+UNAVAILABLE_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>Unavailable · phonein</title>"
+    "<h1>Temporarily unavailable</h1><p>We cannot reach our database just now. "
+    "Please try again in a minute.</p></html>"
+)
+
+
+def handle_database_unavailable(error: Exception) -> tuple[Response | str, int, dict[str, str]]:
+    """Answer 503 when the database refuses, times out or hangs; never a 500.
+
+    The HTML page is plain on purpose: the site's templates ask the database (who is
+    logged in), which is what just failed.
+    """
+    # The connection may be gone already: the pool replaces it.
+    with contextlib.suppress(Exception):
+        rollback()
+    from flask import current_app
+
+    current_app.logger.warning(
+        "database unavailable on %s %s: %s", request.method, request.path, error
+    )
+    headers = {"Retry-After": "5"}
+    if wants_json():
+        body = {"code": "unavailable", "message": "The database is unavailable; try again soon."}
+        return jsonify(error=body), 503, headers
+    return UNAVAILABLE_PAGE, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+
+
 def handle_unexpected(error: Exception) -> tuple[Response | str, int]:
     rollback()
     if isinstance(error, HTTPException):
@@ -164,4 +193,6 @@ def handle_unexpected(error: Exception) -> tuple[Response | str, int]:
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DomainError, handle_domain_error)
+    for unavailable in UNAVAILABLE:
+        app.register_error_handler(unavailable, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

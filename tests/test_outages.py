@@ -160,8 +160,13 @@ def test_a_you_are_next_for_a_caller_who_left_the_queue_expires(app):
     assert (next_up.status, next_up.error_message) == ("expired", outbox.LEFT_QUEUE)
 
 
-def test_a_stall_before_the_send_takes_another_slot(app, monkeypatch):
-    """A slot gone stale while the database stalled is not used: the send waits again."""
+def test_a_stall_before_the_send_takes_another_slot(make_app, monkeypatch):
+    """A slot gone stale while the database stalled is not used: the send waits again.
+
+    At one text every two seconds, the second text's slot is far off: its sender sleeps
+    towards it, re-checks and confirms just before it, and that re-check stalls.
+    """
+    app = make_app(SMS_RATE=0.5)
     taken: list[rate.Slot] = []
     real_take = rate.take
 
@@ -171,16 +176,20 @@ def test_a_stall_before_the_send_takes_another_slot(app, monkeypatch):
         return slot
 
     real_unwanted = dispatch._unwanted
-    stalls = iter([0.3])
+    stalls = iter([0.0, 0.0, 0.3])
 
     def stalling(ids: list[int], now: Any) -> Any:
-        time.sleep(next(stalls, 0.0))  # the first re-check stalls well past the slot
+        time.sleep(next(stalls, 0.0))  # the re-check before the far slot stalls past it
         return real_unwanted(ids, now)
 
-    make_signup(make_forum())
-    [message] = dispatch.claim("w", database.now(), 10)
-    monkeypatch.setattr(rate, "take", take)
-    monkeypatch.setattr(dispatch, "_unwanted", stalling)
-    dispatch.deliver(app, message, "w")
-    assert len(taken) >= 2  # the stale slot was given up
-    assert statuses(app) == {"sent": 1}
+    with app.app_context():
+        forum = make_forum()
+        make_signup(forum)
+        make_signup(forum)
+        claimed = dispatch.claim("w", database.now(), 10)
+        monkeypatch.setattr(rate, "take", take)
+        monkeypatch.setattr(dispatch, "_unwanted", stalling)
+        for message in claimed:
+            dispatch.deliver(app, message, "w")
+    assert len(taken) >= 3  # the second text's stale slot was given up
+    assert statuses(app) == {"sent": 2}

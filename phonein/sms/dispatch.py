@@ -19,8 +19,8 @@ Guarantees, and how:
   once it stopped being useful (``expired``): re-checked at claim time and again just
   before the send.
 - At most ``SMS_RATE`` a second across every process: ``sms.rate``. The database work
-  before a send runs ahead of its slot, and the slot is re-checked after it: a send that
-  a stall made late takes another slot.
+  before a send runs before its slot is taken (or ahead of a far-off slot), and the slot
+  is checked again just before the send: a send that a stall made late takes another.
 - Retryable failures (429, 5xx, no answer) go back to ``pending`` with capped backoff for
   as long as the text is useful, then it expires; only permanent errors fail; 21610
   records an opt-out. Every hand-back follows a claim, so each counts an attempt, and
@@ -79,8 +79,8 @@ IN_FLIGHT = timedelta(seconds=SEND_WINDOW + TIMEOUT_SECONDS + 3)
 # A claim this old is taken back even from a live worker (a send takes seconds at most;
 # the fencing number keeps that worker from sending it afterwards).
 STUCK_AFTER = timedelta(minutes=1)
-# The re-check and the confirmation before a send start this long before its slot (and
-# a slot is never nearer than that); doubled after each stall, up to a second.
+# For a slot too far off to confirm before taking it, the re-check and the confirmation
+# are done again this long before it; doubled after each stall, up to a second.
 LEAD_SECONDS = 0.1
 NOT_WANTED = "no longer wanted when its turn came"
 
@@ -288,14 +288,10 @@ class _Turn:
         return self.slot.on_time() and time.monotonic() - self.confirmed < SEND_WINDOW
 
 
-def _take_turn(claimed: Claimed, worker_id: str, per_second: float, lead: float) -> _Turn | None:
-    """Wait for a send slot; re-check the message and confirm the claim just before it.
-
-    Return None when the message is not to be sent (no longer wanted, expired, or no
-    longer this sender's).
-    """
-    slot = rate.take(per_second, lead)
-    slot.wait(lead=lead)
+def _ready(claimed: Claimed, worker_id: str) -> float | None:
+    """Re-check the message and confirm the claim; return the monotonic time of the
+    confirmation, or None when the message is not to be sent (no longer wanted, expired,
+    or no longer this sender's)."""
     now = database.now()
     unwanted = _unwanted([claimed.id], now).get(claimed.id)
     if unwanted is not None:
@@ -306,6 +302,25 @@ def _take_turn(claimed: Claimed, worker_id: str, per_second: float, lead: float)
     if not _confirm(claimed, worker_id):
         log.warning("SMS %s: claim lost before sending (fence %s)", claimed.id, claimed.attempts)
         return None
+    return confirmed
+
+
+def _take_turn(claimed: Claimed, worker_id: str, per_second: float, lead: float) -> _Turn | None:
+    """Re-check and confirm, take a send slot, and wait for it.
+
+    The database work comes before the slot is taken, so nothing but a sleep lies between
+    the slot and the send. A slot too far off for the confirmation to stay fresh (a low
+    rate, many senders) is slept towards, and the work done again ``lead`` before it.
+    """
+    confirmed = _ready(claimed, worker_id)
+    if confirmed is None:
+        return None
+    slot = rate.take(per_second)
+    if slot.at - confirmed > SEND_WINDOW / 2:
+        slot.wait(lead=lead)
+        confirmed = _ready(claimed, worker_id)
+        if confirmed is None:
+            return None
     slot.wait()
     return _Turn(slot, confirmed)
 

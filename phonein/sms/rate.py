@@ -27,9 +27,9 @@ RATE_MARGIN = 0.94
 # A send this much later than its slot gives the slot up (see wait_for_slot) ...
 LATE_TOLERANCE = 0.010
 # ... and so does a slot whose reservation took this long (it may be that much earlier
-# than it looks). Together they leave over half the margin's slack for the request's own
-# way to the provider.
-DOUBT_TOLERANCE = 0.020
+# than it looks). Together they leave the rest of the margin's slack (14 ms) for the
+# request's own way to the provider.
+DOUBT_TOLERANCE = 0.040
 
 
 def _database_clock() -> sa.ColumnElement[float]:
