@@ -93,6 +93,7 @@ class ProcessMetrics:
 
 
 def process_metrics(app: Flask | None = None) -> ProcessMetrics:
+    """Return the app's process metrics (the current app's by default)."""
     found: ProcessMetrics = (app or current_app).extensions[EXTENSION]
     return found
 
@@ -130,8 +131,8 @@ def count_sends(backend: Any, sends: Counter) -> None:
 
 
 def _db_now() -> datetime:
-    """The database's clock on PostgreSQL (the one every process agrees on); SQLite
-    serves one process, whose clock is the database's."""
+    """Return the database's clock on PostgreSQL (the one every process agrees on);
+    SQLite serves one process, whose clock is the database's."""
     if db.session.get_bind().dialect.name == "postgresql":
         found = db.session.scalar(sa.select(sa.func.now(type_=UTCDateTime())))
         if isinstance(found, datetime):
