@@ -20,14 +20,15 @@ log = logging.getLogger("phonein.sms")
 
 # Slots are spaced a little wider than 1/rate, so that a send running a little late
 # cannot put SMS_RATE + 1 sends into one second: a send may reach the provider up to
-# 1 / margin - 1 seconds after its slot (64 ms at 0.94) and the cap still holds.
+# 1 / margin - 1 seconds after its slot (111 ms at 0.9) and the cap still holds.
 # The cap is a promise (at most SMS_RATE in any second), the achieved rate only a target:
-# at 0.975 a busy machine let 51 through at a cap of 50, and at 0.96 53.
-RATE_MARGIN = 0.94
+# at 0.975 a busy machine let 51 through at a cap of 50, at 0.96 53, and at 0.94 31 of 30
+# across a worker paused mid-send or a database stall (bench/faults.py).
+RATE_MARGIN = 0.9
 # A send this much later than its slot gives the slot up (see wait_for_slot) ...
 LATE_TOLERANCE = 0.010
 # ... and so does a slot whose reservation took this long (it may be that much earlier
-# than it looks). Together they leave the rest of the margin's slack (14 ms) for the
+# than it looks). Together they leave the rest of the margin's slack (61 ms) for the
 # request's own way to the provider.
 DOUBT_TOLERANCE = 0.040
 
