@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from .. import phones
-from ..database import changed, commit, upsert_insert
+from ..database import commit, upsert_insert
 from ..extensions import csrf, db
 from ..models import Message, MessageKind, MessageStatus, WebhookReceipt
 from ..times import utcnow
@@ -50,12 +50,14 @@ def first_delivery(*identity: str | None) -> bool:
         return True
     if len(key) > 200:
         key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-    inserted = changed(
+    # RETURNING, not the row count: psycopg reports -1 for an INSERT … ON CONFLICT here.
+    inserted = db.session.execute(
         upsert_insert(WebhookReceipt.__table__)
         .values(key=key, received_at=utcnow())
         .on_conflict_do_nothing(index_elements=["key"])
-    )
-    return inserted == 1
+        .returning(WebhookReceipt.__table__.c.key)
+    ).scalar()
+    return inserted is not None
 
 
 def twiml(text: str | None = None) -> Response:
