@@ -85,9 +85,13 @@ def fill(body: str, message_id: int) -> str:
     return body.replace(PLACEHOLDER, manage_url(message_token(message_id)))
 
 
+# A one-time code carried in a link (the verification link texted to a known number).
+CODE_RE = re.compile(r"([?&]code=)[^\s&\"'#]+")
+
+
 def redact(text: str) -> str:
-    """Return ``text`` with every private link's token replaced."""
-    return PRIVATE_RE.sub("/manage/[private]", text)
+    """Return ``text`` with every private link's token, and any code in a link, replaced."""
+    return CODE_RE.sub(r"\1[private]", PRIVATE_RE.sub("/manage/[private]", text))
 
 
 class RedactPrivateLinks(logging.Filter):
@@ -98,7 +102,7 @@ class RedactPrivateLinks(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record is logging's business, not ours
             return True
-        if "/manage/" in message:
+        if "/manage/" in message or "code=" in message:
             record.msg, record.args = redact(message), None
         return True
 

@@ -146,3 +146,16 @@ def test_no_private_link_reaches_any_log_line_in_a_full_run(make_app, caplog):
     assert not re.search(r"/manage/(?!mine\b|\[private\])", logged)  # nor any private link
     shown = re.search(r'id="manage-link">[^<]*/manage/([^<]+)<', html)
     assert shown is not None and shown.group(1) not in logged
+
+
+def test_codes_in_links_are_redacted_too(caplog):
+    """The verification link texted to a known number carries a one-time code."""
+    caplog.set_level(logging.INFO)
+    logger = logging.getLogger("phonein.sms")
+    logger.disabled = False
+    links.redact_logs()
+    logger.info("SMS to %s: %s", "+447400123456", "open: https://x.test/verify/VE12?code=834271 ok")
+    logging.getLogger("gunicorn.access").info('"%s"', "GET /verify/VE12?code=902163&x=1 HTTP/1.1")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "834271" not in logged and "902163" not in logged
+    assert "code=[private]" in logged and "/verify/VE12" in logged
