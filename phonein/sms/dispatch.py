@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -85,6 +86,11 @@ LEAD_SECONDS = 0.1
 NOT_WANTED = "no longer wanted when its turn came"
 
 
+# Texts that must leave at their moment: they never wait behind confirmations or other
+# bulk texts, which a flood of signups (real or not) writes by the hundred.
+FAST_LANE = (MessageKind.REMINDER, MessageKind.NEXT_UP, MessageKind.CODE)
+
+
 @dataclass(frozen=True)
 class Claimed:
     id: int
@@ -99,13 +105,43 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_CAP_SECONDS, 2 ** max(0, attempts - 1)))
 
 
-def claim(worker_id: str, now: datetime, limit: int) -> list[Claimed]:
+def claim(
+    worker_id: str, now: datetime, limit: int, *, bulk_limit: int | None = None
+) -> list[Claimed]:
     """Claim up to ``limit`` messages due by ``now`` for ``worker_id``, drop the unwanted
-    and the expired, commit."""
+    and the expired, commit.
+
+    Lanes: the fast lane (reminders, "you're next", codes) is claimed first; bulk texts
+    (confirmations and the rest) fill what room is left, at most ``bulk_limit`` of them,
+    so that a flood of signups never stands between a reminder and its send.
+    """
+    table = Message.__table__
+    fast = table.c.kind.in_(FAST_LANE)
+    claimed = _claim_lane(worker_id, now, limit, fast)
+    room = limit - len(claimed)
+    if bulk_limit is not None:
+        room = min(room, bulk_limit)
+    if room > 0:
+        claimed += _claim_lane(worker_id, now, room, ~fast)
+    unwanted = _unwanted([c.id for c in claimed], now)
+    for message_id, (settled, reason) in unwanted.items():
+        db.session.execute(
+            sa.update(table)
+            .where(table.c.id == message_id)
+            .values(status=settled, updated_at=now, error_message=reason)
+        )
+    db.session.commit()
+    return [c for c in claimed if c.id not in unwanted]
+
+
+def _claim_lane(
+    worker_id: str, now: datetime, limit: int, lane: sa.ColumnElement[bool]
+) -> list[Claimed]:
+    """Claim up to ``limit`` due messages of one lane, oldest due first."""
     table = Message.__table__
     due = (
         sa.select(table.c.id)
-        .where(table.c.status == MessageStatus.PENDING, table.c.send_at <= now)
+        .where(table.c.status == MessageStatus.PENDING, table.c.send_at <= now, lane)
         .order_by(table.c.send_at, table.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -123,16 +159,7 @@ def claim(worker_id: str, now: datetime, limit: int) -> list[Claimed]:
         )
         .returning(table.c.id, table.c.to, table.c.body, table.c.kind, table.c.attempts)
     ).all()
-    claimed = [Claimed(r.id, r.to, r.body, r.kind, r.attempts, now) for r in rows]
-    unwanted = _unwanted([c.id for c in claimed], now)
-    for message_id, (settled, reason) in unwanted.items():
-        db.session.execute(
-            sa.update(table)
-            .where(table.c.id == message_id)
-            .values(status=settled, updated_at=now, error_message=reason)
-        )
-    db.session.commit()
-    return [c for c in claimed if c.id not in unwanted]
+    return [Claimed(r.id, r.to, r.body, r.kind, r.attempts, now) for r in rows]
 
 
 def _unwanted(ids: list[int], now: datetime) -> dict[int, tuple[MessageStatus, str]]:
@@ -165,16 +192,22 @@ def _unwanted(ids: list[int], now: datetime) -> dict[int, tuple[MessageStatus, s
     ).all()
     unwanted: dict[int, tuple[MessageStatus, str]] = {}
     for row in rows:
+        # A one-time code has no signup yet: the number asked for it on the signup form.
+        code_for_a_number = row.kind == MessageKind.CODE and row.status is None
         wanted = (
-            row.status is not None
-            and row.sms_consent
-            and row.opted_out is None
-            and (row.status in SIGNUP_REACHABLE)
-            and (row.forum_status != ForumStatus.CANCELLED or row.kind == MessageKind.CANCELLED)
-            # A reminder written for a start the forum has since moved from.
-            and (
-                row.kind != MessageKind.REMINDER
-                or row.key.endswith(f"@{int(row.starts_at.timestamp())}")
+            row.opted_out is None
+            if code_for_a_number
+            else (
+                row.status is not None
+                and row.sms_consent
+                and row.opted_out is None
+                and (row.status in SIGNUP_REACHABLE)
+                and (row.forum_status != ForumStatus.CANCELLED or row.kind == MessageKind.CANCELLED)
+                # A reminder written for a start the forum has since moved from.
+                and (
+                    row.kind != MessageKind.REMINDER
+                    or row.key.endswith(f"@{int(row.starts_at.timestamp())}")
+                )
             )
         )
         if not wanted:
@@ -503,6 +536,11 @@ class Sender:
         # Claims that could not be handed back (the database was away): retried each loop.
         self.unreleased: list[Claimed] = []
         self.lock = threading.Lock()
+        # Bulk texts claimed and not yet sent: at most a second's worth at the shared rate,
+        # so that a reminder claimed next waits for a second of bulk at most, not for
+        # every thread's worth.
+        self.bulk_in_flight = 0
+        self.bulk_most = max(1, math.ceil(float(app.config["SMS_RATE"])))
 
     def start(self) -> None:
         self.thread.start()
@@ -532,7 +570,13 @@ class Sender:
             self._safely(lambda: forget_worker(self.worker_id))
 
     def _claim(self, room: int) -> list[Claimed]:
-        return claim(self.worker_id, database.now(), room)
+        with self.lock:
+            bulk_room = max(0, self.bulk_most - self.bulk_in_flight)
+        claimed = claim(self.worker_id, database.now(), room, bulk_limit=bulk_room)
+        bulk = sum(1 for c in claimed if c.kind not in FAST_LANE)
+        with self.lock:
+            self.bulk_in_flight += bulk
+        return claimed
 
     def _release_left(self) -> None:
         with self.lock:
@@ -560,6 +604,9 @@ class Sender:
                 with self.lock:
                     self.unreleased.append(message)
         finally:
+            if message.kind not in FAST_LANE:
+                with self.lock:
+                    self.bulk_in_flight -= 1
             self.free.release()
 
     def _safely(self, action: Callable[[], T]) -> T | None:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from ..database import changed, upsert_insert
 from ..extensions import db
@@ -37,6 +38,7 @@ FORUM_STARTED = "not sent before its forum started"
 FORUM_ENDED = "not sent before its forum ended"
 LEFT_QUEUE = "not sent before the caller left the queue"
 TOO_OLD = "not sent within a day"
+CODE_EXPIRED = "not sent before its code expired"
 # Kinds about a forum's start: pointless once it has started.
 BEFORE_START = (MessageKind.REMINDER, MessageKind.RESCHEDULED)
 
@@ -316,6 +318,8 @@ def expired_reason(
     """
     if now >= created_at + MAX_AGE:
         return TOO_OLD
+    if kind == MessageKind.CODE and now >= created_at + _code_life():
+        return CODE_EXPIRED
     if kind in BEFORE_START and starts_at is not None and now >= starts_at:
         return FORUM_STARTED
     if kind == MessageKind.CONFIRMATION and ends_at is not None and now >= ends_at:
@@ -323,6 +327,11 @@ def expired_reason(
     if kind == MessageKind.NEXT_UP and signup_status != SignupStatus.QUEUED:
         return LEFT_QUEUE
     return None
+
+
+def _code_life() -> timedelta:
+    """How long a one-time code is good for: texting it later only confuses."""
+    return timedelta(minutes=int(current_app.config["VERIFY_CODE_MINUTES"]))
 
 
 def expire(now: datetime) -> int:
@@ -335,6 +344,10 @@ def expire(now: datetime) -> int:
     forum = sa.exists().where(Forum.id == Message.forum_id)
     rules: list[tuple[str, sa.ColumnElement[bool]]] = [
         (TOO_OLD, Message.created_at <= now - MAX_AGE),
+        (
+            CODE_EXPIRED,
+            sa.and_(Message.kind == MessageKind.CODE, Message.created_at <= now - _code_life()),
+        ),
         (
             FORUM_STARTED,
             sa.and_(Message.kind.in_(BEFORE_START), forum.where(Forum.starts_at <= now)),
