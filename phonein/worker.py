@@ -31,18 +31,20 @@ import sqlalchemy as sa
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from . import database, forums, signups
+from . import database, forums, signups, verification
 from .database import commit, rollback, upsert_insert
 from .extensions import db
 from .live import dispatch as calls_dispatch
 from .models import Lease
 from .sms import dispatch as sms_dispatch
-from .sms import outbox
+from .sms import outbox, webhooks
 from .times import utcnow
 
 log = logging.getLogger("phonein.worker")
 
 LEASE = "scheduler"
+# Twilio retries a webhook within hours; a replay older than this is not one.
+RECEIPTS_KEPT = timedelta(days=2)
 
 
 def worker_id() -> str:
@@ -186,14 +188,19 @@ def recover(app: Flask, holder: str) -> int:
 
 
 def purge(app: Flask, holder: str) -> int:
+    """The nightly clean-up: personal data of old forums, and records past their use."""
     with app.app_context():
         days = int(app.config.get("PURGE_AFTER_DAYS") or 0)
-        held = _lease(app, holder) if days else None
+        held = _lease(app, holder)
         if held is None:
             return 0
         try:
             held.check()
-            count = signups.purge(database.now(), days)
+            now = database.now()
+            # Verifications hold a would-be signup's details: kept a day past their expiry.
+            verification.forget_old(now)
+            webhooks.forget_receipts(now - RECEIPTS_KEPT)
+            count = signups.purge(now, days) if days else 0
             commit()
         except LeaseLost as lost:
             rollback()

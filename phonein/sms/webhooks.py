@@ -7,12 +7,14 @@ URL Twilio was given, whatever proxies stand between it and this process.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from .. import phones
-from ..database import commit, upsert_insert
+from ..database import changed, commit, upsert_insert
 from ..extensions import csrf, db
 from ..models import Message, MessageKind, MessageStatus, WebhookReceipt
 from ..times import utcnow
@@ -58,6 +60,11 @@ def first_delivery(*identity: str | None) -> bool:
         .returning(WebhookReceipt.__table__.c.key)
     ).scalar()
     return inserted is not None
+
+
+def forget_receipts(before: datetime) -> int:
+    """Forget receipts older than ``before``: Twilio retries a webhook within hours."""
+    return changed(sa.delete(WebhookReceipt).where(WebhookReceipt.received_at < before))
 
 
 def twiml(text: str | None = None) -> Response:
