@@ -36,8 +36,8 @@ from .database import commit, rollback, upsert_insert
 from .extensions import db
 from .live import dispatch as calls_dispatch
 from .models import Lease
-from .sms import dispatch as sms_dispatch
-from .sms import outbox, webhooks
+from .sms import outbox, recovery, wanted, webhooks
+from .sms.sender import Sender
 from .times import utcnow
 
 log = logging.getLogger("phonein.worker")
@@ -150,7 +150,7 @@ def _tick(app: Flask, held: Held) -> dict[str, int]:
     now = database.now()
     changed = forums.sync_statuses(now)
     calls_dispatch.retry_stale(now)
-    expired = outbox.expire(now)
+    expired = wanted.expire(now)
     commit()
     # Calls first: a caller waiting to go on air cannot wait for a wave of reminders.
     # Each request is claimed and fenced on its own (live.dispatch), not by the lease.
@@ -178,13 +178,13 @@ def recover(app: Flask, holder: str) -> int:
     """Settle the claims of senders that let go or died, if this process holds the lease.
 
     Each hand-back is fenced by the message's own fencing number and judged again on the
-    database's clock as it is written (``sms.dispatch.recover``).
+    database's clock as it is written (``sms.recovery.recover``).
     """
     with app.app_context():
         if _lease(app, holder) is None:
             return 0
         dead_after = timedelta(seconds=app.config["WORKER_DEAD_SECONDS"])
-        return sms_dispatch.recover(app, database.now(), dead_after)
+        return recovery.recover(app, database.now(), dead_after)
 
 
 def purge(app: Flask, holder: str) -> int:
@@ -235,7 +235,7 @@ def start(app: Flask, *, threads: int, scheduler: BaseScheduler) -> Callable[[],
     server, ``worker`` a blocking one in the foreground.
     """
     holder = worker_id()
-    sender = sms_dispatch.Sender(app, holder, threads=threads)
+    sender = Sender(app, holder, threads=threads)
     add_jobs(scheduler, app, holder)
     sender.start()
 

@@ -24,7 +24,7 @@ from phonein import database, worker
 from phonein.extensions import db
 from phonein.live import dispatch as calls_dispatch
 from phonein.models import Call, CallCommand, Lease, Message
-from phonein.sms import backends
+from phonein.sms import backends, recovery
 from phonein.sms import dispatch as sms_dispatch
 from phonein.times import utcnow
 
@@ -175,7 +175,7 @@ def test_a_sender_whose_claim_was_taken_over_does_not_send(app):
     [stale] = sms_dispatch.claim("paused-worker", database.now(), 10)
     # The paused worker looked dead: recovery re-queued its claim, another worker took it.
     later = database.now() + timedelta(seconds=30)
-    assert sms_dispatch.recover(app, later, timedelta(seconds=1)) == 1
+    assert recovery.recover(app, later, timedelta(seconds=1)) == 1
     [fresh] = sms_dispatch.claim("live-worker", later, 10)
     assert fresh.attempts == stale.attempts + 1  # the fencing number moved on
     sms_dispatch.deliver(app, stale, "paused-worker")  # wakes: must not send
@@ -193,9 +193,9 @@ def test_a_released_claim_is_reconciled_at_once_but_a_confirmed_one_waits(app):
     assert sms_dispatch._confirm(claimed, "quiet-worker")  # it was about to send
     soon = database.now() + timedelta(seconds=3)
     # Its request may still be on the way to Twilio: recovery leaves it alone for now.
-    assert sms_dispatch.recover(app, soon, timedelta(seconds=1)) == 0
+    assert recovery.recover(app, soon, timedelta(seconds=1)) == 0
     assert sms_dispatch.release(claimed, "quiet-worker")
-    assert sms_dispatch.recover(app, soon, timedelta(seconds=1)) == 1
+    assert recovery.recover(app, soon, timedelta(seconds=1)) == 1
     assert db.session.scalars(sa.select(Message.status)).one() == "pending"
 
 

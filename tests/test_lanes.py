@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from phonein.extensions import db
 from phonein.models import Message, MessageKind, MessageStatus
-from phonein.sms import codes, dispatch, outbox
+from phonein.sms import codes, dispatch, outbox, wanted
+from phonein.sms.sender import Sender
 from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup
@@ -56,7 +57,7 @@ def test_a_code_for_a_number_without_a_signup_is_sent_and_expires_with_the_code(
     assert [c.to for c in claimed] == ["+447400123456"]
     db.session.refresh(stale)
     assert stale.status == MessageStatus.EXPIRED
-    assert stale.error_message == outbox.CODE_EXPIRED
+    assert stale.error_message == wanted.CODE_EXPIRED
 
 
 def test_a_reminder_wave_during_a_flood_of_signups_overtakes_the_flood(make_app) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +75,7 @@ def test_a_reminder_wave_during_a_flood_of_signups_overtakes_the_flood(make_app)
             for signup in waiting.signups:
                 signup.sms_consent = True
             db.session.commit()
-        sender = dispatch.Sender(app, "lane-test", threads=threads)
+        sender = Sender(app, "lane-test", threads=threads)
         sender.start()
         try:
             deadline = time.monotonic() + 30

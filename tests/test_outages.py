@@ -17,7 +17,8 @@ from phonein import database, worker
 from phonein.extensions import db
 from phonein.live import queue
 from phonein.models import Forum, Message, Signup
-from phonein.sms import dispatch, outbox, rate
+from phonein.sms import dispatch, outbox, rate, wanted
+from phonein.sms.sender import Sender
 from phonein.times import utcnow
 
 from .conftest import bearer, make_forum, make_signup, make_user
@@ -75,7 +76,7 @@ def test_twilio_down_past_the_old_retry_budget_loses_nothing_and_sends_once(make
             forum = make_forum()
             listeners = [make_signup(forum).phone for _ in range(20)]
         fake.down = True
-        sender = dispatch.Sender(app, "outage-test", threads=4)
+        sender = Sender(app, "outage-test", threads=4)
         sender.start()
         try:
             wait_for(
@@ -117,7 +118,7 @@ def test_a_reminder_that_missed_its_forum_expires_with_the_reason(make_app):
                 dispatch.deliver(app, message, "w")
             rows = {m.kind: m for m in db.session.scalars(sa.select(Message))}
             assert rows["reminder"].status == "expired"
-            assert rows["reminder"].error_message == outbox.FORUM_STARTED
+            assert rows["reminder"].error_message == wanted.FORUM_STARTED
             assert rows["confirmation"].status == "queued"  # still useful: it went
             # Producers see it, with why, in the SMS log (API and page).
             token = make_user("producer")[1]
@@ -126,7 +127,7 @@ def test_a_reminder_that_missed_its_forum_expires_with_the_reason(make_app):
                 f"/api/v1/forums/{forum.slug}/messages?status=expired", headers=bearer(token)
             )
             [item] = response.get_json()["items"]
-            assert (item["kind"], item["error_message"]) == ("reminder", outbox.FORUM_STARTED)
+            assert (item["kind"], item["error_message"]) == ("reminder", wanted.FORUM_STARTED)
         assert not any(m["body"].startswith("Reminder") for m in fake.messages)
 
 
@@ -141,7 +142,7 @@ def test_the_tick_expires_texts_waiting_out_a_backoff(app):
     db.session.commit()
     assert worker.tick(app, "test-worker")["expired"] == 1
     reminder = db.session.scalars(sa.select(Message).where(Message.kind == "reminder")).one()
-    assert (reminder.status, reminder.error_message) == ("expired", outbox.FORUM_STARTED)
+    assert (reminder.status, reminder.error_message) == ("expired", wanted.FORUM_STARTED)
 
 
 def test_a_you_are_next_for_a_caller_who_left_the_queue_expires(app):
@@ -157,7 +158,7 @@ def test_a_you_are_next_for_a_caller_who_left_the_queue_expires(app):
     db.session.commit()
     assert dispatch.claim("w", database.now(), 10) == []
     next_up = db.session.scalars(sa.select(Message).where(Message.kind == "next_up")).one()
-    assert (next_up.status, next_up.error_message) == ("expired", outbox.LEFT_QUEUE)
+    assert (next_up.status, next_up.error_message) == ("expired", wanted.LEFT_QUEUE)
 
 
 def test_a_stall_before_the_send_takes_another_slot(make_app, monkeypatch):
@@ -175,7 +176,7 @@ def test_a_stall_before_the_send_takes_another_slot(make_app, monkeypatch):
         taken.append(slot)
         return slot
 
-    real_unwanted = dispatch._unwanted
+    real_unwanted = wanted.unwanted
     stalls = iter([0.0, 0.0, 0.3])
 
     def stalling(ids: list[int], now: Any) -> Any:

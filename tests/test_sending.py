@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from phonein import links
 from phonein.extensions import db
 from phonein.models import EarlyStatus, Message, OptOut
-from phonein.sms import backends, dispatch, outbox
+from phonein.sms import backends, dispatch, outbox, recovery, sender
 from phonein.sms import status as delivery
+from phonein.sms.sender import Sender
 from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup
@@ -116,7 +117,7 @@ def test_rate_cap_holds_in_every_second(make_app):
             forum = make_forum()
             for _ in range(50):
                 make_signup(forum)
-        sender = dispatch.Sender(app, "rate-test", threads=8)
+        sender = Sender(app, "rate-test", threads=8)
         sender.start()
         try:
             deadline = time.monotonic() + 20
@@ -144,7 +145,7 @@ def test_a_crashed_send_that_reached_twilio_is_recorded_not_resent(make_app):
             backends.backend(app).send(first.to, links.fill(first.body, first.id))
         with app.app_context():
             later = utcnow() + timedelta(seconds=5)
-            assert dispatch.recover(app, later, timedelta(seconds=1)) == 2
+            assert recovery.recover(app, later, timedelta(seconds=1)) == 2
         drain(app)
         per_number = collections.Counter(m["to"] for m in fake.messages)
         assert per_number == {reached.phone: 1, lost.phone: 1}
@@ -164,7 +165,7 @@ def test_recovery_does_not_resend_while_twilio_cannot_say_what_it_sent(app, monk
         raise RuntimeError("Twilio list API timed out")
 
     monkeypatch.setattr(backend, "find", boom)
-    dispatch.recover(app, t0 + timedelta(seconds=30), timedelta(seconds=5))
+    recovery.recover(app, t0 + timedelta(seconds=30), timedelta(seconds=5))
     again = dispatch.claim("w2", t0 + timedelta(seconds=31), 10)
     for c in again:
         dispatch.deliver(app, c, "w2")
@@ -331,7 +332,7 @@ def test_a_send_whose_recording_failed_is_reconciled_while_its_worker_lives(make
         with app.app_context():
             listener = make_signup(make_forum())
             [claimed] = dispatch.claim("alive-worker", utcnow(), 10)
-            dispatch.heartbeat("alive-worker", utcnow())
+            sender.heartbeat("alive-worker", utcnow())
 
         def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
             raise RuntimeError("database went away while recording")
@@ -340,7 +341,7 @@ def test_a_send_whose_recording_failed_is_reconciled_while_its_worker_lives(make
         dispatch.deliver(app, claimed, "alive-worker")  # sent, but not recorded
         monkeypatch.undo()
         with app.app_context():
-            dispatch.heartbeat("alive-worker", utcnow())  # the worker is alive and well
-            assert dispatch.recover(app, utcnow() + timedelta(seconds=2), timedelta(seconds=1))
+            sender.heartbeat("alive-worker", utcnow())  # the worker is alive and well
+            assert recovery.recover(app, utcnow() + timedelta(seconds=2), timedelta(seconds=1))
         assert len(fake.sent_to(listener.phone)) == 1
         assert statuses(app) == {"queued": 1}  # recorded from Twilio's list, not resent

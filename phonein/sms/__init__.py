@@ -4,7 +4,10 @@
 - ``texts``: what each kind of text says.
 - ``outbox``: messages written in the same transaction as their cause; reminder waves.
 - ``rate``: the send rate shared by every sender process.
-- ``dispatch``: claim, re-check, send and record; recover what a dead sender left.
+- ``wanted``: whether a text is still worth sending (cancelled, expired).
+- ``dispatch``: claim by lane, re-check, confirm the claim, send and record.
+- ``sender``: the thread pool that runs dispatch, and its heartbeat.
+- ``recovery``: reconcile the claims a sender let go of or left behind.
 - ``codes``: one-time codes (Twilio Verify, outbox, console, memory), by VERIFY_BACKEND.
 - ``status``: delivery statuses, forward only.
 - ``webhooks``: inbound keywords (STOP, START, HELP) and status callbacks.

@@ -24,7 +24,7 @@ Guarantees, and how:
 - Retryable failures (429, 5xx, no answer) go back to ``pending`` with capped backoff for
   as long as the text is useful, then it expires; only permanent errors fail; 21610
   records an opt-out. Every hand-back follows a claim, so each counts an attempt, and
-  expiry (at most ``outbox.MAX_AGE``) bounds them all.
+  expiry (at most ``wanted.MAX_AGE``) bounds them all.
 - Every time that decides something (due, claimed when, alive) is the database's
   (``database.now``), passed in by the worker.
 - A claim left by a dead sender (no heartbeat) is reconciled with the provider's message
@@ -34,13 +34,8 @@ Guarantees, and how:
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -52,18 +47,12 @@ from .. import database, links
 from ..database import changed
 from ..extensions import db
 from ..models import (
-    SIGNUP_REACHABLE,
-    Forum,
-    ForumStatus,
     Message,
     MessageKind,
     MessageStatus,
-    OptOut,
-    Signup,
-    Worker,
 )
 from ..twilio import OPTED_OUT, TIMEOUT_SECONDS, TwilioFailure
-from . import backends, outbox, rate, status
+from . import backends, outbox, rate, status, wanted
 from .backends import SendResult, SmsBackend
 
 log = logging.getLogger("phonein.sms")
@@ -83,7 +72,6 @@ STUCK_AFTER = timedelta(minutes=1)
 # For a slot too far off to confirm before taking it, the re-check and the confirmation
 # are done again this long before it; doubled after each stall, up to a second.
 LEAD_SECONDS = 0.1
-NOT_WANTED = "no longer wanted when its turn came"
 
 
 # Texts that must leave at their moment: they never wait behind confirmations or other
@@ -123,7 +111,7 @@ def claim(
         room = min(room, bulk_limit)
     if room > 0:
         claimed += _claim_lane(worker_id, now, room, ~fast)
-    unwanted = _unwanted([c.id for c in claimed], now)
+    unwanted = wanted.unwanted([c.id for c in claimed], now)
     for message_id, (settled, reason) in unwanted.items():
         db.session.execute(
             sa.update(table)
@@ -162,65 +150,6 @@ def _claim_lane(
     return [Claimed(r.id, r.to, r.body, r.kind, r.attempts, now) for r in rows]
 
 
-def _unwanted(ids: list[int], now: datetime) -> dict[int, tuple[MessageStatus, str]]:
-    """Return the messages not to send, each with its end and why, checked at ``now``.
-
-    ``cancelled``: the listener withdrew, was rejected or opted out, the forum was
-    cancelled (but for the cancellation itself) or moved. ``expired``: its moment passed
-    (``outbox.expired_reason``).
-    """
-    if not ids:
-        return {}
-    rows = db.session.execute(
-        sa.select(
-            Message.id,
-            Message.kind,
-            Message.key,
-            Message.created_at,
-            Forum.starts_at,
-            Forum.ends_at,
-            Signup.status,
-            Signup.sms_consent,
-            Forum.status.label("forum_status"),
-            OptOut.phone.label("opted_out"),
-        )
-        .select_from(Message)
-        .outerjoin(Signup, Signup.id == Message.signup_id)
-        .outerjoin(Forum, Forum.id == Message.forum_id)
-        .outerjoin(OptOut, OptOut.phone == Message.to)
-        .where(Message.id.in_(ids))
-    ).all()
-    unwanted: dict[int, tuple[MessageStatus, str]] = {}
-    for row in rows:
-        # A one-time code has no signup yet: the number asked for it on the signup form.
-        code_for_a_number = row.kind == MessageKind.CODE and row.status is None
-        wanted = (
-            row.opted_out is None
-            if code_for_a_number
-            else (
-                row.status is not None
-                and row.sms_consent
-                and row.opted_out is None
-                and (row.status in SIGNUP_REACHABLE)
-                and (row.forum_status != ForumStatus.CANCELLED or row.kind == MessageKind.CANCELLED)
-                # A reminder written for a start the forum has since moved from.
-                and (
-                    row.kind != MessageKind.REMINDER
-                    or row.key.endswith(f"@{int(row.starts_at.timestamp())}")
-                )
-            )
-        )
-        if not wanted:
-            unwanted[row.id] = (MessageStatus.CANCELLED, NOT_WANTED)
-            continue
-        reason = outbox.expired_reason(
-            row.kind, row.status, row.starts_at, row.ends_at, row.created_at, now
-        )
-        if reason:
-            unwanted[row.id] = (MessageStatus.EXPIRED, reason)
-    return unwanted
-
-
 def _owned(claimed: Claimed, worker_id: str | None) -> sa.ColumnElement[bool]:
     """Match the row only while ``claimed`` is still this claim (the fencing number)."""
     table = Message.__table__
@@ -232,7 +161,7 @@ def _owned(claimed: Claimed, worker_id: str | None) -> sa.ColumnElement[bool]:
     )
 
 
-def _finish(
+def finish(
     claimed: Claimed,
     worker_id: str | None,
     *,
@@ -257,7 +186,7 @@ def record_sent(claimed: Claimed, worker_id: str | None, result: SendResult) -> 
     early = status.take_early(result.sid)
     if early is not None and status.later(reached, early.status):
         reached, code = early.status, early.error_code
-    _finish(
+    finish(
         claimed,
         worker_id,
         status=reached,
@@ -274,7 +203,7 @@ def record_failure(claimed: Claimed, worker_id: str | None, error: TwilioFailure
     if error.code == OPTED_OUT:
         outbox.opt_out(claimed.to, now, source="twilio")
     if error.retryable:
-        _finish(
+        finish(
             claimed,
             worker_id,
             status=MessageStatus.PENDING,
@@ -284,7 +213,7 @@ def record_failure(claimed: Claimed, worker_id: str | None, error: TwilioFailure
             error_message=str(error)[:500],
         )
     else:
-        _finish(
+        finish(
             claimed,
             worker_id,
             status=MessageStatus.FAILED,
@@ -326,10 +255,10 @@ def _ready(claimed: Claimed, worker_id: str) -> float | None:
     confirmation, or None when the message is not to be sent (no longer wanted, expired,
     or no longer this sender's)."""
     now = database.now()
-    unwanted = _unwanted([claimed.id], now).get(claimed.id)
+    unwanted = wanted.unwanted([claimed.id], now).get(claimed.id)
     if unwanted is not None:
         # STOP, a withdrawal or the end of its usefulness came while this waited its turn.
-        _finish(claimed, worker_id, status=unwanted[0], error_message=unwanted[1])
+        finish(claimed, worker_id, status=unwanted[0], error_message=unwanted[1])
         return None
     confirmed = time.monotonic()
     if not _confirm(claimed, worker_id):
@@ -387,7 +316,7 @@ def _send_and_record(
     except TwilioFailure as error:
         if error.status is None:
             # No answer: Twilio may have the message. Look before trying again.
-            found = _lookup(backend, claimed)
+            found = lookup(backend, claimed)
             if found is UNKNOWN:
                 release(claimed, worker_id)  # recovery asks again later
                 return
@@ -423,7 +352,7 @@ def release(claimed: Claimed, worker_id: str) -> bool:
 UNKNOWN: Any = object()  # the provider could not be asked: neither sent nor not sent
 
 
-def _lookup(backend: SmsBackend, claimed: Claimed) -> Any:
+def lookup(backend: SmsBackend, claimed: Claimed) -> Any:
     """Ask the provider for the message: a SendResult, None (not there), or UNKNOWN."""
     try:
         # Look for the text as it was sent: with its private link filled in.
@@ -431,199 +360,3 @@ def _lookup(backend: SmsBackend, claimed: Claimed) -> Any:
     except Exception:  # a failed lookup is not an answer: never resend on it
         log.exception("could not reconcile SMS %s; will ask again", claimed.id)
         return UNKNOWN
-
-
-def heartbeat(worker_id: str, now: datetime) -> None:
-    table = Worker.__table__
-    updated = changed(sa.update(table).where(table.c.id == worker_id).values(heartbeat_at=now))
-    if not updated:
-        db.session.execute(sa.insert(table).values(id=worker_id, heartbeat_at=now, started_at=now))
-    db.session.commit()
-
-
-def forget_worker(worker_id: str) -> None:
-    db.session.execute(sa.delete(Worker).where(Worker.id == worker_id))
-    db.session.commit()
-
-
-def _abandoned(dead_after: timedelta) -> sa.ColumnElement[bool]:
-    """Match a claim nobody is sending, judged when the statement runs: released by its
-    sender, or its sender quiet (or stuck) and no send confirmed within ``IN_FLIGHT``."""
-    alive = sa.select(Worker.id).where(Worker.heartbeat_at >= database.clock(-dead_after))
-    return sa.or_(
-        Message.claimed_by.is_(None),
-        sa.and_(
-            sa.or_(
-                Message.claimed_by.not_in(alive),
-                Message.claimed_at < database.clock(-STUCK_AFTER),
-            ),
-            sa.or_(Message.sent_at.is_(None), Message.sent_at < database.clock(-IN_FLIGHT)),
-        ),
-    )
-
-
-def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
-    """Settle claims whose sender let go or stopped beating: reconcile, then record or
-    re-queue.
-
-    Released claims are settled at once; claims of a quiet sender once it has been quiet
-    for ``dead_after``; a send it had confirmed only after ``IN_FLIGHT``, when any request
-    it made has landed.
-    """
-    alive = sa.select(Worker.id).where(Worker.heartbeat_at >= now - dead_after)
-    quiet = sa.or_(Message.claimed_by.is_(None), Message.claimed_by.not_in(alive))
-    settled = sa.or_(Message.sent_at.is_(None), Message.sent_at < now - IN_FLIGHT)
-    rows = db.session.execute(
-        sa.select(
-            Message.id,
-            Message.to,
-            Message.body,
-            Message.kind,
-            Message.attempts,
-            Message.claimed_at,
-            Message.claimed_by,
-            Message.sent_at,
-        )
-        .where(
-            Message.status == MessageStatus.SENDING,
-            sa.or_(
-                Message.claimed_by.is_(None),
-                sa.and_(quiet, Message.claimed_at < now - dead_after, settled),
-                sa.and_(Message.claimed_at < now - STUCK_AFTER, settled),
-            ),
-        )
-        .limit(500)
-    ).all()
-    backend = backends.backend(app)
-    for row in rows:
-        claimed = Claimed(row.id, row.to, row.body, row.kind, row.attempts, row.claimed_at or now)
-        found = _lookup(backend, claimed)
-        if found is UNKNOWN:
-            continue  # Twilio did not answer: leave it for the next pass
-        if found is not None:
-            record_sent(claimed, row.claimed_by, found)
-        else:
-            # Never confirmed: never sent, so it goes again at once; else after a backoff
-            # (a send that failed twice in a row is not retried in a tight loop).
-            again = now if row.sent_at is None else now + backoff(row.attempts)
-            _finish(
-                claimed,
-                row.claimed_by,
-                # Asked again as it is written, on the database's clock: Twilio was asked
-                # before this, and a sender that confirmed since is sending it now.
-                only_if=_abandoned(dead_after),
-                status=MessageStatus.PENDING,
-                send_at=again,
-                sent_at=None,
-            )
-    db.session.execute(sa.delete(Worker).where(Worker.heartbeat_at < now - 10 * dead_after))
-    status.settle_early(now, forget_after=timedelta(days=1))
-    db.session.commit()
-    return len(rows)
-
-
-class Sender:
-    """Claim due messages and send them from a thread pool until told to stop."""
-
-    def __init__(self, app: Flask, worker_id: str, *, threads: int = 8, poll: float = 0.05):
-        self.app = app
-        self.worker_id = worker_id
-        self.threads = threads
-        self.poll = poll
-        self.stop = threading.Event()
-        self.free = threading.Semaphore(threads)
-        self.thread = threading.Thread(target=self.run, name="phonein-sender", daemon=True)
-        # Claims that could not be handed back (the database was away): retried each loop.
-        self.unreleased: list[Claimed] = []
-        self.lock = threading.Lock()
-        # Bulk texts claimed and not yet sent: at most a second's worth at the shared rate,
-        # so that a reminder claimed next waits for a second of bulk at most, not for
-        # every thread's worth.
-        self.bulk_in_flight = 0
-        self.bulk_most = max(1, math.ceil(float(app.config["SMS_RATE"])))
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def run(self) -> None:
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="phonein-send")
-        beat_at = 0.0
-        try:
-            while not self.stop.is_set():
-                if time.monotonic() - beat_at >= 1:
-                    self._safely(lambda: heartbeat(self.worker_id, database.now()))
-                    beat_at = time.monotonic()
-                if self.unreleased:
-                    self._safely(self._release_left)
-                room = self._room()
-                if not room:
-                    continue
-                claimed = self._safely(functools.partial(self._claim, room)) or []
-                for message in claimed:
-                    self.free.acquire()
-                    pool.submit(self._send, message)
-                if not claimed:
-                    self.stop.wait(self.poll)
-        finally:
-            pool.shutdown(wait=True)
-            self._safely(self._release_left)
-            self._safely(lambda: forget_worker(self.worker_id))
-
-    def _claim(self, room: int) -> list[Claimed]:
-        with self.lock:
-            bulk_room = max(0, self.bulk_most - self.bulk_in_flight)
-        claimed = claim(self.worker_id, database.now(), room, bulk_limit=bulk_room)
-        bulk = sum(1 for c in claimed if c.kind not in FAST_LANE)
-        with self.lock:
-            self.bulk_in_flight += bulk
-        return claimed
-
-    def _release_left(self) -> None:
-        with self.lock:
-            left, self.unreleased = self.unreleased, []
-        failed = [c for c in left if not release(c, self.worker_id)]
-        if failed:
-            with self.lock:
-                self.unreleased.extend(failed)
-            raise RuntimeError(f"{len(failed)} claims not yet handed back")
-
-    def _room(self) -> int:
-        """Count free sending threads, waiting up to one poll for the first."""
-        if not self.free.acquire(timeout=self.poll):
-            return 0
-        room = 1
-        while self.free.acquire(blocking=False):
-            room += 1
-        for _ in range(room):
-            self.free.release()
-        return room
-
-    def _send(self, message: Claimed) -> None:
-        try:
-            if not deliver(self.app, message, self.worker_id):
-                with self.lock:
-                    self.unreleased.append(message)
-        finally:
-            if message.kind not in FAST_LANE:
-                with self.lock:
-                    self.bulk_in_flight -= 1
-            self.free.release()
-
-    def _safely(self, action: Callable[[], T]) -> T | None:
-        """Run ``action`` in an app context; log and carry on if it fails.
-
-        The sender must outlive a database restart or a bug in one message: a dead
-        sender thread would silently stop every text.
-        """
-        with self.app.app_context():
-            try:
-                return action()
-            except Exception:
-                log.exception("sender: step failed; retrying")
-                db.session.rollback()
-                self.stop.wait(max(self.poll, 0.5))
-                return None
-
-    def close(self, timeout: float = 30) -> None:
-        self.stop.set()
-        self.thread.join(timeout)

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from ..database import changed, upsert_insert
 from ..extensions import db
@@ -27,20 +26,8 @@ from ..models import (
     OptOut,
     ReminderWave,
     Signup,
-    SignupStatus,
 )
 from .texts import body
-
-# A text is worth sending for a day at most, whatever its kind: past that it expires
-# rather than arrive a day late (and every retry loop has an end).
-MAX_AGE = timedelta(days=1)
-FORUM_STARTED = "not sent before its forum started"
-FORUM_ENDED = "not sent before its forum ended"
-LEFT_QUEUE = "not sent before the caller left the queue"
-TOO_OLD = "not sent within a day"
-CODE_EXPIRED = "not sent before its code expired"
-# Kinds about a forum's start: pointless once it has started.
-BEFORE_START = (MessageKind.REMINDER, MessageKind.RESCHEDULED)
 
 COLUMNS = [
     "forum_id",
@@ -301,80 +288,6 @@ def forum_cancelled(forum: Forum, now: datetime) -> int:
 def signup_stopped(signup: Signup, now: datetime, reason: str) -> int:
     """Withdrawn or rejected: nothing more goes to this signup."""
     return cancel_pending(Message.signup_id == signup.id, now=now, reason=reason)
-
-
-def expired_reason(
-    kind: str,
-    signup_status: str | None,
-    starts_at: datetime | None,
-    ends_at: datetime | None,
-    created_at: datetime,
-    now: datetime,
-) -> str | None:
-    """Say why a text is no longer worth sending at ``now``, or None while it still is.
-
-    A reminder (or a new time) until its forum starts, a "you're next" while the caller is
-    still queued, a confirmation until the forum ends; none for more than ``MAX_AGE``.
-    """
-    if now >= created_at + MAX_AGE:
-        return TOO_OLD
-    if kind == MessageKind.CODE and now >= created_at + _code_life():
-        return CODE_EXPIRED
-    if kind in BEFORE_START and starts_at is not None and now >= starts_at:
-        return FORUM_STARTED
-    if kind == MessageKind.CONFIRMATION and ends_at is not None and now >= ends_at:
-        return FORUM_ENDED
-    if kind == MessageKind.NEXT_UP and signup_status != SignupStatus.QUEUED:
-        return LEFT_QUEUE
-    return None
-
-
-def _code_life() -> timedelta:
-    """How long a one-time code is good for: texting it later only confuses."""
-    return timedelta(minutes=int(current_app.config["VERIFY_CODE_MINUTES"]))
-
-
-def expire(now: datetime) -> int:
-    """Mark ``expired`` the pending texts no longer worth sending (``expired_reason``).
-
-    Texts waiting out a retry's backoff would otherwise look pending in the log long
-    after their moment passed; the sender checks each text again when it claims it.
-    """
-    pending = Message.status == MessageStatus.PENDING
-    forum = sa.exists().where(Forum.id == Message.forum_id)
-    rules: list[tuple[str, sa.ColumnElement[bool]]] = [
-        (TOO_OLD, Message.created_at <= now - MAX_AGE),
-        (
-            CODE_EXPIRED,
-            sa.and_(Message.kind == MessageKind.CODE, Message.created_at <= now - _code_life()),
-        ),
-        (
-            FORUM_STARTED,
-            sa.and_(Message.kind.in_(BEFORE_START), forum.where(Forum.starts_at <= now)),
-        ),
-        (
-            FORUM_ENDED,
-            sa.and_(Message.kind == MessageKind.CONFIRMATION, forum.where(Forum.ends_at <= now)),
-        ),
-        (
-            LEFT_QUEUE,
-            sa.and_(
-                Message.kind == MessageKind.NEXT_UP,
-                sa.exists().where(
-                    Signup.id == Message.signup_id, Signup.status != SignupStatus.QUEUED
-                ),
-            ),
-        ),
-    ]
-    expired = 0
-    for reason, condition in rules:
-        expired += changed(
-            sa.update(Message)
-            .where(pending, condition)
-            .values(status=MessageStatus.EXPIRED, error_message=reason, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return expired
 
 
 def opt_out(phone: str, now: datetime, source: str = "keyword") -> None:
