@@ -13,7 +13,7 @@ from flask import Flask
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from flask_migrate import upgrade
 
-from . import accounts, signups, worker
+from . import accounts, privacy, worker
 from .database import commit, rollback
 from .errors import DomainError
 from .models import Role, User
@@ -340,7 +340,7 @@ def demo() -> None:
 @with_appcontext
 def purge(days: int) -> None:
     """Erase personal data of forums closed longer ago than DAYS."""
-    count = signups.purge(utcnow(), days)
+    count = privacy.purge(utcnow(), days)
     commit()
     click.echo(f"Erased personal data of {count} signup(s) of forums closed over {days} days ago.")
 

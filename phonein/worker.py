@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from . import database, forums, signups, verification
+from . import database, forums, privacy, verification
 from .database import commit, rollback, upsert_insert
 from .extensions import db
 from .live import dispatch as calls_dispatch
@@ -200,7 +200,7 @@ def purge(app: Flask, holder: str) -> int:
             # Verifications hold a would-be signup's details: kept a day past their expiry.
             verification.forget_old(now)
             webhooks.forget_receipts(now - RECEIPTS_KEPT)
-            count = signups.purge(now, days) if days else 0
+            count = privacy.purge(now, days) if days else 0
             commit()
         except LeaseLost as lost:
             rollback()

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from phonein import forums, signups
+from phonein import forums, privacy, signups
 from phonein.extensions import db
 from phonein.live import queue
 from phonein.models import Message
@@ -272,7 +272,7 @@ def test_purge_erases_the_numbers_texts_were_sent_to(app):
     f.closed_at = now - timedelta(days=100)
     f.ends_at = now - timedelta(days=100)
     db.session.commit()
-    signups.purge(now, 90)
+    privacy.purge(now, 90)
     db.session.commit()
     left = db.session.scalars(sa.select(Message.to)).all()
     assert phone not in left

@@ -590,13 +590,13 @@ def test_presenters_see_lines_but_not_numbers(voice_app, fake):
 
 
 def test_purge_erases_callers_numbers(voice_app, fake):
-    from phonein import signups
+    from phonein import privacy
 
     forum = live_forum()
     dial_in(fake, "+447400555888")
     forum.status, forum.closed_at = "closed", utcnow() - timedelta(days=100)
     db.session.commit()
-    signups.purge(utcnow(), 90)
+    privacy.purge(utcnow(), 90)
     db.session.commit()
     assert db.session.scalars(sa.select(Call.number)).all() == [None]
 

@@ -8,7 +8,7 @@ from flask import Response, current_app, jsonify, make_response, request
 from flask_smorest import Blueprint
 from werkzeug.http import quote_etag
 
-from .. import challenge, forums, publication, signups, verification
+from .. import challenge, forums, publication, search, signups, verification
 from ..accounts import require_api
 from ..database import commit
 from ..limits import signup_rate
@@ -103,7 +103,7 @@ def list_signups(args: dict[str, Any], slug: str) -> Any:
     if tag is not None and request.if_none_match.contains_weak(tag):
         return make_response("", 304, headers)
     forum = forums.get_by_slug(slug)
-    items, total = signups.search(
+    items, total = search.search(
         forum,
         status=args.get("status"),
         q=args.get("q"),

@@ -18,7 +18,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
-from .. import accounts, forums, publication, signups
+from .. import accounts, forums, publication, search, signups
 from ..database import commit, rollback
 from ..errors import Conflict, DomainError, Invalid
 from ..limits import login_account_rate, login_rate
@@ -228,7 +228,7 @@ def screening(slug: str) -> ResponseReturnValue:
         status = None
     q = request.args.get("q", "")
     page = _page()
-    items, total = signups.search(forum, status=status, q=q, page=page, per_page=PER_PAGE)
+    items, total = search.search(forum, status=status, q=q, page=page, per_page=PER_PAGE)
     return render_template(
         "producer/screening.html",
         forum=forum,

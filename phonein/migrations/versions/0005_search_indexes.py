@@ -8,7 +8,7 @@ On PostgreSQL, producers' search runs through pg_trgm GIN indexes over case- and
 accent-folded text (``phonein_fold``: ``lower(unaccent(...))``, wrapped in an IMMUTABLE
 function because ``unaccent`` itself is only STABLE and cannot be indexed) and over the
 phone numbers. SQLite has neither extension: it gets only the ordinary indexes, and its
-search scans (``phonein.signups.search``). The PostgreSQL-only indexes are listed in
+search scans (``phonein.search.search``). The PostgreSQL-only indexes are listed in
 ``phonein.models.POSTGRESQL_ONLY_INDEXES``, which the model comparison leaves out.
 """
 
@@ -20,7 +20,7 @@ down_revision = "0004_staff_sessions"
 branch_labels = None
 depends_on = None
 
-# The expression must be written exactly as phonein.signups.search writes it, or the
+# The expression must be written exactly as phonein.search.search writes it, or the
 # planner will not match the index.
 SEARCH_TEXT = "phonein_fold(name || ' ' || location || ' ' || question)"
 
