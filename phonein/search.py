@@ -50,7 +50,8 @@ def _search_condition(text: str) -> sa.ColumnElement[bool]:
     if db.session.get_bind().dialect.name == "sqlite":
         # Registered per call: cheap, and it keeps database.py free of search concerns.
         raw = db.session.connection().connection.driver_connection
-        raw.create_function("phonein_fold", 1, fold, deterministic=True)  # type: ignore[union-attr]
+        if raw is not None:  # always, on a connection just checked out
+            raw.create_function("phonein_fold", 1, fold, deterministic=True)
     pattern = "%" + _like_escape(text) + "%"
     condition: sa.ColumnElement[bool] = SEARCH_TEXT.like(sa.func.phonein_fold(pattern), escape="\\")
     # Numbers are stored in E.164: a national trunk 0 or an international 00 prefix the

@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import sqlalchemy as sa
 from flask import Flask, current_app
 
 from .. import twilio
-from ..database import upsert_insert
-from ..extensions import db
-from ..models import Message, MessageKind, MessageStatus, OptOut
+from ..models import MessageKind
 from ..settings import choose
+from . import outbox
 
 log = logging.getLogger("phonein.codes")
 
@@ -133,39 +131,9 @@ def enqueue(
     signup_id: int | None = None,
 ) -> bool:
     """Write one ``code`` text to ``to`` unless its key exists or the number opted out."""
-    values = sa.select(
-        sa.literal(forum_id, type_=sa.Integer),
-        sa.literal(signup_id, type_=sa.Integer),
-        sa.literal(MessageKind.CODE.value),
-        sa.literal(key),
-        sa.literal(to),
-        sa.literal(body),
-        sa.literal(now, type_=Message.send_at.type),
-        sa.literal(MessageStatus.PENDING.value),
-        sa.literal(0),
-        sa.literal(now, type_=Message.created_at.type),
-        sa.literal(now, type_=Message.updated_at.type),
-    ).where(~sa.exists().where(OptOut.phone == to))
-    columns = [
-        "forum_id",
-        "signup_id",
-        "kind",
-        "key",
-        "to",
-        "body",
-        "send_at",
-        "status",
-        "attempts",
-        "created_at",
-        "updated_at",
-    ]
-    stmt = (
-        upsert_insert(Message.__table__)
-        .from_select(columns, values)
-        .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
-        .returning(Message.__table__.c.id)
+    return outbox.enqueue(
+        to, MessageKind.CODE, key, body, now, forum_id=forum_id, signup_id=signup_id
     )
-    return db.session.scalar(stmt) is not None
 
 
 class VerifySender:

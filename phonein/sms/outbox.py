@@ -52,19 +52,38 @@ def _enqueue_one(signup: Signup, kind: MessageKind, key: str, text: str, now: da
     """Insert one message unless its key exists or the number opted out; one statement."""
     if not signup.sms_consent or signup.phone is None:
         return False
+    return enqueue(
+        signup.phone, kind, key, text, now, forum_id=signup.forum_id, signup_id=signup.id
+    )
+
+
+def enqueue(
+    to: str,
+    kind: MessageKind,
+    key: str,
+    text: str,
+    now: datetime,
+    *,
+    forum_id: int | None,
+    signup_id: int | None,
+) -> bool:
+    """Write one text to ``to`` unless its key exists or the number opted out.
+
+    One statement: the opt-out is checked inside the INSERT … SELECT.
+    """
     values = sa.select(
-        sa.literal(signup.forum_id),
-        sa.literal(signup.id),
+        sa.literal(forum_id, type_=sa.Integer),
+        sa.literal(signup_id, type_=sa.Integer),
         sa.literal(kind.value),
         sa.literal(key),
-        sa.literal(signup.phone),
+        sa.literal(to),
         sa.literal(text),
         sa.literal(now, type_=Message.send_at.type),
         sa.literal(MessageStatus.PENDING.value),
         sa.literal(0),
         sa.literal(now, type_=Message.created_at.type),
         sa.literal(now, type_=Message.updated_at.type),
-    ).where(~sa.exists().where(OptOut.phone == signup.phone))
+    ).where(~sa.exists().where(OptOut.phone == to))
     stmt = (
         upsert_insert(Message.__table__)
         .from_select(COLUMNS, values)

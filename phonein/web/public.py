@@ -174,7 +174,7 @@ def signup_for_link(token: str) -> Signup:
     elif token.startswith(links.SIGNUP_PREFIX):
         ref = links.read_signup_token(token)
         signup = db.session.get(Signup, ref[0]) if ref and 0 < ref[0] <= MAX_ID else None
-        if signup is not None and (signup.manage_token_hash or "")[:16] != ref[1]:  # type: ignore[index]
+        if ref and signup is not None and (signup.manage_token_hash or "")[:16] != ref[1]:
             signup = None
     else:
         return signups.by_manage_token(token)
