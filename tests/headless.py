@@ -7,6 +7,7 @@ is set and Chromium is installed) it is a failure, not a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -39,19 +40,26 @@ def _require_browser() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def live_app(make_app: Any) -> Iterator[tuple[Flask, str]]:
-    """Serve a CSRF-protected app on a free port of 127.0.0.1; yield it and its base URL."""
-    app = make_app(WTF_CSRF_ENABLED=True)
+@contextlib.contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """Serve ``app`` on a free port of 127.0.0.1 in a thread; yield its base URL."""
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
     thread.start()
     try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=WAIT)
+
+
+@pytest.fixture
+def live_app(make_app: Any) -> Iterator[tuple[Flask, str]]:
+    """Serve a CSRF-protected app on a free port of 127.0.0.1; yield it and its base URL."""
+    app = make_app(WTF_CSRF_ENABLED=True)
+    with serving(app) as base:
+        yield app, base
 
 
 @pytest.fixture

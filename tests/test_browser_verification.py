@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,12 +11,11 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select
-from werkzeug.serving import make_server
 
 from phonein.sms import codes
 
 from .conftest import make_forum
-from .headless import WAIT, ExplainingWait
+from .headless import ExplainingWait, serving
 
 pytestmark = pytest.mark.browser
 E164 = "+12015550211"
@@ -27,15 +25,8 @@ E164 = "+12015550211"
 def proving_app(make_app: Any) -> Iterator[tuple[Flask, str]]:
     """Serve an app with CSRF, the code step and the challenge on, as a station runs it."""
     app = make_app(WTF_CSRF_ENABLED=True, VERIFY="sms", CHALLENGE="pow")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=WAIT)
+    with serving(app) as base:
+        yield app, base
 
 
 def _fill(driver: webdriver.Chrome, url: str, question: str) -> int:

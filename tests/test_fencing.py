@@ -11,8 +11,6 @@ import collections
 import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -30,7 +28,7 @@ from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup
 from .fake_twilio import FakeTwilio, Faults
-from .test_workers import outbox_settled, stop, wait_for, wave_forum, worker_env
+from .processes import outbox_settled, start_worker, stop, wait_for, wave_forum, worker_env
 
 # Runs `phonein worker` with every wall-clock reading phonein makes (times.utcnow, so the
 # models' defaults too) offset by PHONEIN_TEST_CLOCK_SKEW seconds: that process only.
@@ -51,34 +49,10 @@ main()
 
 
 def start(env: dict[str, str], skew: float = 0.0) -> subprocess.Popen[str]:
-    """Start `phonein worker` (with its clock ``skew`` seconds off); return once it runs."""
-    code = SKEWED_WORKER if skew else "from phonein.cli import main; main()"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, "worker"],
-        env={**env, "PHONEIN_TEST_CLOCK_SKEW": str(skew)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if "phonein worker" in line:
-            process.log = []  # type: ignore[attr-defined]
-            process.drain = threading.Thread(target=_drain, args=(process,), daemon=True)  # type: ignore[attr-defined]
-            process.drain.start()  # type: ignore[attr-defined]
-            return process
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise AssertionError(f"worker did not start: {process.stderr.read()}")
-
-
-def _drain(process: subprocess.Popen[str]) -> None:
-    assert process.stderr is not None
-    for line in process.stderr:
-        process.log.append(line)  # type: ignore[attr-defined]
+    """Start a worker whose clock runs ``skew`` seconds off (0: a plain worker)."""
+    if not skew:
+        return start_worker(env)
+    return start_worker({**env, "PHONEIN_TEST_CLOCK_SKEW": str(skew)}, code=SKEWED_WORKER)
 
 
 def lease_holder_pid(app: Any) -> int | None:

@@ -20,7 +20,7 @@ from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup
 from .fake_twilio import FakeTwilio, Faults, settings
-from .test_sending import drain
+from .processes import drain
 
 TOKEN = "metrics-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -20,36 +20,12 @@ from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup
 from .fake_twilio import FakeTwilio, Faults, settings, signed
+from .processes import drain
 
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch):
     monkeypatch.setattr(dispatch, "backoff", lambda attempts: timedelta(milliseconds=20))
-
-
-def drain(app, worker: str = "test-worker", seconds: float = 30) -> None:  # type: ignore[no-untyped-def]
-    """Claim and deliver until nothing is pending or being sent."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with app.app_context():
-            claimed = dispatch.claim(worker, utcnow(), 50)
-        for message in claimed:
-            dispatch.deliver(app, message, worker)
-        with app.app_context():
-            left = db.session.scalar(
-                sa.select(sa.func.count()).where(Message.status.in_(["pending", "sending"]))
-            )
-        if not left:
-            return
-        if not claimed:
-            time.sleep(0.02)
-    with app.app_context():
-        left = db.session.execute(
-            sa.select(Message.kind, Message.status, Message.send_at, Message.to).where(
-                Message.status.in_(["pending", "sending"])
-            )
-        ).all()
-    raise AssertionError(f"outbox did not drain: {left}")
 
 
 def statuses(app) -> collections.Counter:  # type: ignore[no-untyped-def]
