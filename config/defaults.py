@@ -111,6 +111,14 @@ VERIFY_MAX_ATTEMPTS = 5
 # Codes to one number, whatever the forum: at most this many an hour and a day.
 VERIFY_CODES_PER_HOUR = 5
 VERIFY_CODES_PER_DAY = 10
+# Codes to one number range (country code and first four national digits) that are not
+# entered within 3 minutes: past this many in an hour, that range gets no more codes.
+# A script working through sequential numbers stops here; real listeners enter theirs.
+VERIFY_RANGE_UNPROVED_PER_HOUR = 10
+# Texts and calls to numbers that have not proved themselves (codes; in off mode, links
+# to a signup), all together, in any hour: past it new signups get a polite 429 and
+# producers a banner. Texts to proved listeners are not counted and never slowed.
+UNVERIFIED_SMS_PER_HOUR = 200
 # A proof-of-work on the signup form and API (ALTCHA-style, self-hosted): "pow" or "off".
 # A browser tries about CHALLENGE_MAX_NUMBER / 2 SHA-256 hashes (well under a second); a
 # challenge is good for CHALLENGE_SECONDS, and each solution is accepted once.

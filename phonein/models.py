@@ -365,15 +365,24 @@ class Verification(Model):
 
 
 class CodeSend(Model):
-    """One code sent to a number: the per-number limits count these."""
+    """One text or call to a number that has not proved itself (a code, or a link to a
+    signup): the per-number, per-range and station-wide limits count these."""
 
     __tablename__ = "code_sends"
-    __table_args__ = (sa.Index("ix_code_sends_phone_sent", "phone", "sent_at"),)
+    __table_args__ = (
+        sa.Index("ix_code_sends_phone_sent", "phone", "sent_at"),
+        sa.Index("ix_code_sends_prefix_sent", "prefix", "sent_at"),
+        sa.Index("ix_code_sends_sent", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(sa.String(20))
     channel: Mapped[str] = mapped_column(sa.String(8))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The number's range: country code and the first national digits (phones.number_range).
+    prefix: Mapped[str | None] = mapped_column(sa.String(12))
+    # Whose code it was: a code never entered counts against its range.
+    verification_id: Mapped[str | None] = mapped_column(sa.String(40))
 
 
 class ChallengeUse(Model):

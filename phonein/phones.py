@@ -169,3 +169,15 @@ def reach(e164: str, policy: Policy) -> tuple[Reach, str | None]:
     if kind == PhoneNumberType.FIXED_LINE:
         return Reach.CALL_ONLY, "That is a landline, which cannot receive texts."
     return Reach.TEXT_AND_CALL, None
+
+
+# National digits that name a number's range: enough to tell a run of sequential numbers
+# (a script working through a block) from listeners of one country.
+RANGE_DIGITS = 4
+
+
+def number_range(e164: str) -> str:
+    """Return the range of a number: its country code and first national digits."""
+    number = phonenumbers.parse(e164)
+    national = phonenumbers.national_significant_number(number)
+    return f"+{number.country_code}{national[:RANGE_DIGITS]}"

@@ -37,6 +37,9 @@ CODE_DIGITS = 6
 CHOICE_MINUTES = 30
 # Forgotten this long after they expire: kept a while for the producers' abuse questions.
 KEEP_EXPIRED = timedelta(days=1)
+HOUR = timedelta(hours=1)
+# A code not entered this long after it was sent counts against its number range.
+UNPROVED_AFTER = timedelta(minutes=3)
 
 
 class TooMany(DomainError):
@@ -79,8 +82,45 @@ def channel_for(phone: str) -> VerificationChannel:
     return VerificationChannel.CALL if reach == phones.Reach.CALL_ONLY else VerificationChannel.SMS
 
 
+def budget_spent(now: datetime) -> bool:
+    """Say whether the station's hourly budget of texts to unproved numbers is spent.
+
+    PHONEIN_UNVERIFIED_SMS_PER_HOUR caps what anonymous clients together can make phonein
+    send (codes, and in off mode links to a signup); texts to listeners who proved their
+    number (confirmations, reminders) are not counted and never slowed.
+    """
+    sent = db.session.scalar(
+        sa.select(sa.func.count()).select_from(CodeSend).where(CodeSend.sent_at > now - HOUR)
+    )
+    return (sent or 0) >= int(current_app.config["UNVERIFIED_SMS_PER_HOUR"])
+
+
+def _unproved_in_range(phone: str, now: datetime) -> int:
+    """Count the last hour's codes to ``phone``'s range that were never entered.
+
+    A code counts once UNPROVED_AFTER has passed without its number being proved: a script
+    working through a block of numbers enters none, while a burst of real listeners from
+    one place enter theirs within a minute or two and so never count.
+    """
+    proved = sa.exists().where(
+        Verification.id == CodeSend.verification_id, Verification.proved_at.is_not(None)
+    )
+    count = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(CodeSend)
+        .where(
+            CodeSend.prefix == phones.number_range(phone),
+            CodeSend.sent_at > now - HOUR,
+            CodeSend.sent_at <= now - UNPROVED_AFTER,
+            ~proved,
+        )
+    )
+    return count or 0
+
+
 def _check_send_limits(phone: str, now: datetime) -> None:
-    """Refuse a code past the per-number limits (an hour and a day, every forum together)."""
+    """Refuse a code past the limits: per number (an hour and a day, every forum together),
+    per number range (codes never entered), and the station's hourly budget."""
     config = current_app.config
     limits = (
         (timedelta(hours=1), int(config["VERIFY_CODES_PER_HOUR"]), "an hour"),
@@ -97,6 +137,15 @@ def _check_send_limits(phone: str, now: datetime) -> None:
                 f"We have sent as many codes to this number as we can in {label}. "
                 "Please try again later."
             )
+    if _unproved_in_range(phone, now) >= int(config["VERIFY_RANGE_UNPROVED_PER_HOUR"]):
+        raise TooMany(
+            "We cannot send more codes to numbers like this one just now. Please try again later."
+        )
+    if budget_spent(now):
+        raise TooMany(
+            "We are receiving more signups than we can check right now. "
+            "Please try again in a little while: your place is not lost."
+        )
 
 
 def _send(verification: Verification, now: datetime) -> None:
@@ -119,9 +168,20 @@ def _send(verification: Verification, now: datetime) -> None:
         raise _answer(refused) from refused
     if sid:
         verification.provider_sid = sid
-    db.session.add(CodeSend(phone=verification.phone, channel=verification.channel, sent_at=now))
+    db.session.add(_sent(verification, now))
     verification.expires_at = now + _minutes("VERIFY_CODE_MINUTES")
     db.session.flush()
+
+
+def _sent(verification: Verification, now: datetime) -> CodeSend:
+    """Record a text or call to an unproved number, for the limits."""
+    return CodeSend(
+        phone=verification.phone,
+        channel=verification.channel,
+        sent_at=now,
+        prefix=phones.number_range(verification.phone),
+        verification_id=verification.id,
+    )
 
 
 def _answer(refused: codes.CodeRefused) -> DomainError:
@@ -316,6 +376,8 @@ def _text_link(forum: Forum, signup: Signup, now: datetime) -> None:
         f'Someone signed up again for "{forum.title[:60]}" with this number; nothing was '
         f"changed. To open your signup: {link} Reply STOP to opt out."
     )
+    if budget_spent(now):
+        return  # the answer is the same either way; the listener's link still works
     # Keyed by the day: however often the number is tried, one text a day.
     if codes.enqueue(
         signup.phone,
@@ -326,6 +388,7 @@ def _text_link(forum: Forum, signup: Signup, now: datetime) -> None:
         signup_id=signup.id,
     ):
         db.session.add(verification)
+        db.session.add(_sent(verification, now))
         db.session.flush()
 
 

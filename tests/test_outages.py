@@ -189,7 +189,7 @@ def test_a_stall_before_the_send_takes_another_slot(make_app, monkeypatch):
         make_signup(forum)
         claimed = dispatch.claim("w", database.now(), 10)
         monkeypatch.setattr(rate, "take", take)
-        monkeypatch.setattr(dispatch, "_unwanted", stalling)
+        monkeypatch.setattr(wanted, "unwanted", stalling)
         for message in claimed:
             dispatch.deliver(app, message, "w")
     assert len(taken) >= 3  # the second text's stale slot was given up

@@ -15,17 +15,8 @@ from flask import Flask
 from .. import database
 from ..extensions import db
 from ..models import Message, MessageStatus, Worker
-from . import backends, status
-from .dispatch import (
-    IN_FLIGHT,
-    STUCK_AFTER,
-    UNKNOWN,
-    Claimed,
-    backoff,
-    finish,
-    lookup,
-    record_sent,
-)
+from . import backends, dispatch, status
+from .dispatch import IN_FLIGHT, STUCK_AFTER, UNKNOWN, Claimed
 
 
 def _abandoned(dead_after: timedelta) -> sa.ColumnElement[bool]:
@@ -79,16 +70,16 @@ def recover(app: Flask, now: datetime, dead_after: timedelta) -> int:
     backend = backends.backend(app)
     for row in rows:
         claimed = Claimed(row.id, row.to, row.body, row.kind, row.attempts, row.claimed_at or now)
-        found = lookup(backend, claimed)
+        found = dispatch.lookup(backend, claimed)
         if found is UNKNOWN:
             continue  # Twilio did not answer: leave it for the next pass
         if found is not None:
-            record_sent(claimed, row.claimed_by, found)
+            dispatch.record_sent(claimed, row.claimed_by, found)
         else:
             # Never confirmed: never sent, so it goes again at once; else after a backoff
             # (a send that failed twice in a row is not retried in a tight loop).
-            again = now if row.sent_at is None else now + backoff(row.attempts)
-            finish(
+            again = now if row.sent_at is None else now + dispatch.backoff(row.attempts)
+            dispatch.finish(
                 claimed,
                 row.claimed_by,
                 # Asked again as it is written, on the database's clock: Twilio was asked

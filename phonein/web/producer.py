@@ -18,7 +18,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
-from .. import accounts, forums, publication, search, signups
+from .. import accounts, forums, publication, search, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, DomainError, Invalid
 from ..limits import login_account_rate, login_rate
@@ -352,8 +352,11 @@ def messages_log(slug: str) -> ResponseReturnValue:
 
 @bp.app_context_processor
 def staff() -> dict[str, Any]:
+    producer_page = current_user.is_authenticated and request.blueprint == "producer"
     return {
         "staff": current_user if current_user.is_authenticated else None,
+        # One indexed count, on producers' pages only.
+        "signups_paused": producer_page and verification.budget_spent(utcnow()),
         # formdata=None: the logout button never reads this request's body, which may be
         # the very malformed one an error page is being rendered for.
         "logout_form": ConfirmForm(formdata=None) if current_user.is_authenticated else None,
