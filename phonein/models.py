@@ -609,6 +609,9 @@ class Call(Model):
     conference_sid: Mapped[str | None] = mapped_column(sa.String(64))
     muted: Mapped[bool] = mapped_column(default=False)
     held: Mapped[bool] = mapped_column(default=False)
+    # The caller ID matches a signup but its carrier could not vouch for it (StirVerstat):
+    # held as an unknown caller, and shown to producers as unverified.
+    caller_unverified: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     on_air_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

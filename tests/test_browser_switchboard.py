@@ -106,8 +106,10 @@ def test_the_producer_sees_the_lines_and_screens_a_caller_live(live_app, browser
     seed = _seed_live_forum(app)
     with app.app_context():
         forum = _forum(seed["slug"])
-        stranger = _sid()
+        stranger, claimant = _sid(), _sid()
         calls.record_inbound(forum, None, stranger, "+447700900123", utcnow())
+        # A caller ID whose carrier could not vouch for it (StirVerstat failed).
+        calls.record_inbound(forum, None, claimant, "+447700900456", utcnow(), unverified=True)
         db.session.commit()
         email = make_user("producer")[0].email
     holding_id, quiet_id = seed["ids"]
@@ -145,6 +147,10 @@ def test_the_producer_sees_the_lines_and_screens_a_caller_live(live_app, browser
     card = f'#unscreened li[data-call-id="{call_id}"]'
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, card), "+447700900123"))
     assert (_read(browser, f"{card} .line-state") or "").startswith("holding ")
+    assert not browser.find_elements(By.CSS_SELECTOR, f"{card} .badge.warn")
+    with app.app_context():
+        claimant_card = f'#unscreened li[data-call-id="{calls.by_sid(claimant).id}"]'
+    assert _read(browser, f"{claimant_card} .badge.warn") == "caller ID not verified"
     form = f"{card} form"
 
     # Refused without a location: the error shows by the field, and the name typed stays.

@@ -200,3 +200,15 @@ def test_a_station_may_require_full_attestation(make_app):
             assert "Mariana" not in said and call.signup_id is None
         said, call = _caller(client, listener.phone, "TN-Validation-Passed-A", 9)
         assert "Mariana" in said and call.signup_id == listener.id
+
+
+def test_producers_see_an_unattested_caller_as_unverified(client, app, producer):
+    now = utcnow()
+    forum = make_forum(starts_at=now - timedelta(minutes=5), now=now)
+    listener = make_signup(forum, name="Mariana Costa", status="approved")
+    stranger = "+447400999888"
+    _caller(client, listener.phone, "TN-Validation-Failed-A", 1)  # claims to be Mariana
+    _caller(client, stranger, None, 2)  # a number nobody signed up with
+    queue = client.get(f"/api/v1/forums/{forum.slug}/queue", headers=producer).get_json()
+    flags = {line["number"]: line["caller_unverified"] for line in queue["unscreened"]}
+    assert flags == {listener.phone: True, stranger: False}

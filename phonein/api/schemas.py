@@ -144,6 +144,12 @@ class CallBrief(Schema):
     held = fields.Bool(metadata={"description": "On hold in the on-air conference."})
     error = fields.Str(allow_none=True, metadata={"description": "The last Twilio error."})
     created_at = UTC()
+    caller_unverified = fields.Bool(
+        metadata={
+            "description": "The caller ID is a listener's, but its carrier could not vouch "
+            "for it (STIR/SHAKEN): screen them before believing it."
+        }
+    )
 
 
 class CallOut(CallBrief):

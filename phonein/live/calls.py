@@ -130,9 +130,18 @@ def _move(call_id: int, to: CallState, from_: tuple[CallState, ...], **values: A
 
 
 def record_inbound(
-    forum: Forum, signup: Signup | None, sid: str, number: str | None, now: datetime
+    forum: Forum,
+    signup: Signup | None,
+    sid: str,
+    number: str | None,
+    now: datetime,
+    *,
+    unverified: bool = False,
 ) -> Call:
-    """Record a call to the show (once per CallSid, however often Twilio asks)."""
+    """Record a call to the show (once per CallSid, however often Twilio asks).
+
+    ``unverified``: the caller ID is a listener's, but its carrier could not vouch for it.
+    """
     db.session.execute(
         upsert_insert(Call.__table__)
         .values(
@@ -145,6 +154,7 @@ def record_inbound(
             created_at=now,
             waiting_since=now,
             updated_at=now,
+            caller_unverified=unverified,
         )
         .on_conflict_do_nothing(index_elements=["sid"])
     )

@@ -152,14 +152,15 @@ def incoming_call() -> Response:
     sid = calls.valid_sid(request.form.get("CallSid"))
     if forum is None or sid is None:
         return _no_forum_now(now)
-    if signup is not None and not caller_id_attested(request.form.get("StirVerstat", "")):
+    unverified = signup is not None and not caller_id_attested(request.form.get("StirVerstat", ""))
+    if unverified:
         # Anyone can send any caller ID: one whose carrier could not vouch for it is not
         # the listener who signed up with that number until a producer knows better. Not
         # greeted by name, never straight on air: held as an unknown caller to be
         # screened live (or called back on the registered number, which proves it).
         current_app.logger.info("call %s: caller ID not attested, taken as unknown", sid)
         signup = None
-    call = calls.record_inbound(forum, signup, sid, phone, now)
+    call = calls.record_inbound(forum, signup, sid, phone, now, unverified=unverified)
     response = VoiceResponse()
     if signup is not None and signup.status in SIGNUP_CLEARED:
         response.say(f"Hello {signup.name}, thank you for calling {forum.title}.", voice=VOICE)

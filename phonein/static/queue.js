@@ -297,6 +297,10 @@
       li.dataset.lineState = u.state;
       var head = el("div");
       head.appendChild(el("strong", "number", u.number || "Number withheld"));
+      if (u.caller_unverified) {
+        head.appendChild(document.createTextNode(" "));
+        head.appendChild(el("span", "badge warn", "caller ID not verified"));
+      }
       if (u.name) {
         head.appendChild(document.createTextNode(" · signed up as "));
         head.appendChild(el("strong", "name", u.name));
