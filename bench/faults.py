@@ -49,10 +49,10 @@ from phonein.sms.dispatch import BACKOFF_CAP_SECONDS  # noqa: E402
 from phonein.times import utcnow  # noqa: E402
 from tests.conftest import make_forum  # noqa: E402
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Faults  # noqa: E402
+from tests.processes import add_listeners  # noqa: E402
 from tests.test_database_down import Proxy  # noqa: E402
 from tests.test_fencing import SKEWED_WORKER  # noqa: E402
 from tests.test_outages import Outage  # noqa: E402
-from tests.test_workers import add_listeners  # noqa: E402
 
 
 @dataclass

@@ -23,7 +23,7 @@ so with the default the rows exist before the due time; each ``--ahead`` value i
 (default ``5,0``: the default, and 0, which measures fan-out after the due time).
 
 Then the fan-out alone, in this process: for each of ``--inprocess`` fresh forums of the
-same size, ``phonein.messaging.fan_out_wave`` inside an app context, timed with the commit.
+same size, ``phonein.sms.outbox.fan_out_wave`` inside an app context, timed with the commit.
 
 Goal: under 5 s from due time to all rows, worker peak RSS under 200 MB.
 
@@ -149,11 +149,10 @@ def worker_run(args: argparse.Namespace, ahead: float) -> dict[str, Any]:
 def inprocess_runs(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Time ``fan_out_wave`` + commit in this process, on fresh forums."""
     os.environ["PHONEIN_DATABASE_URL"] = DATABASE_URL
-    from phonein.messaging import fan_out_wave
-
     from phonein import create_app
     from phonein.extensions import db
     from phonein.models import Forum
+    from phonein.sms.outbox import fan_out_wave
     from phonein.times import utcnow
 
     app = create_app(

@@ -144,7 +144,7 @@ def explain(sql: sa.Select) -> str:  # type: ignore[type-arg]
 @pytest.mark.postgres
 @pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL")
 def test_postgres_search_and_counts_use_the_indexes(app):
-    from phonein.signups import SEARCH_TEXT
+    from phonein.search import SEARCH_TEXT
 
     text = explain(
         sa.select(Signup.id).where(
