@@ -201,11 +201,13 @@ def _commit_after_request() -> None:
 
     Views that change something commit it with their own change; a GET commits nothing,
     so the last use is committed once the answer is ready. A failed request rolled back.
+    Not conditional on ``session.dirty``: a query autoflushes the stamp into the
+    transaction, after which the session no longer counts it as dirty.
     """
 
     @after_this_request
     def remember_use(response: Response) -> Response:
-        if response.status_code < 400 and db.session.dirty:
+        if response.status_code < 400:
             try:
                 commit()
             except sa.exc.SQLAlchemyError:

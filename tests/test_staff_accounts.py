@@ -12,7 +12,7 @@ from phonein.extensions import db
 from phonein.models import ApiToken
 from phonein.times import utcnow
 
-from .conftest import bearer, login, make_forum, make_user
+from .conftest import bearer, login, make_forum, make_signup, make_user
 
 PASSWORD = "correct horse battery"
 
@@ -175,3 +175,19 @@ def test_a_failed_last_use_stamp_does_not_fail_the_answer(client, app, monkeypat
     monkeypatch.setattr(accounts, "commit", refuse)
     response = client.get(f"/api/v1/forums/{forum.slug}/signups", headers=bearer(token))
     assert response.status_code == 200 and response.get_json()["items"] == []
+
+
+def test_a_tokens_last_use_on_a_get_is_committed_not_only_flushed(make_app):
+    """Read through a connection of its own: what the request's session merely flushed and
+    then threw away would look written to that same session."""
+    app = make_app()
+    with app.app_context():
+        forum = make_forum()
+        make_signup(forum)  # the listing's queries autoflush the stamp before the answer
+        _, token = make_user("producer")
+        slug = forum.slug
+    listing = app.test_client().get(f"/api/v1/forums/{slug}/signups", headers=bearer(token))
+    assert listing.status_code == 200
+    with app.app_context(), db.engine.connect() as connection:
+        used = connection.execute(sa.select(ApiToken.last_used_at)).scalar_one()
+    assert used is not None
