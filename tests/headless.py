@@ -100,7 +100,18 @@ class ExplainingWait(WebDriverWait):
     """A WebDriverWait whose timeout says where the browser was and what it showed."""
 
     def __init__(self, driver: webdriver.Chrome) -> None:
-        super().__init__(driver, WAIT)
+        # A condition may read an element of a page that a redirect or a board's redraw is
+        # replacing: that is "not yet", not a failure.
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+        )
+
+        super().__init__(
+            driver,
+            WAIT,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        )
         self.browser = driver
 
     def until(self, method, message: str = ""):  # type: ignore[no-untyped-def, override]
