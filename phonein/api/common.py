@@ -1,12 +1,17 @@
-"""Pieces every API module uses: documented errors, auth doc, URLs."""
+"""Pieces every API module uses: documented errors, auth doc, the boards' ETags."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from flask import Response, make_response, request
 from flask_smorest import Blueprint
+from werkzeug.http import quote_etag
 
+from .. import forums
+from ..live import board
 from ..models import Role, User
 from .schemas import ApiError
 
@@ -36,3 +41,21 @@ def documented_errors(blp: Blueprint, *codes: int) -> Callable[[View], View]:
 
 def is_producer(user: User | None) -> bool:
     return user is not None and user.can(Role.PRODUCER)
+
+
+def unchanged_since_asked(
+    slug: str, now: datetime, *key: object
+) -> tuple[dict[str, str], Response | None]:
+    """Return a board poll's ETag headers, and the 304 to answer if the client has it.
+
+    The tag comes from one indexed query (``live.board.etag``); an unknown forum is a 404.
+    Weak: ``now`` differs between two answers with the same tag. Staff answers stay
+    ``no-store``: the boards keep the last answer themselves and send its tag back.
+    """
+    tag = board.etag(slug, now, *key)
+    if tag is None:
+        forums.get_by_slug(slug)  # raises the 404
+    headers = {"ETag": quote_etag(tag or "", weak=True), "Vary": "Authorization, Cookie"}
+    if tag is not None and request.if_none_match.contains_weak(tag):
+        return headers, make_response("", 304, headers)
+    return headers, None

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import make_response, request
 from flask_smorest import Blueprint
-from werkzeug.http import quote_etag
 
 from .. import forums
 from ..accounts import api_user, require_api
@@ -15,7 +13,7 @@ from ..live import board, queue
 from ..models import Role
 from ..times import utcnow
 from ..views import SignupView
-from .common import PRODUCER_DOC, documented_errors, is_producer
+from .common import PRODUCER_DOC, documented_errors, is_producer, unchanged_since_asked
 from .schemas import QueueNext, QueueOut, QueuePlace, QueuePlaced, QueueQuery, QueueStep
 
 blp = Blueprint("api_queue", __name__, description="The caller queue")
@@ -40,14 +38,9 @@ def get_queue(args: dict[str, Any], slug: str) -> Any:
     now = utcnow()
     limit = args.get("limit")
     full = is_producer(api_user())
-    tag = board.etag(slug, now, "queue", limit, full)
-    if tag is None:
-        forums.get_by_slug(slug)  # raises the 404
-    # Weak: ``now`` differs between two answers with the same tag. Staff answers stay
-    # ``no-store``: the boards keep the last answer themselves and send its tag back.
-    headers = {"ETag": quote_etag(tag or "", weak=True), "Vary": "Authorization, Cookie"}
-    if tag is not None and request.if_none_match.contains_weak(tag):
-        return make_response("", 304, headers)
+    headers, unchanged = unchanged_since_asked(slug, now, "queue", limit, full)
+    if unchanged is not None:
+        return unchanged
     forum = forums.get_by_slug(slug)
     return board.board(forum, now, limit=limit, full=full), 200, headers
 

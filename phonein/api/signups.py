@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, make_response, request
+from flask import Response, current_app, jsonify, request
 from flask_smorest import Blueprint
-from werkzeug.http import quote_etag
 
 from .. import challenge, forums, publication, search, signups, verification
 from ..accounts import require_api
 from ..database import commit
 from ..limits import signup_rate
 from ..links import manage_url
-from ..live import board, calls, queue
+from ..live import calls, queue
 from ..models import Role, Signup
 from ..times import utcnow
 from ..views import SignupView
-from .common import PRODUCER_DOC, documented_errors
+from .common import PRODUCER_DOC, documented_errors, unchanged_since_asked
 from .schemas import (
     ApiError,
     PublishIn,
@@ -96,12 +95,9 @@ def list_signups(args: dict[str, Any], slug: str) -> Any:
     answers 304 from one indexed query.
     """
     key = ("signups", args.get("status"), args.get("q"), args["page"], args["per_page"])
-    tag = board.etag(slug, utcnow(), *key)
-    if tag is None:
-        forums.get_by_slug(slug)  # raises the 404
-    headers = {"ETag": quote_etag(tag or "", weak=True), "Vary": "Authorization, Cookie"}
-    if tag is not None and request.if_none_match.contains_weak(tag):
-        return make_response("", 304, headers)
+    headers, unchanged = unchanged_since_asked(slug, utcnow(), *key)
+    if unchanged is not None:
+        return unchanged
     forum = forums.get_by_slug(slug)
     items, total = search.search(
         forum,
