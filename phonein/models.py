@@ -94,6 +94,12 @@ class Stance(StrEnum):
     OTHER = "other"
 
 
+def _where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, the same on both databases."""
+    clause = sa.text(condition)
+    return {"sqlite_where": clause, "postgresql_where": clause}
+
+
 def _check_in(column: str, values: type[StrEnum], name: str) -> sa.CheckConstraint:
     allowed = ", ".join(f"'{v.value}'" for v in values)
     return sa.CheckConstraint(f"{column} IN ({allowed})", name=name)
@@ -229,8 +235,7 @@ class Signup(Model):
             "uq_signups_one_on_air",
             "forum_id",
             unique=True,
-            sqlite_where=sa.text("status = 'on_air'"),
-            postgresql_where=sa.text("status = 'on_air'"),
+            **_where("status = 'on_air'"),
         ),
         # Scale (migration 0005): the producers' list, newest first, with and without a
         # status (the first also serves every "by forum and status" lookup, and replaced
@@ -245,30 +250,26 @@ class Signup(Model):
             "forum_id",
             "stance",
             "status",
-            sqlite_where=sa.text("stance IS NOT NULL"),
-            postgresql_where=sa.text("stance IS NOT NULL"),
+            **_where("stance IS NOT NULL"),
         ),
         sa.Index(
             "ix_signups_forum_published",
             "forum_id",
             "publish_order",
             "id",
-            sqlite_where=sa.text("published"),
-            postgresql_where=sa.text("published"),
+            **_where("published"),
         ),
         sa.Index(
             "ix_signups_forum_candidates",
             "forum_id",
             "rating",
             "id",
-            sqlite_where=sa.text("publish_consent AND NOT published AND erased_at IS NULL"),
-            postgresql_where=sa.text("publish_consent AND NOT published AND erased_at IS NULL"),
+            **_where("publish_consent AND NOT published AND erased_at IS NULL"),
         ),
         sa.Index(
             "ix_signups_forum_done",
             "forum_id",
-            sqlite_where=sa.text("done_at IS NOT NULL"),
-            postgresql_where=sa.text("done_at IS NOT NULL"),
+            **_where("done_at IS NOT NULL"),
         ),
         _check_in("status", SignupStatus, "ck_signups_status"),
         sa.CheckConstraint(
@@ -576,12 +577,7 @@ class Call(Model):
             "uq_calls_one_studio",
             "forum_id",
             unique=True,
-            sqlite_where=sa.text(
-                "direction = 'studio' AND state IN ('ringing', 'holding', 'on_air')"
-            ),
-            postgresql_where=sa.text(
-                "direction = 'studio' AND state IN ('ringing', 'holding', 'on_air')"
-            ),
+            **_where("direction = 'studio' AND state IN ('ringing', 'holding', 'on_air')"),
         ),
         _check_in("direction", CallDirection, "ck_calls_direction"),
         _check_in("state", CallState, "ck_calls_state"),
