@@ -16,7 +16,15 @@ from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .inputs import clean_line, clean_text
 from .live import dispatch
-from .models import FORUM_ACTIVE, TITLE_MAX, Forum, ForumStatus, Signup, SignupStatus
+from .models import (
+    FORUM_ACTIVE,
+    TITLE_MAX,
+    Forum,
+    ForumStatus,
+    Signup,
+    SignupStatus,
+    forums_not_over,
+)
 from .sms import outbox
 from .times import zone_or_none
 
@@ -74,12 +82,7 @@ def get_by_slug(slug: str, *, for_update: bool = False) -> Forum:
 
 def list_upcoming(now: datetime) -> list[Forum]:
     """Return forums still open or live at ``now``, soonest first."""
-    stmt = (
-        sa.select(Forum)
-        .where(Forum.status.in_(FORUM_ACTIVE), Forum.ends_at > now)
-        .order_by(Forum.starts_at)
-    )
-    return list(db.session.scalars(stmt))
+    return list(db.session.scalars(forums_not_over(now)))
 
 
 def list_all() -> list[Forum]:

@@ -223,6 +223,16 @@ class Forum(Model):
         return self.active_at(now) and now < self.signup_closes_at
 
 
+def forums_not_over(now: datetime) -> sa.Select[Forum]:
+    """Select the forums still open or live at ``now``, soonest first (the public list,
+    and the forums a caller to the show number may belong to)."""
+    return (
+        sa.select(Forum)
+        .where(Forum.status.in_(FORUM_ACTIVE), Forum.ends_at > now)
+        .order_by(Forum.starts_at)
+    )
+
+
 class Signup(Model):
     __tablename__ = "signups"
     __table_args__ = (

@@ -25,7 +25,6 @@ from twilio.twiml.voice_response import VoiceResponse
 from .. import phones
 from ..extensions import csrf, db
 from ..models import (
-    FORUM_ACTIVE,
     MAX_ID,
     SIGNUP_CLEARED,
     Call,
@@ -35,6 +34,7 @@ from ..models import (
     ForumStatus,
     Signup,
     SignupStatus,
+    forums_not_over,
 )
 from ..sms.webhooks import first_delivery
 from ..times import format_in_zone, utcnow
@@ -61,17 +61,6 @@ def _caller(raw: str) -> str | None:
     return phones.caller_id(raw, current_app.config["DEFAULT_REGION"])
 
 
-def _forums_not_over(now: datetime) -> list[Forum]:
-    """Forums open or live at ``now``, soonest first."""
-    return list(
-        db.session.scalars(
-            sa.select(Forum)
-            .where(Forum.status.in_(FORUM_ACTIVE), Forum.ends_at > now)
-            .order_by(Forum.starts_at)
-        )
-    )
-
-
 def _live_forum(phone: str | None, now: datetime) -> tuple[Forum | None, Signup | None]:
     """Return the live forum for this call and the caller's signup in it, if any.
 
@@ -79,7 +68,8 @@ def _live_forum(phone: str | None, now: datetime) -> tuple[Forum | None, Signup 
     expected (approved, queued, on air), else one where they signed up at all, else the
     latest to start.
     """
-    live = [f for f in _forums_not_over(now) if f.status_at(now) == ForumStatus.LIVE]
+    not_over = db.session.scalars(forums_not_over(now))
+    live = [f for f in not_over if f.status_at(now) == ForumStatus.LIVE]
     if not live:
         return None, None
     signups: list[Signup] = []
@@ -128,7 +118,7 @@ def _call_from_request() -> Call | None:
 
 
 def _no_forum_now(now: datetime) -> Response:
-    upcoming = _forums_not_over(now)
+    upcoming = list(db.session.scalars(forums_not_over(now)))
     text = "Thank you for calling. There is no phone-in on air right now."
     if upcoming:
         nxt = upcoming[0]
