@@ -24,6 +24,23 @@ def _start(client, forum, phone: str):  # type: ignore[no-untyped-def]
     return client.post(f"/api/v1/forums/{forum.slug}/signups", json={**LISTENER, "phone": phone})
 
 
+def _range_limited(make_app):  # type: ignore[no-untyped-def]
+    """An app with codes on and a range limit of 3 codes never entered an hour."""
+    return make_app(
+        VERIFY="sms",
+        VERIFY_BACKEND="memory",
+        VERIFY_RANGE_UNPROVED_PER_HOUR=3,
+        RATELIMIT_ENABLED=False,
+    )
+
+
+def _minutes_pass(minutes: int) -> None:
+    """Age every code sent so far, as if ``minutes`` had passed."""
+    for sent in db.session.query(CodeSend):
+        sent.sent_at -= timedelta(minutes=minutes)
+    db.session.commit()
+
+
 def _codes_sent(app) -> int:  # type: ignore[no-untyped-def]
     return len(codes.sender(app).sent)  # type: ignore[attr-defined]
 
@@ -66,21 +83,14 @@ def test_the_banner_is_not_shown_while_the_budget_lasts(make_app) -> None:  # ty
 
 
 def test_a_run_of_numbers_whose_codes_are_never_entered_stops_its_range_only(make_app) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(
-        VERIFY="sms",
-        VERIFY_BACKEND="memory",
-        VERIFY_RANGE_UNPROVED_PER_HOUR=3,
-        RATELIMIT_ENABLED=False,
-    )
+    app = _range_limited(make_app)
     with app.app_context():
         forum = make_forum()
         client = app.test_client()
         sequential = [f"+44 7400 1000{i:02d}" for i in range(3)]
         assert [_start(client, forum, n).status_code for n in sequential] == [202] * 3
         # Minutes pass; none of those codes is entered.
-        for sent in db.session.query(CodeSend):
-            sent.sent_at -= timedelta(minutes=4)
-        db.session.commit()
+        _minutes_pass(4)
 
         next_in_range = _start(client, forum, "+44 7400 100099")
         elsewhere = _start(client, forum, "+44 7911 123456")
@@ -94,12 +104,7 @@ def test_a_run_of_numbers_whose_codes_are_never_entered_stops_its_range_only(mak
 def test_a_burst_of_real_listeners_from_one_range_who_enter_their_codes_is_not_stopped(
     make_app,
 ) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(
-        VERIFY="sms",
-        VERIFY_BACKEND="memory",
-        VERIFY_RANGE_UNPROVED_PER_HOUR=3,
-        RATELIMIT_ENABLED=False,
-    )
+    app = _range_limited(make_app)
     with app.app_context():
         forum = make_forum()
         client = app.test_client()
@@ -112,9 +117,7 @@ def test_a_burst_of_real_listeners_from_one_range_who_enter_their_codes_is_not_s
             assert (
                 client.post(f"/api/v1/verifications/{vid}", json={"code": code}).status_code == 201
             )
-            for sent in db.session.query(CodeSend):
-                sent.sent_at -= timedelta(minutes=4)
-            db.session.commit()
+            _minutes_pass(4)
         assert (
             db.session.query(Verification).filter(Verification.proved_at.is_not(None)).count() == 6
         )
