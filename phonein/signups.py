@@ -391,3 +391,131 @@ def screen_call(call: Call, data: dict[str, Any], now: datetime) -> Signup:
     call.signup_id = signup.id
     db.session.flush()
     return signup
+
+
+# Bulk screening: the producers' screening page decides for a selection at once.
+
+# The most signups one bulk request may decide: several pages of the screening list.
+BULK_MAX = 200
+DECISIONS = ("approve", "reject")
+# What the reports call each status (producers' words, not the column's).
+STATUS_WORDS = {
+    SignupStatus.PENDING: "waiting to be screened",
+    SignupStatus.APPROVED: "approved",
+    SignupStatus.REJECTED: "rejected",
+    SignupStatus.QUEUED: "queued",
+    SignupStatus.ON_AIR: "on air",
+    SignupStatus.DONE: "done",
+    SignupStatus.DROPPED: "dropped",
+    SignupStatus.WITHDRAWN: "withdrawn",
+}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A signup a bulk decision left as it was, and why."""
+
+    signup_id: int
+    # A stable code: not_found, already_approved, already_rejected, already_queued,
+    # not_screenable.
+    reason: str
+    message: str
+    signup: Signup | None = None
+
+
+@dataclass
+class BulkScreening:
+    """What ``screen_many`` did: the signups it changed, and those it skipped."""
+
+    decision: str
+    queue: bool
+    changed: list[Signup]
+    skipped: list[Skipped]
+
+
+def _bulk_ids(signup_ids: list[Any]) -> list[int]:
+    """Return the ids in the order given, each once; raise Invalid on anything else."""
+    if not isinstance(signup_ids, list) or not signup_ids:
+        raise Invalid({"signup_ids": "Choose at least one signup."})
+    if len(signup_ids) > BULK_MAX:
+        raise Invalid({"signup_ids": f"Choose at most {BULK_MAX} signups at a time."})
+    ids: list[int] = []
+    for value in signup_ids:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+            raise Invalid({"signup_ids": "Give signup ids as whole numbers."})
+        if value not in ids:
+            ids.append(value)
+    return ids
+
+
+def _skip_reason(status: SignupStatus, decision: str, and_queue: bool) -> str | None:
+    """Return why ``decision`` would change nothing for a signup in ``status``, or None."""
+    if status not in SIGNUP_SCREENABLE:
+        return "not_screenable"
+    if status == SignupStatus.QUEUED and decision == "approve":
+        return "already_queued"
+    if decision == "reject" and status == SignupStatus.REJECTED:
+        return "already_rejected"
+    if decision == "approve" and not and_queue and status == SignupStatus.APPROVED:
+        return "already_approved"
+    return None
+
+
+def _skip_message(signup: Signup, reason: str) -> str:
+    status = STATUS_WORDS.get(SignupStatus(signup.status), signup.status)
+    if reason == "not_screenable":
+        return f"{signup.name} is {status}: only signups not yet on air can be screened."
+    return f"{signup.name} is already {status}."
+
+
+def screen_many(
+    forum: Forum, signup_ids: list[Any], decision: str, now: datetime, *, and_queue: bool = False
+) -> BulkScreening:
+    """Approve or reject a selection of ``forum``'s signups; with ``and_queue``, approve
+    and add them to the end of the caller queue in the order given.
+
+    All or nothing: the caller commits once, and an error part way (the forum's queue
+    closed, the database away) leaves every signup as it was once rolled back. Signups
+    the decision would not change (already queued, already rejected, on air, not in this
+    forum) are skipped and reported, so the same request sent twice changes nothing the
+    second time.
+    """
+    if decision not in DECISIONS:
+        raise Invalid({"decision": "Use 'approve' or 'reject'."})
+    if and_queue and decision != "approve":
+        raise Invalid({"queue": "Only approved signups can be queued."})
+    ids = _bulk_ids(signup_ids)
+    # The forum's queue lock first (as every queue operation takes it), then the rows:
+    # their statuses cannot change under us until the commit. Queueing also checks that
+    # the forum's queue is open, before anything changes.
+    if and_queue:
+        queue.lock(forum.slug, now)
+    else:
+        queue.bump(forum.id)
+    found = {
+        s.id: s
+        for s in db.session.scalars(
+            sa.select(Signup)
+            .where(Signup.forum_id == forum.id, Signup.id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+    }
+    result = BulkScreening(decision, and_queue, [], [])
+    for signup_id in ids:
+        signup = found.get(signup_id)
+        if signup is None:
+            result.skipped.append(
+                Skipped(signup_id, "not_found", f"Signup {signup_id} is not in this forum.")
+            )
+            continue
+        reason = _skip_reason(SignupStatus(signup.status), decision, and_queue)
+        if reason is not None:
+            result.skipped.append(Skipped(signup_id, reason, _skip_message(signup, reason), signup))
+            continue
+        if signup.status != SignupStatus.APPROVED or decision == "reject":
+            screen(signup, {"decision": decision}, now)
+        if and_queue:
+            queue.place(forum.slug, signup.id, None, now)
+        result.changed.append(signup)
+    db.session.flush()
+    return result
