@@ -13,6 +13,9 @@ from ..times import format_in_zone, rfc3339
 def init_app(app: Flask) -> None:
     from . import board, headers, producer, public, verify
 
+    # Importing the screening views adds their routes to the producer blueprint.
+    from .screening import bp as _with_screening  # noqa: F401
+
     headers.init_app(app)
 
     app.register_blueprint(public.bp)

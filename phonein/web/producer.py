@@ -1,4 +1,4 @@
-"""Producer pages: login, forums, screening, the queue board, publication."""
+"""Producer pages: login, forums, the queue board, publication (screening: web/screening.py)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
-from .. import accounts, forums, publication, search, signups, verification
+from .. import accounts, forums, publication, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, DomainError, Invalid
 from ..limits import login_account_rate, login_rate
-from ..models import Forum, MessageKind, MessageStatus, Role, SignupStatus
+from ..models import Forum, MessageKind, MessageStatus, Role
 from ..sms import outbox
 from ..times import utcnow, zone_or_none
-from .forms import ConfirmForm, ForumForm, LoginForm, PublishForm, ScreenForm
+from .forms import ConfirmForm, ForumForm, LoginForm, PublishForm
 
 bp = Blueprint("producer", __name__, url_prefix="/producer")
 producer_only = accounts.require_staff(Role.PRODUCER)
@@ -217,58 +217,6 @@ def forum_status(slug: str) -> ResponseReturnValue:
             commit()  # then the switchboard's requests: the studio dialled, goodbyes said
             flash(f"The forum is now {forum.status}.", "ok")
     return redirect(url_for("producer.edit_forum", slug=forum.slug))
-
-
-@bp.get("/forums/<slug>/signups")
-@producer_only
-def screening(slug: str) -> ResponseReturnValue:
-    forum = forums.get_by_slug(slug)
-    status = request.args.get("status") or None
-    if status not in {s.value for s in SignupStatus}:
-        status = None
-    q = request.args.get("q", "")
-    page = _page()
-    items, total = search.search(forum, status=status, q=q, page=page, per_page=PER_PAGE)
-    return render_template(
-        "producer/screening.html",
-        forum=forum,
-        items=items,
-        total=total,
-        page=page,
-        pages=_pages(total),
-        status=status,
-        q=q,
-        counts=forums.signup_counts(forum),
-        form=ScreenForm(),
-        statuses=[s.value for s in SignupStatus],
-    )
-
-
-@bp.post("/signups/<int:signup_id>/screen")
-@producer_only
-def screen(signup_id: int) -> ResponseReturnValue:
-    signup = signups.get(signup_id)
-    form = ScreenForm()
-    back = request.form.get("back") or url_for("producer.screening", slug=signup.forum.slug)
-    if not back.startswith("/") or back.startswith("//"):
-        back = url_for("producer.screening", slug=signup.forum.slug)
-    if form.validate_on_submit():
-        data: dict[str, Any] = {
-            "stance": form.stance.data or None,
-            "rating": int(form.rating.data) if form.rating.data else None,
-            "notes": form.notes.data,
-        }
-        if form.decision.data:
-            data["decision"] = form.decision.data
-        try:
-            signups.screen(signup, data, utcnow())
-        except (Conflict, Invalid) as error:
-            rollback()
-            flash(f"{signup.name}: {error.message}", "error")
-        else:
-            commit()
-            flash(f"Saved {signup.name} ({signup.status}).", "ok")
-    return redirect(f"{back}#signup-{signup.id}")
 
 
 @bp.get("/forums/<slug>/queue")
