@@ -171,3 +171,58 @@ def test_bad_bulk_requests_are_refused_with_the_field(app, ids, decision, and_qu
     with pytest.raises(Invalid) as refused:
         signups.screen_many(forum, ids, decision, utcnow(), and_queue=and_queue)
     assert field in refused.value.fields
+
+
+def test_the_api_screens_a_selection_and_reports_skips(client, app, producer, presenter):
+    forum = make_forum()
+    queued = make_signup(forum, status="queued")
+    first, second = make_signup(forum), make_signup(forum)
+    url = f"/api/v1/forums/{forum.slug}/signups/screen"
+    body = {"signup_ids": [first.id, second.id, queued.id], "decision": "approve", "queue": True}
+
+    answer = client.post(url, json=body, headers=producer)
+    assert answer.status_code == 200, answer.get_json()
+    out = answer.get_json()
+    assert [(s["id"], s["status"], s["queue_position"]) for s in out["changed"]] == [
+        (first.id, "queued", 2),
+        (second.id, "queued", 3),
+    ]
+    assert out["skipped"] == [
+        {
+            "signup_id": queued.id,
+            "reason": "already_queued",
+            "message": f"{queued.name} is already queued.",
+        }
+    ]
+    again = client.post(url, json=body, headers=producer).get_json()
+    assert again["changed"] == [] and len(again["skipped"]) == 3
+
+    assert client.post(url, json=body).status_code == 401
+    assert client.post(url, json=body, headers=presenter).status_code == 403
+    for bad in (
+        {"signup_ids": [], "decision": "approve"},
+        {"signup_ids": ["1"], "decision": "approve"},
+        {"signup_ids": [first.id]},
+        {"signup_ids": [first.id], "decision": "reject", "queue": True},
+        {"signup_ids": list(range(1, 300)), "decision": "approve"},
+    ):
+        refused = client.post(url, json=bad, headers=producer)
+        assert refused.status_code == 422, bad
+        assert refused.get_json()["error"]["fields"], bad
+    missing = client.post("/api/v1/forums/nope/signups/screen", json=body, headers=producer)
+    assert missing.status_code == 404
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert "post" in paths["/api/v1/forums/{slug}/signups/screen"]
+
+
+def test_the_api_refuses_to_queue_in_a_closed_forum(client, app, producer):
+    now = utcnow()
+    forum = make_forum(starts_at=now - timedelta(hours=3), now=now)
+    signup = make_signup(forum, now=now - timedelta(hours=4))
+    answer = client.post(
+        f"/api/v1/forums/{forum.slug}/signups/screen",
+        json={"signup_ids": [signup.id], "decision": "approve", "queue": True},
+        headers=producer,
+    )
+    assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "forum_closed"
+    assert _statuses(signup.id) == ["pending"]

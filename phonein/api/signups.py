@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
 
 from .. import challenge, forums, publication, search, signups, verification
 from ..accounts import require_api
@@ -13,7 +14,7 @@ from ..database import commit
 from ..limits import signup_rate
 from ..links import manage_url
 from ..live import calls, queue
-from ..models import Role, Signup
+from ..models import MAX_ID, Role, Signup
 from ..times import utcnow
 from ..views import SignupView
 from .common import PRODUCER_DOC, documented_errors, unchanged_since_asked
@@ -149,3 +150,64 @@ def publish_signup(data: dict[str, Any], signup_id: int) -> SignupView:
     publication.set_published(signup, data, utcnow())
     commit()
     return with_position(signup)
+
+
+class BulkScreenIn(Schema):
+    signup_ids = fields.List(
+        fields.Int(strict=True, validate=validate.Range(1, MAX_ID)),
+        required=True,
+        validate=validate.Length(1, signups.BULK_MAX),
+        metadata={"description": "Decided in this order; with queue, queued in this order."},
+    )
+    decision = fields.Str(required=True, validate=validate.OneOf(signups.DECISIONS))
+    queue = fields.Bool(
+        load_default=False,
+        metadata={"description": "With approve: also add each to the end of the queue."},
+    )
+
+
+class SkippedOut(Schema):
+    signup_id = fields.Int()
+    reason = fields.Str(
+        metadata={
+            "enum": [
+                "not_found",
+                "already_approved",
+                "already_rejected",
+                "already_queued",
+                "not_screenable",
+            ]
+        }
+    )
+    message = fields.Str()
+
+
+class BulkScreenOut(Schema):
+    changed = fields.List(fields.Nested(SignupOut))
+    skipped = fields.List(fields.Nested(SkippedOut))
+
+
+@blp.route("/forums/<slug>/signups/screen", methods=["POST"])
+@require_api(Role.PRODUCER)
+@blp.arguments(BulkScreenIn)
+@blp.response(200, BulkScreenOut)
+@documented_errors(blp, 401, 403, 404, 409, 422)
+@blp.doc(**PRODUCER_DOC)
+def screen_signups(data: dict[str, Any], slug: str) -> dict[str, Any]:
+    """Approve or reject several signups at once; with ``queue``, approve and queue them.
+
+    One transaction. Signups the decision would not change (already approved, rejected
+    or queued; on air or done; not in this forum) are left alone and listed in
+    ``skipped`` with a reason, so the same request sent twice changes nothing the second
+    time. 409 (nothing changed) when queueing in a forum whose queue is closed.
+    """
+    forum = forums.get_by_slug(slug)
+    result = signups.screen_many(
+        forum, data["signup_ids"], data["decision"], utcnow(), and_queue=data["queue"]
+    )
+    commit()
+    places = queue.positions(forum) if result.changed else {}
+    return {
+        "changed": [SignupView(s, queue_position=places.get(s.id)) for s in result.changed],
+        "skipped": result.skipped,
+    }
