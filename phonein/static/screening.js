@@ -72,6 +72,10 @@
     // getAttribute: form.action would be the buttons named "action", not the URL.
     fetch(form.getAttribute("action"), { method: "POST", credentials: "same-origin", headers: headers, body: data })
       .then(function (response) {
+        // Anything but JSON is a page: the login page after the session ended, most likely.
+        if ((response.headers.get("Content-Type") || "").indexOf("application/json") < 0) {
+          throw new Error("Nothing was saved: your session may have ended. Reload the page (and log in again) to carry on.");
+        }
         return response.json().catch(function () { return {}; }).then(function (body) {
           if (!response.ok) {
             var message = body.error && body.error.message;
