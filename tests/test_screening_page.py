@@ -16,7 +16,7 @@ from phonein.live import queue
 from phonein.models import Signup
 from phonein.times import utcnow
 
-from .conftest import login, make_forum, make_signup
+from .conftest import login, make_forum, make_signup, make_user
 
 JSON = {"Accept": "application/json"}
 
@@ -188,3 +188,55 @@ def test_presenters_cannot_screen(client, app):
     )
     assert response.status_code == 403
     assert _status(signup.id) == "pending"
+
+
+def test_without_the_csrf_token_nothing_changes(make_app):
+    app = make_app(WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        forum = make_forum()
+        signup = make_signup(forum)
+        client = app.test_client()
+        login_page = client.get("/producer/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page)
+        user, _ = make_user("producer")
+        assert token
+        logged_in = client.post(
+            "/producer/login",
+            data={
+                "email": user.email,
+                "password": "correct horse battery",
+                "csrf_token": token.group(1),
+            },
+        )
+        assert logged_in.status_code == 302
+        refused = client.post(
+            f"/producer/forums/{forum.slug}/screen",
+            data={"action": "approve", "signup_id": str(signup.id)},
+            headers=JSON,
+        )
+        assert refused.status_code == 400
+        assert refused.get_json()["error"]["code"] == "csrf_failed"
+        assert _status(signup.id) == "pending"
+
+
+def test_one_click_stance_without_javascript_comes_back_to_the_card(client, app):
+    forum = make_forum()
+    signup = make_signup(forum, name="Noor", phone="+44 7400 900123")
+    login(client)
+    back = f"/producer/forums/{forum.slug}/signups?q=07400+900123"
+    # Search as the producer types a number: the national form finds the E.164 one.
+    page = client.get(back).get_data(as_text=True)
+    assert f'id="signup-{signup.id}"' in page and f'name="back" value="{back}"' in page
+    response = client.post(
+        f"/producer/signups/{signup.id}/screen", data={"stance": "for", "back": back}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"{back}#signup-{signup.id}"
+    shown = client.get(back).get_data(as_text=True)
+    assert "Saved Noor (not screened yet)." in shown
+    assert 'value="" aria-pressed="true" data-focus-key="stance-for"' in _card(shown, signup.id)
+    # A "back" elsewhere is not followed.
+    away = client.post(
+        f"/producer/signups/{signup.id}/screen", data={"rating": "2", "back": "//evil.example/"}
+    )
+    assert away.headers["Location"].startswith(f"/producer/forums/{forum.slug}/signups")
