@@ -80,7 +80,7 @@ def test_bulk_approve_and_queue_without_javascript(client, app):
     assert response.headers["Location"] == f"{back}#signup-{first.id}"
     assert [_status(first.id), _status(second.id)] == ["queued", "queued"]
     page = client.get(back).get_data(as_text=True)
-    assert "2 signups approved and queued. Skipped 1: Bea is already queued." in page
+    assert "2 signups approved and queued. Skipped 1: \u2068Bea\u2069 is already queued." in page
 
 
 def test_bulk_decision_from_the_script_answers_json_with_the_new_cards(client, app):
@@ -111,7 +111,8 @@ def test_one_signup_by_its_own_buttons(client, app):
         data={"action": "queue", "signup_id": str(signup.id)},
         headers=JSON,
     ).get_json()
-    assert body["message"] == "Kenji: approved and queued."
+    # Listener text in a plain-text message is isolated, as <bdi> would in markup.
+    assert body["message"] == "\u2068Kenji\u2069: approved and queued."
     assert [s.id for s in queue.snapshot(forum).waiting] == [signup.id]
 
 
@@ -169,7 +170,8 @@ def test_screening_a_caller_on_air_is_refused_politely(client, app):
         headers=JSON,
     ).get_json()
     assert body["message"] == (
-        "Nothing changed. Skipped 1: Lola is on air: only signups not yet on air can be screened."
+        "Nothing changed. Skipped 1: \u2068Lola\u2069 is on air: only signups not yet on air "
+        "can be screened."
     )
     refused = client.post(
         f"/producer/signups/{on_air.id}/screen", data={"decision": "reject"}, headers=JSON
@@ -233,7 +235,7 @@ def test_one_click_stance_without_javascript_comes_back_to_the_card(client, app)
     assert response.status_code == 302
     assert response.headers["Location"] == f"{back}#signup-{signup.id}"
     shown = client.get(back).get_data(as_text=True)
-    assert "Saved Noor (not screened yet)." in shown
+    assert "Saved \u2068Noor\u2069 (not screened yet)." in shown
     assert 'value="" aria-pressed="true" data-focus-key="stance-for"' in _card(shown, signup.id)
     # A "back" elsewhere is not followed.
     away = client.post(

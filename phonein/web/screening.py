@@ -149,6 +149,22 @@ def _expired(forum: Forum) -> ResponseReturnValue:
     )
 
 
+def isolate(name: str) -> str:
+    """Wrap listener text in Unicode isolates: <bdi> for a message that is plain text.
+
+    The live region and flashes are text: without this an Arabic name at the start of
+    "أحمد: approved." would reorder the whole sentence.
+    """
+    return f"\u2068{name}\u2069"
+
+
+def _skip_text(skip: signups.Skipped) -> str:
+    name = skip.signup.name if skip.signup is not None else ""
+    if name and skip.message.startswith(name):
+        return isolate(name) + skip.message[len(name) :]
+    return skip.message
+
+
 def summary(result: signups.BulkScreening) -> str:
     """Say in one or two sentences what a bulk decision did."""
     done = len(result.changed)
@@ -157,13 +173,13 @@ def summary(result: signups.BulkScreening) -> str:
     else:
         verb = "approved" if result.decision == "approve" else "rejected"
     if done == 1 and not result.skipped:
-        said = f"{result.changed[0].name}: {verb}."
+        said = f"{isolate(result.changed[0].name)}: {verb}."
     elif done == 0:
         said = "Nothing changed."
     else:
         said = f"{done} signups {verb}." if done > 1 else f"1 signup {verb}."
     if result.skipped:
-        reasons = " ".join(s.message for s in result.skipped)
+        reasons = " ".join(_skip_text(s) for s in result.skipped)
         said += f" Skipped {len(result.skipped)}: {reasons}"
     return said
 
@@ -232,4 +248,4 @@ def screen(signup_id: int) -> ResponseReturnValue:
         return _refused(forum, error, [signup])
     commit()
     label = STATUS_LABELS.get(SignupStatus(signup.status), signup.status)
-    return _answer(forum, f"Saved {signup.name} ({label.lower()}).", [signup])
+    return _answer(forum, f"Saved {isolate(signup.name)} ({label.lower()}).", [signup])
