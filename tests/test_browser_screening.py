@@ -94,3 +94,15 @@ def test_bulk_approve_and_queue_by_keyboard(live_app, browser):
     wait.until(lambda d: "already queued" in d.find_element(By.ID, "screening-status").text)
     with app.app_context():
         assert [s.id for s in queue.snapshot(forum_row).waiting] == [earlier_id, *shown[1:4]]
+
+    # The bulk bar's buttons work by mouse too, and focus stays on the button pressed.
+    keys.send_keys("j", "x").perform()
+    reject = browser.find_element(By.CSS_SELECTOR, "#bulk button[value=reject]")
+    reject.click()
+    wait.until(lambda d: "rejected." in d.find_element(By.ID, "screening-status").text)
+    assert _read(browser, "return document.activeElement.value") == "reject"
+    assert "Rejected" in browser.find_element(By.ID, f"signup-{shown[4]}").text
+    assert _read(browser, "return window.notReloaded === true;")
+    with app.app_context():
+        rejected = db.session.get(Signup, shown[4])
+        assert rejected is not None and rejected.status == "rejected"

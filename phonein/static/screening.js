@@ -58,13 +58,15 @@
   }
 
   function send(form, submitter) {
-    if (busy) { return; }
+    if (busy) { announce("Still saving the last change: try again in a moment.", true); return; }
     var data = new FormData(form);
     if (submitter && submitter.name) { data.append(submitter.name, submitter.value); }
     var card = currentCard() || cardOf(form);
     var cardId = card ? card.id : null;
     var focused = document.activeElement;
     var focusKey = cardOf(focused) && focused.getAttribute ? focused.getAttribute("data-focus-key") : null;
+    // Focus on a control outside the cards (the bulk bar's buttons) stays where it is.
+    var keepFocus = focused && focused !== document.body && !cardOf(focused);
     busy = true;
     list.setAttribute("aria-busy", "true");
     var headers = { Accept: "application/json" };
@@ -87,7 +89,7 @@
       .then(function (body) {
         swap(body.html || "");
         announce(body.message || "Saved.", false);
-        restoreFocus(cardId, focusKey);
+        if (keepFocus) { refreshCurrent(cardId); } else { restoreFocus(cardId, focusKey); }
       })
       .catch(function (error) {
         announce(error.message || "That did not work: the connection failed. Try again.", true);
@@ -95,6 +97,10 @@
       .finally(function () { busy = false; list.removeAttribute("aria-busy"); });
   }
 
+  function refreshCurrent(cardId) {
+    var card = cardId && document.getElementById(cardId);
+    if (card) { mark(card); }
+  }
   function restoreFocus(cardId, focusKey) {
     var card = cardId && document.getElementById(cardId);
     if (!card) { return; }
