@@ -400,6 +400,40 @@ def test_an_empty_forum_has_a_report(client, app):
     login(client)
     page = client.get(f"/producer/forums/{forum.slug}/report")
     assert page.status_code == 200 and "No signups yet." in page.get_data(as_text=True)
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_a_presenter_gets_no_report_or_editor(client, app):
+    forum = make_forum()
+    login(client, "presenter")
+    for path in ("report", "publication", "selection.csv"):
+        assert client.get(f"/producer/forums/{forum.slug}/{path}").status_code == 403
+    assert client.post(f"/producer/forums/{forum.slug}/publication").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"shown": ["x", "-1", "99999999999999", "ID"], "go": "after:nonsense"},
+        {"shown": "ID", "published-ID": "y", "order-ID": "9" * 40, "go": "before:5.5"},
+        {"shown": "ID", "pull_quote-ID": "x" * 5000, "action": "publish"},
+        {"go": "after:1.1", "stance": "<script>", "status": "on_air"},
+    ],
+)
+def test_the_editor_form_never_fails_on_bad_input(client, app, data):
+    forum = make_forum()
+    n = str(_signup(forum, "for").id)
+    login(client)
+    data = {
+        k.replace("ID", n): [v.replace("ID", n) for v in v]
+        if isinstance(v, list)
+        else v.replace("ID", n)
+        for k, v in data.items()
+    }
+    response = client.post(f"/producer/forums/{forum.slug}/publication", data=data)
+    assert response.status_code == 302
+    assert client.get(response.headers["Location"]).status_code == 200
 
 
 # CSV.

@@ -225,7 +225,8 @@ def export_signups(slug: str) -> ResponseReturnValue:
 @producer_only
 def export_selection(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
-    chosen = [s for s in publication.selection(forum) if s.erased_at is None]
+    # What the public page shows: a purged forum's published comments keep their text.
+    chosen = publication.selection(forum)
     stamp = f"{utcnow():%Y%m%d-%H%M}"
     return _csv(
         f"{forum.slug}-selection-{stamp}.csv",
