@@ -341,17 +341,23 @@ class Balance:
         return reflects(self.overall, self.chosen, self.chosen_unclassified)
 
 
-def balances(forum: Forum, chosen: list[Signup] | None = None) -> Balance:
-    """Return the forum's balance of opinion and its selection's (``chosen``, when the
-    caller has read the selection already, saves reading it again)."""
+def balances(
+    forum: Forum, chosen: list[Signup] | None = None, *, screened: int | None = None
+) -> Balance:
+    """Return the forum's balance of opinion and its selection's.
+
+    ``chosen`` (the selection) and ``screened`` (the number of screened signups), when the
+    caller has them already, save reading them again.
+    """
     if chosen is None:
         chosen = selection(forum)
-    screened = db.session.scalar(
-        # Index-only on ix_signups_forum_status_created.
-        sa.select(sa.func.count())
-        .select_from(Signup)
-        .where(Signup.forum_id == forum.id, Signup.status.not_in(SIGNUP_UNSCREENED))
-    )
+    if screened is None:
+        screened = db.session.scalar(
+            # Index-only on ix_signups_forum_status_created.
+            sa.select(sa.func.count())
+            .select_from(Signup)
+            .where(Signup.forum_id == forum.id, Signup.status.not_in(SIGNUP_UNSCREENED))
+        )
     overall = balance(forum)
     by_stance = {s: 0 for s in STANCES}
     unclassified = 0

@@ -31,7 +31,7 @@ from .models import (
     SignupStatus,
 )
 from .phones import country_names
-from .times import zone_or_none
+from .times import UTCDateTime, zone_or_none
 
 # Signups are counted in quarter hours by the database (every zone's offset is a whole
 # number of quarter hours), then folded into the forum's local hours or days here.
@@ -43,14 +43,6 @@ DAILY_UP_TO = timedelta(days=92)
 TOP_COUNTRIES = 15
 # Rows an export reads from the database at a time.
 BATCH = 1000
-
-
-def _epoch(column: Any) -> sa.ColumnElement[Any]:
-    """Seconds since the epoch of a UTC timestamp column, on either database."""
-    if dialect() == "sqlite":
-        # Stored as naive UTC text (times.UTCDateTime).
-        return sa.cast(sa.func.strftime("%s", column), sa.Integer)
-    return sa.func.extract("epoch", column)
 
 
 def _seconds(later: Any, earlier: Any) -> sa.ColumnElement[Any]:
@@ -80,19 +72,40 @@ class Timeline:
         return f"{bucket.start:%d %b}" if self.unit == "day" else f"w/c {bucket.start:%d %b}"
 
 
+def _quarters(forum: Forum) -> list[tuple[int, int]]:
+    """Count the forum's signups per quarter hour since the epoch, in the database."""
+    if dialect() == "sqlite":
+        # Stored as naive UTC text (times.UTCDateTime); integer division floors.
+        bucket: sa.ColumnElement[Any] = (
+            sa.cast(sa.func.strftime("%s", Signup.created_at), sa.Integer) / QUARTER
+        )
+    else:
+        # date_bin (PostgreSQL 14+) keeps to timestamps: hash-grouped, no numeric arithmetic
+        # per row, a few milliseconds per 10,000 signups.
+        bucket = sa.func.date_bin(
+            sa.text("interval '15 minutes'"),
+            Signup.created_at,
+            sa.text("timestamptz '1970-01-01 00:00:00+00'"),
+        )
+    # No ORDER BY: a hash aggregate, and the few thousand buckets are sorted here.
+    rows = db.session.execute(
+        sa.select(bucket, sa.func.count()).where(Signup.forum_id == forum.id).group_by(bucket)
+    ).all()
+    out = []
+    for start, n in rows:
+        if isinstance(start, datetime):
+            start = int(start.timestamp()) // QUARTER
+        out.append((int(start), int(n)))
+    return sorted(out)
+
+
 def signups_over_time(forum: Forum) -> Timeline:
     """Count the forum's signups per local hour, day or week (by the span they cover)."""
-    quarter = sa.func.floor(_epoch(Signup.created_at) / QUARTER)
-    rows = db.session.execute(
-        sa.select(quarter, sa.func.count())
-        .where(Signup.forum_id == forum.id)
-        .group_by(quarter)
-        .order_by(quarter)
-    ).all()
+    rows = _quarters(forum)
     if not rows:
         return Timeline("hour", [])
     zone = zone_or_none(forum.timezone) or UTC
-    moments = [(datetime.fromtimestamp(int(q) * QUARTER, UTC).astimezone(zone), n) for q, n in rows]
+    moments = [(datetime.fromtimestamp(q * QUARTER, UTC).astimezone(zone), n) for q, n in rows]
     span = moments[-1][0] - moments[0][0]
     unit = "hour" if span <= HOURLY_UP_TO else "day" if span <= DAILY_UP_TO else "week"
 
@@ -167,7 +180,7 @@ def statuses(forum: Forum) -> Statuses:
 class CallFigures:
     """The show's calls: listeners put on air, and the phone calls behind them."""
 
-    on_air: int  # signups that went on air
+    on_air: int  # signups whose call on air is over (done)
     on_air_seconds: float | None  # their average time on air (on air to done)
     calls: int  # listeners' phone calls (dialled in or called back; not the studio)
     inbound: int
@@ -182,7 +195,9 @@ def calls(forum: Forum) -> CallFigures:
         sa.select(
             sa.func.count(Signup.on_air_at),
             sa.func.avg(_seconds(Signup.done_at, Signup.on_air_at)),
-        ).where(Signup.forum_id == forum.id, Signup.on_air_at.is_not(None))
+        )
+        # The partial index ix_signups_forum_done: the few called, not the whole forum.
+        .where(Signup.forum_id == forum.id, Signup.done_at.is_not(None))
     ).one()
     listener = Call.direction != CallDirection.STUDIO
     line = db.session.execute(
@@ -291,21 +306,22 @@ def signup_rows(forum: Forum) -> Iterator[list[Any]]:
     streams while the response is written, and holds no transaction open between batches.
     """
     columns = [getattr(Signup, name) for name in SIGNUP_COLUMNS]
-    after: tuple[datetime, int] | None = None
+    after: tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]] | None = None
     while True:
         query = sa.select(*columns).where(Signup.forum_id == forum.id, Signup.erased_at.is_(None))
         if after is not None:
-            at, ident = after
-            query = query.where(
-                (Signup.created_at > at) | ((Signup.created_at == at) & (Signup.id > ident))
-            )
+            # A row comparison: one index range from the last row on, on either database.
+            query = query.where(sa.tuple_(Signup.created_at, Signup.id) > sa.tuple_(*after))
         rows = db.session.execute(query.order_by(Signup.created_at, Signup.id).limit(BATCH)).all()
         for row in rows:
             yield [_value(v) for v in row]
         if len(rows) < BATCH:
             return
         last = rows[-1]
-        after = (last.created_at, last.id)
+        after = (
+            sa.literal(last.created_at, UTCDateTime()),
+            sa.literal(last.id, sa.Integer()),
+        )
         db.session.rollback()  # end the batch's transaction: nothing held while streaming
 
 

@@ -190,15 +190,15 @@ def publication_save(slug: str) -> ResponseReturnValue:
 @producer_only
 def forum_report(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
-    chosen = publication.selection(forum)
+    statuses = report.statuses(forum)
     return render_template(
         "producer/report.html",
         forum=forum,
         timeline=report.signups_over_time(forum),
         countries=report.by_country(forum),
         top_countries=report.TOP_COUNTRIES,
-        statuses=report.statuses(forum),
-        balance=publication.balances(forum, chosen),
+        statuses=statuses,
+        balance=publication.balances(forum, screened=statuses.screened),
         calls=report.calls(forum),
         texts=report.texts(forum),
         state=forum.status_at(utcnow()).value,
