@@ -342,16 +342,24 @@ class Balance:
 
 
 def balances(
-    forum: Forum, chosen: list[Signup] | None = None, *, screened: int | None = None
+    forum: Forum,
+    chosen: list[Signup] | None = None,
+    *,
+    screened: int | None = None,
+    count_unclassified: bool = True,
 ) -> Balance:
     """Return the forum's balance of opinion and its selection's.
 
     ``chosen`` (the selection) and ``screened`` (the number of screened signups), when the
-    caller has them already, save reading them again.
+    caller has them already, save reading them again. The public page does not show the
+    screened signups without a stance (``count_unclassified=False``): one count fewer of a
+    forum's signups on its busiest page.
     """
     if chosen is None:
         chosen = selection(forum)
-    if screened is None:
+    if screened is None and not count_unclassified:
+        screened = 0
+    elif screened is None:
         screened = db.session.scalar(
             # Index-only on ix_signups_forum_status_created.
             sa.select(sa.func.count())
@@ -366,4 +374,5 @@ def balances(
             by_stance[signup.stance] += 1
         else:
             unclassified += 1
-    return Balance(overall, (screened or 0) - sum(overall.values()), by_stance, unclassified)
+    unknown = max(0, (screened or 0) - sum(overall.values())) if count_unclassified else 0
+    return Balance(overall, unknown, by_stance, unclassified)
