@@ -113,6 +113,7 @@ def test_a_tick_survives_leaving_the_page_at_once(live_app, browser):
             in d.find_element(By.CSS_SELECTOR, f"#signup-{chosen} .save-state").text
         )
     )
+    assert browser.find_element(By.ID, "selection-count").text == "1"
     # Tick another and leave through a plain link, not a button of the form.
     second = int(
         browser.find_elements(By.CSS_SELECTOR, "#publication-editor [data-signup]")[

@@ -53,6 +53,11 @@
         // The page now matches the database: a later submit of the form changes nothing twice.
         changed.forEach(function (name) { was(card, name).value = values[name]; });
         card.classList.toggle("published", !!data.published);
+        if (changed.indexOf("published") >= 0) {
+          // The heading's count follows; the balances are redrawn on the next page load.
+          var count = document.getElementById("selection-count");
+          count.textContent = String(parseInt(count.textContent, 10) + (data.published ? 1 : -1));
+        }
         say(card, data.published ? "Saved: in the selection." : "Saved: not in the selection.", false);
       });
     }).catch(function (e) {
