@@ -119,7 +119,8 @@ def _said(signup: Signup, data: dict[str, Any], was_published: bool) -> str:
 @bp.post("/forums/<slug>/publication")
 @producer_only
 def publication_save(slug: str) -> ResponseReturnValue:
-    forum = forums.get_by_slug(slug)
+    # Locked as the forum's status page locks it: publishing races no other status change.
+    forum = forums.get_by_slug(slug, for_update=True)
     form = request.form
     place = _page_args(form)
     go = form.get("go", "")
