@@ -281,6 +281,8 @@ class Signup(Model):
             "forum_id",
             **_where("done_at IS NOT NULL"),
         ),
+        # The after-show report's count by country (migration 0016).
+        sa.Index("ix_signups_forum_country", "forum_id", "country"),
         _check_in("status", SignupStatus, "ck_signups_status"),
         sa.CheckConstraint(
             "stance IS NULL OR stance IN ('for', 'against', 'neutral', 'other')",
@@ -430,6 +432,8 @@ class Message(Model):
         sa.UniqueConstraint("signup_id", "kind", "key", name="uq_messages_signup_kind_key"),
         sa.Index("ix_messages_due", "status", "send_at"),
         sa.Index("ix_messages_forum", "forum_id", "created_at"),
+        # The after-show report's count by kind and status (migration 0016).
+        sa.Index("ix_messages_forum_kind_status", "forum_id", "kind", "status"),
         sa.Index("ix_messages_provider_sid", "provider_sid"),
         _check_in("kind", MessageKind, "ck_messages_kind"),
         _check_in("status", MessageStatus, "ck_messages_status"),

@@ -1,8 +1,15 @@
-"""Publishing a selection of comments after the forum, and the balance of opinion."""
+"""Publishing a selection of comments after the forum, and the balance of opinion.
+
+The balance rule (docs/design.md, "Publication"): the public page says "The comments below
+reflect that balance" only when every stance's number of published comments is within
+``reflect_margin(n)`` of its fair share (the selection's size times that stance's share
+of all screened signups with a stance), and every published comment has a stance.
+Otherwise the page says what the selection is, stance by stance.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +18,15 @@ import sqlalchemy as sa
 from .errors import Conflict, Invalid
 from .extensions import db
 from .inputs import clean_text
-from .models import MAX_ID, PULL_QUOTE_MAX, SIGNUP_UNSCREENED, Forum, Signup, Stance
+from .models import (
+    MAX_ID,
+    PULL_QUOTE_MAX,
+    SIGNUP_UNSCREENED,
+    Forum,
+    Signup,
+    SignupStatus,
+    Stance,
+)
 
 
 def set_published(signup: Signup, data: dict[str, Any], now: datetime) -> None:
@@ -58,6 +73,19 @@ def _publishable(forum: Forum) -> list[sa.ColumnElement[bool]]:
 IN_ORDER = (Signup.publish_order.is_(None), Signup.publish_order)
 # Comments per page of the publication editor.
 PER_PAGE = 50
+STANCES = tuple(s.value for s in Stance)
+# The editor's filters: a stance ("none": not classified) and a screening outcome.
+STANCE_FILTERS = (*STANCES, "none")
+STATUS_FILTERS = tuple(
+    s.value for s in SignupStatus if s not in SIGNUP_UNSCREENED and s != SignupStatus.ON_AIR
+)
+# Share of the selection (in points of 1) a stance may stray from its fair share and the
+# selection still be said to reflect the balance; below 20 comments one comment is the
+# finer grain (see reflect_margin).
+REFLECT_TOLERANCE = 0.05
+# A stance with at least this share of the balance must be in the selection at all: one
+# comment "for" does not reflect a 60/40 split, however close it is to its fair share.
+REFLECT_MIN_SHARE = 0.2
 
 
 def selection(forum: Forum) -> list[Signup]:
@@ -74,39 +102,171 @@ def selection(forum: Forum) -> list[Signup]:
 
 
 @dataclass(frozen=True)
+class Filters:
+    """What the publication editor's candidate list is narrowed to (None: everything)."""
+
+    stance: str | None = None
+    status: str | None = None
+
+    @classmethod
+    def parse(cls, stance: str | None, status: str | None) -> Filters:
+        """Keep the known values, drop anything else (a stale or hand-typed address)."""
+        return cls(
+            stance if stance in STANCE_FILTERS else None,
+            status if status in STATUS_FILTERS else None,
+        )
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        clauses: list[sa.ColumnElement[bool]] = []
+        if self.stance == "none":
+            clauses.append(Signup.stance.is_(None))
+        elif self.stance:
+            clauses.append(Signup.stance == self.stance)
+        if self.status:
+            clauses.append(Signup.status == self.status)
+        return clauses
+
+    def args(self) -> dict[str, str]:
+        """The filters as query arguments, for links that keep them."""
+        return {k: v for k, v in (("stance", self.stance), ("status", self.status)) if v}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place in the candidates' order: best rated first, unrated last, newest first
+    within a rating. ``rating`` 0 stands for unrated (ratings are 1 to 5)."""
+
+    rating: int
+    id: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor | None:
+        """Read ``"rating.id"``; anything else is no cursor (the first page)."""
+        rating, _, ident = (text or "").partition(".")
+        if not (rating.isdigit() and ident.isdigit()):
+            return None
+        cursor = cls(int(rating), int(ident))
+        return cursor if cursor.rating <= 5 and 0 < cursor.id <= MAX_ID else None
+
+    @classmethod
+    def of(cls, signup: Signup) -> Cursor:
+        return cls(signup.rating or 0, signup.id)
+
+    def __str__(self) -> str:
+        return f"{self.rating}.{self.id}"
+
+
+@dataclass(frozen=True)
 class CandidatePage:
-    """One page of the publication editor: the selection first, then the best rated."""
+    """One page of the comments that may be published and are not, with its neighbours."""
 
     items: list[Signup]
-    page: int
-    has_next: bool
+    next: Cursor | None
+    previous: Cursor | None
+    filters: Filters = field(default_factory=Filters)
+
+    @property
+    def first(self) -> bool:
+        return self.previous is None
 
 
-def candidates(forum: Forum, *, page: int = 1, per_page: int = PER_PAGE) -> CandidatePage:
-    """Return one page of the comments that may be published, not erased: the selection
-    first, in its order, then the others, best rated first.
+def _segment(
+    forum: Forum,
+    filters: Filters,
+    *,
+    rated: bool,
+    beyond: Cursor | None,
+    forward: bool,
+    limit: int,
+) -> list[Signup]:
+    """Read up to ``limit`` candidates of one segment (rated or unrated) past ``beyond``.
 
-    The selection is small and read whole; the others come from the partial index
-    ix_signups_forum_candidates, a page at a time, so a forum of 100,000 signups costs
-    one page of rows, not all of them. ``has_next`` replaces a count nobody needs.
+    Each segment is one range of ix_signups_forum_candidates (forum, rating, id), read
+    in index order (forward: rating and id descending; backward: ascending), so a page
+    costs its own rows whatever the page's place in a forum of 100,000 signups.
     """
-    chosen = [s for s in selection(forum) if s.erased_at is None]
-    start = (page - 1) * per_page
-    items = chosen[start : start + per_page + 1]
-    wanted = per_page + 1 - len(items)
-    if wanted > 0:
-        items += db.session.scalars(
-            sa.select(Signup)
-            .where(
-                *_publishable(forum),
-                Signup.published == sa.false(),
-                Signup.erased_at.is_(None),
+    where = [
+        *_publishable(forum),
+        Signup.published == sa.false(),
+        Signup.erased_at.is_(None),
+        *filters.where(),
+    ]
+    if rated:
+        where.append(Signup.rating.is_not(None))
+        if beyond is not None and beyond.rating:
+            later = (Signup.rating < beyond.rating) | (
+                (Signup.rating == beyond.rating) & (Signup.id < beyond.id)
             )
-            .order_by(Signup.rating.is_(None), Signup.rating.desc(), Signup.id)
-            .limit(wanted)
-            .offset(max(0, start - len(chosen)))
-        ).all()
-    return CandidatePage(items[:per_page], page, len(items) > per_page)
+            earlier = (Signup.rating > beyond.rating) | (
+                (Signup.rating == beyond.rating) & (Signup.id > beyond.id)
+            )
+            where.append(later if forward else earlier)
+        order: tuple[sa.UnaryExpression[Any], ...] = (
+            (Signup.rating.desc(), Signup.id.desc())
+            if forward
+            else (Signup.rating.asc(), Signup.id.asc())
+        )
+    else:
+        where.append(Signup.rating.is_(None))
+        if beyond is not None and not beyond.rating:
+            where.append(Signup.id < beyond.id if forward else Signup.id > beyond.id)
+        order = (Signup.id.desc(),) if forward else (Signup.id.asc(),)
+    return list(db.session.scalars(sa.select(Signup).where(*where).order_by(*order).limit(limit)))
+
+
+def candidates(
+    forum: Forum,
+    *,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+    filters: Filters | None = None,
+    per_page: int = PER_PAGE,
+) -> CandidatePage:
+    """Return one page of the comments that may be published and are not yet: best rated
+    first, unrated last, newest first within a rating (keyset pages: ``after`` the last of
+    one page, or ``before`` the first of another).
+
+    The selection itself is not paged: it is small, and the editor shows it whole above.
+    Rejected comments are candidates (a caller turned down for the air may still have
+    written something worth publishing); the editor shows them as rejected.
+    """
+    filters = filters or Filters()
+    want = per_page + 1
+    if before is None:
+        # Forward: the rated segment first (unless the cursor is past it), then the unrated.
+        items: list[Signup] = []
+        if after is None or after.rating:
+            items = _segment(forum, filters, rated=True, beyond=after, forward=True, limit=want)
+        if len(items) < want:
+            rest = after if after is not None and not after.rating else None
+            items += _segment(
+                forum, filters, rated=False, beyond=rest, forward=True, limit=want - len(items)
+            )
+        page = items[:per_page]
+        more = len(items) > per_page
+        return CandidatePage(
+            page,
+            Cursor.of(page[-1]) if more else None,
+            Cursor.of(page[0]) if after is not None and page else None,
+            filters,
+        )
+    # Backward: read in reverse from ``before``, then turn the page the right way round.
+    items = []
+    if not before.rating:
+        items = _segment(forum, filters, rated=False, beyond=before, forward=False, limit=want)
+    if len(items) < want:
+        rest = before if before.rating else None
+        items += _segment(
+            forum, filters, rated=True, beyond=rest, forward=False, limit=want - len(items)
+        )
+    page = list(reversed(items[:per_page]))
+    more = len(items) > per_page
+    return CandidatePage(
+        page,
+        Cursor.of(page[-1]) if page else None,
+        Cursor.of(page[0]) if more else None,
+        filters,
+    )
 
 
 def balance(forum: Forum) -> dict[str, int]:
@@ -121,6 +281,98 @@ def balance(forum: Forum) -> dict[str, int]:
         )
         .group_by(Signup.stance)
     )
-    counts = {s.value: 0 for s in Stance}
+    counts = {s: 0 for s in STANCES}
     counts.update({stance: n for stance, n in rows if stance})
     return counts
+
+
+def reflect_margin(size: int) -> float:
+    """Return how far (in comments) a stance's count may be from its fair share in a
+    selection of ``size``: REFLECT_TOLERANCE of the selection, and never less than one
+    comment, which is as close as a small selection can come."""
+    return max(1.0, REFLECT_TOLERANCE * size)
+
+
+def reflects(overall: dict[str, int], chosen: dict[str, int], unclassified: int = 0) -> bool:
+    """Say whether a selection counted ``chosen`` by stance mirrors ``overall``.
+
+    True when both have comments, every chosen comment has a stance (``unclassified``
+    is 0), and each stance's count is strictly within ``reflect_margin`` of its fair share
+    (selection size times its share of ``overall``). "Strictly" matters for small selections:
+    two comments for and none against do not reflect an even split; one of each does.
+    And a stance with REFLECT_MIN_SHARE of ``overall`` or more has at least one comment.
+    """
+    total = sum(overall.values())
+    size = sum(chosen.values())
+    if not total or not size or unclassified:
+        return False
+    margin = reflect_margin(size)
+    for stance in STANCES:
+        share = overall.get(stance, 0) / total
+        count = chosen.get(stance, 0)
+        if abs(count - size * share) >= margin or (share >= REFLECT_MIN_SHARE and not count):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The balance of opinion beside the selection's own, and whether one mirrors the other.
+
+    ``overall``: screened signups by stance; ``unclassified``: screened signups with no
+    stance; ``chosen``/``chosen_unclassified``: the same for the published selection.
+    """
+
+    overall: dict[str, int]
+    unclassified: int
+    chosen: dict[str, int]
+    chosen_unclassified: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.overall.values())
+
+    @property
+    def chosen_total(self) -> int:
+        return sum(self.chosen.values()) + self.chosen_unclassified
+
+    @property
+    def reflects(self) -> bool:
+        return reflects(self.overall, self.chosen, self.chosen_unclassified)
+
+
+def balances(
+    forum: Forum,
+    chosen: list[Signup] | None = None,
+    *,
+    screened: int | None = None,
+    count_unclassified: bool = True,
+) -> Balance:
+    """Return the forum's balance of opinion and its selection's.
+
+    ``chosen`` (the selection) and ``screened`` (the number of screened signups), when the
+    caller has them already, save reading them again. The public page does not show the
+    screened signups without a stance (``count_unclassified=False``): one count fewer of a
+    forum's signups on its busiest page.
+    """
+    if chosen is None:
+        chosen = selection(forum)
+    if screened is None and not count_unclassified:
+        screened = 0
+    elif screened is None:
+        screened = db.session.scalar(
+            # Index-only on ix_signups_forum_status_created.
+            sa.select(sa.func.count())
+            .select_from(Signup)
+            .where(Signup.forum_id == forum.id, Signup.status.not_in(SIGNUP_UNSCREENED))
+        )
+    overall = balance(forum)
+    by_stance = {s: 0 for s in STANCES}
+    unclassified = 0
+    for signup in chosen:
+        if signup.stance in by_stance:
+            by_stance[signup.stance] += 1
+        else:
+            unclassified += 1
+    unknown = max(0, (screened or 0) - sum(overall.values())) if count_unclassified else 0
+    return Balance(overall, unknown, by_stance, unclassified)

@@ -92,13 +92,11 @@ def test_balance_counts_screened_signups_by_stance(app):
     assert publication.balance(forum) == {"for": 2, "against": 1, "neutral": 0, "other": 0}
 
 
-def test_publication_editor_pages_selection_first_then_best_rated(app):
+def test_publication_editor_pages_the_candidates_best_rated_first(app):
     forum = make_forum()
-    chosen = []
     for order in (2, 1):
         signup = make_signup(forum, status="approved")
         publication.set_published(signup, {"published": True, "order": order}, signup.created_at)
-        chosen.append(signup)
     rated = []
     for rating in (3, 5, None, 4):
         signup = make_signup(forum, status="approved")
@@ -107,16 +105,14 @@ def test_publication_editor_pages_selection_first_then_best_rated(app):
     make_signup(forum, status="pending")  # unscreened: never a candidate
     make_signup(forum, status="approved", publish_consent=False)  # no consent
     db.session.commit()
-    pages = [publication.candidates(forum, page=n, per_page=2) for n in (1, 2, 3, 4)]
-    order = [[s.id for s in p.items] for p in pages]
     by_rating = {s.rating: s.id for s in rated}
-    assert order == [
-        [chosen[1].id, chosen[0].id],  # the selection, in its order
-        [by_rating[5], by_rating[4]],
-        [by_rating[3], by_rating[None]],  # the unrated last
-        [],
-    ]
-    assert [p.has_next for p in pages] == [True, True, False, False]
+    first = publication.candidates(forum, per_page=2)
+    second = publication.candidates(forum, after=first.next, per_page=2)
+    assert [s.id for s in first.items] == [by_rating[5], by_rating[4]]
+    assert [s.id for s in second.items] == [by_rating[3], by_rating[None]]  # unrated last
+    assert first.previous is None and second.next is None
+    back = publication.candidates(forum, before=second.previous, per_page=2)
+    assert [s.id for s in back.items] == [s.id for s in first.items] and back.previous is None
 
 
 def test_publication_page_links_to_the_next_page(client, app):
@@ -127,10 +123,11 @@ def test_publication_page_links_to_the_next_page(client, app):
     first = client.get(f"/producer/forums/{forum.slug}/publication")
     assert first.status_code == 200
     assert first.get_data(as_text=True).count('class="signup-card') == publication.PER_PAGE
-    assert 'rel="next"' in first.get_data(as_text=True)
-    second = client.get(f"/producer/forums/{forum.slug}/publication?page=2")
+    page = publication.candidates(forum)
+    assert f'value="after:{page.next}"' in first.get_data(as_text=True)
+    second = client.get(f"/producer/forums/{forum.slug}/publication?after={page.next}")
     assert second.get_data(as_text=True).count('class="signup-card') == 1
-    assert 'rel="next"' not in second.get_data(as_text=True)
+    assert 'data-page="next"' not in second.get_data(as_text=True)
 
 
 def explain(sql: sa.Select) -> str:  # type: ignore[type-arg]

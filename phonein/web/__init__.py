@@ -11,7 +11,8 @@ from ..times import format_in_zone, rfc3339
 
 
 def init_app(app: Flask) -> None:
-    from . import board, headers, producer, public, verify
+    # report adds its pages to the producer blueprint, so it comes before registration.
+    from . import board, headers, producer, public, report, verify  # noqa: F401
 
     # Importing the screening views adds their routes to the producer blueprint.
     from .screening import bp as _with_screening  # noqa: F401

@@ -1,4 +1,5 @@
-"""Producer pages: login, forums, the queue board, publication (screening: web/screening.py)."""
+"""Producer pages: login, forums, the queue board (screening: ``web.screening``; publication and
+the report: ``web.report``)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
-from .. import accounts, forums, publication, signups, verification
+from .. import accounts, forums, verification
 from ..database import commit, rollback
 from ..errors import Conflict, DomainError, Invalid
 from ..limits import login_account_rate, login_rate
 from ..models import Forum, MessageKind, MessageStatus, Role
 from ..sms import outbox
 from ..times import utcnow, zone_or_none
-from .forms import ConfirmForm, ForumForm, LoginForm, PublishForm
+from .forms import ConfirmForm, ForumForm, LoginForm
 
 bp = Blueprint("producer", __name__, url_prefix="/producer")
 producer_only = accounts.require_staff(Role.PRODUCER)
@@ -225,50 +226,6 @@ def queue_board(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
     return render_template(
         "producer/queue.html", forum=forum, state=forum.status_at(utcnow()).value
-    )
-
-
-@bp.get("/forums/<slug>/publication")
-@producer_only
-def publication_editor(slug: str) -> ResponseReturnValue:
-    forum = forums.get_by_slug(slug)
-    return render_template(
-        "producer/publication.html",
-        forum=forum,
-        # Paged: a forum of 100,000 signups must not load every candidate at once.
-        candidates=publication.candidates(forum, page=_page()),
-        balance=publication.balance(forum),
-        form=PublishForm(),
-        confirm=ConfirmForm(),
-        state=forum.status_at(utcnow()).value,
-    )
-
-
-@bp.post("/signups/<int:signup_id>/publish")
-@producer_only
-def publish(signup_id: int) -> ResponseReturnValue:
-    signup = signups.get(signup_id)
-    form = PublishForm()
-    if form.validate_on_submit():
-        try:
-            publication.set_published(
-                signup,
-                {
-                    "published": form.published.data,
-                    "pull_quote": form.pull_quote.data,
-                    "order": form.order.data,
-                },
-                utcnow(),
-            )
-        except (Conflict, Invalid) as error:
-            rollback()
-            flash(f"{signup.name}: {error.message}", "error")
-        else:
-            commit()
-    else:
-        flash("Give the order as a whole number.", "error")
-    return redirect(
-        url_for("producer.publication_editor", slug=signup.forum.slug) + f"#signup-{signup.id}"
     )
 
 

@@ -63,7 +63,7 @@ def _forum_page(forum: Forum, form: SignupForm, status: int = 200) -> ResponseRe
     selection = balance = None
     if state == ForumStatus.PUBLISHED:
         selection = publication.selection(forum)
-        balance = publication.balance(forum)
+        balance = publication.balances(forum, selection, count_unclassified=False)
     return render_template(
         "public/forum.html",
         forum=forum,
