@@ -250,11 +250,13 @@ def set_status(forum: Forum, target: str, now: datetime) -> None:
     forum.status = wanted
     if wanted in (ForumStatus.CLOSED, ForumStatus.CANCELLED):
         forum.closed_at = min(now, forum.ends_at) if current != ForumStatus.OPEN else now
+        db.session.flush()
+        if wanted == ForumStatus.CANCELLED:
+            # Before the queue is dropped: queued listeners are owed the cancellation too.
+            outbox.forum_cancelled(forum, now)
         _end_calls(forum, now)
     db.session.flush()
-    if wanted == ForumStatus.CANCELLED:
-        outbox.forum_cancelled(forum, now)
-    elif wanted == ForumStatus.LIVE:
+    if wanted == ForumStatus.LIVE:
         outbox.notify_head(forum, now)
         dispatch.forum_live(forum, now)
 
@@ -292,8 +294,11 @@ def sync_statuses(now: datetime) -> int:
 
 def _end_calls(forum: Forum, now: datetime) -> None:
     """The forum is over: the caller on air is done, callers still waiting are dropped
-    (and those on the line hear a goodbye)."""
+    (and those on the line hear a goodbye); a closed (not cancelled) forum texts the
+    listeners it did not reach that it is over."""
     dispatch.forum_over(forum, now)
+    if forum.status == ForumStatus.CLOSED:
+        outbox.forum_closed(forum, now)
     db.session.execute(
         sa.update(Signup)
         .where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
