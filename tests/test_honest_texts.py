@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from phonein import forums
@@ -221,3 +222,25 @@ def test_producers_close_from_the_settings_page_and_the_text_is_logged(app, clie
     client.post(f"/producer/forums/{forum.slug}/status", data={"status": "closed"})
     log = client.get(f"/producer/forums/{forum.slug}/messages?kind=closed")
     assert "has now closed" in log.get_data(as_text=True)
+
+
+@pytest.mark.browser
+def test_a_late_signup_through_the_page_gets_the_catch_up(live_app, browser):
+    """The form, in headless Chromium, three hours before a forum that reminds a day
+    before only: the confirmation promises a reminder and the catch-up is written for 10
+    minutes before the start, in the listener's own zone too."""
+    from .test_browser import _sign_up
+
+    app, base = live_app
+    with app.app_context():
+        now = utcnow()
+        forum = make_forum(starts_at=now + timedelta(hours=3), reminder_offsets=[86400], now=now)
+        slug, start = forum.slug, forum.starts_at
+    _sign_up(browser, f"{base}/forums/{slug}", "What about delivery vans?")
+    with app.app_context():
+        [confirmation] = texts(kind="confirmation")
+        [catch_up] = texts(kind="reminder")
+        assert PROMISE in confirmation.body
+        assert catch_up.to == "+12015550211" and catch_up.signup_id == confirmation.signup_id
+        assert catch_up.send_at == start - outbox.CATCH_UP_BEFORE
+        assert "starts in 10 minutes" in catch_up.body and "your time" in catch_up.body
