@@ -244,3 +244,20 @@ def test_a_late_signup_through_the_page_gets_the_catch_up(live_app, browser):
         assert catch_up.to == "+12015550211" and catch_up.signup_id == confirmation.signup_id
         assert catch_up.send_at == start - outbox.CATCH_UP_BEFORE
         assert "starts in 10 minutes" in catch_up.body and "your time" in catch_up.body
+
+
+def test_a_signup_just_before_a_wave_is_written_is_in_it_or_promised_nothing(app):
+    """Near the last wave the decision reads which waves are written: a minute before the
+    10-minute wave of a forum starting in 11 minutes, the wave is still to come."""
+    now = utcnow()
+    forum = make_forum(starts_at=now + timedelta(minutes=11), now=now)
+    make_signup(forum, now=now)
+    assert PROMISE in texts(kind="confirmation")[0].body
+    # Once that wave is recorded as written, the next listener is told nothing.
+    outbox.fan_out_wave(forum, 600, forum.starts_at - timedelta(minutes=10), now)
+    db.session.commit()
+    make_signup(forum, now=now)
+    assert PROMISE not in texts(kind="confirmation")[1].body
+    assert [m.signup_id for m in texts(kind="reminder")] == [
+        texts(kind="confirmation")[0].signup_id
+    ]
