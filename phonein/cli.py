@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from flask_migrate import upgrade
 
@@ -26,13 +28,79 @@ def _create_app() -> Flask:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
-def main() -> None:
-    """Run and manage phonein. Settings come from config/defaults.py and PHONEIN_* variables.
+# What ``phonein --help`` lists: phonein's own commands. Flask's (run, shell, routes) and
+# other extensions' (limiter, openapi) stay reachable through ``flask --app wsgi``.
+COMMANDS = ("serve", "worker", "db", "users", "tokens", "demo", "purge")
+# Loggers that talk on every start at INFO: migrations ("Context impl SQLiteImpl") and the
+# scheduler ("Running job", every second). Warnings and errors still show.
+QUIET_LOGGERS = ("alembic", "flask_migrate", "apscheduler")
 
-    The commands are registered on the app's CLI (``init_app``), so ``flask --app wsgi``
-    offers the same ones.
+
+class PhoneinGroup(FlaskGroup):
+    """Flask's CLI group bound to phonein's app, showing phonein's commands and options only.
+
+    The commands themselves are registered on the app's CLI (``init_app``), so that
+    ``flask --app wsgi`` offers them too.
     """
+
+    def __init__(self, **extra: Any) -> None:
+        super().__init__(
+            create_app=_create_app,
+            add_default_commands=False,
+            add_version_option=False,
+            set_debug_flag=False,
+            **extra,
+        )
+        # --app, --env-file and --debug belong to `flask`: phonein knows its app, reads its
+        # settings from PHONEIN_* variables and never runs Flask's debug server.
+        self.params = [p for p in self.params if p.name not in ("app", "env_file", "debug")]
+        self.params.append(
+            click.Option(
+                ["--version"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                help="Show phonein's version.",
+                callback=_print_version,
+            )
+        )
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) if name in COMMANDS else None
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from importlib.metadata import version
+
+        click.echo(f"phonein {version('phonein')}")
+        ctx.exit()
+
+
+@click.group(cls=PhoneinGroup)
+def main() -> None:
+    """Run and manage phonein, a broadcaster's live phone-in.
+
+    Settings come from PHONEIN_* environment variables (see the README); `phonein serve`
+    runs everything in one process.
+    """
+
+
+def configure_logging() -> None:
+    """Print phonein's log (texts and codes of the console backend too) on stderr.
+
+    For the long-running commands, serve and worker; the chatty libraries stay at WARNING.
+    """
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _app() -> Flask:
@@ -51,24 +119,61 @@ def _fail(error: DomainError) -> NoReturn:
 @click.option("--threads", default=8, show_default=True, type=int)
 @with_appcontext
 def serve(host: str, port: int, threads: int) -> None:
-    """Serve the app (embedded default: one process, schema upgraded on start)."""
-    from waitress import serve as waitress_serve
+    """Serve web app, scheduler and SMS sender in one process."""
+    from waitress import create_server
 
+    configure_logging()
     app = _app()
     if not os.environ.get("PHONEIN_PUBLIC_URL"):
         # Links shown to listeners must point where this server actually listens.
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         app.config["PUBLIC_URL"] = f"http://{shown}:{port}"
+    # Checked before anything is said or started: a port in use is one line, not a
+    # traceback after "phonein on http://…".
+    try:
+        _try_bind(host, port)
+        server = create_server(
+            app, host=host, port=port, threads=threads, ident="phonein", **waitress_options(app)
+        )
+    except OSError as error:
+        raise click.ClickException(_bind_problem(error, host, port)) from None
     upgrade()
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     click.echo(f"phonein on http://{host}:{port}  (database: {url.split('@')[-1]})")
+    public = app.config["PUBLIC_URL"]
+    click.echo(f"  listeners: {public}/   producers: {public}/producer/")
     stop = _embedded_background(app)
     try:
-        waitress_serve(
-            app, host=host, port=port, threads=threads, ident="phonein", **waitress_options(app)
-        )
+        server.run()  # until Ctrl-C or SIGTERM; waitress closes its sockets itself
     finally:
         stop()
+
+
+def _try_bind(host: str, port: int) -> None:
+    """Bind host:port the way waitress will, and let go; raise OSError where it cannot.
+
+    Waitress itself fails only after opening its own pipes, which it then leaves open.
+    """
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+
+
+def _bind_problem(error: OSError, host: str, port: int) -> str:
+    """Say in one line why serve cannot listen on host:port."""
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"Port {port} on {host} is already in use (another phonein?). Stop it, or choose "
+            "another port with --port."
+        )
+    if error.errno == errno.EACCES:
+        return f"Not allowed to listen on port {port}: choose a port above 1023 with --port."
+    if error.errno == errno.EADDRNOTAVAIL or isinstance(error, socket.gaierror):
+        return f"Cannot listen on {host}: this machine has no such address."
+    return f"Cannot listen on {host}:{port}: {error.strerror or error}."
 
 
 def waitress_options(app: Flask) -> dict[str, Any]:
@@ -117,15 +222,12 @@ def _embedded_background(app: Flask) -> Callable[[], None]:
 @click.option("--threads", type=int, default=None, help="Sender threads (SENDER_THREADS).")
 @with_appcontext
 def worker_command(threads: int | None) -> None:
-    """Run scheduler ticks (while holding the lease) and send SMS, until SIGTERM."""
-    import logging
+    """Run the scheduler and SMS sender, without the web app."""
     import signal
 
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     app = _app()
     scheduler = BlockingScheduler(timezone="UTC")
 
@@ -323,9 +425,14 @@ def demo() -> None:
     from . import demo as demo_data
 
     upgrade()
-    summary = demo_data.load(utcnow())
+    summary = demo_data.load(utcnow(), current_app.config["PUBLIC_URL"])
     commit()
     click.echo(summary)
+    if not os.environ.get("PHONEIN_PUBLIC_URL"):
+        click.echo(
+            "(These links are for `phonein serve` on its default port; with --port N, use "
+            "port N. Set PHONEIN_PUBLIC_URL when listeners reach the site elsewhere.)"
+        )
 
 
 @click.command("purge")

@@ -1,7 +1,8 @@
 """Demo data: an upcoming forum with screened signups, and a past published one.
 
-All text here was written for phonein; the people are fictional, and the numbers are
-well-formed examples (never texted unless a real SMS backend is configured).
+All text here was written for phonein; the people are fictional, but their numbers are
+well-formed and could belong to someone: demo signups never agree to texts, so no
+confirmation, reminder or "you're next" goes to them, whatever SMS backend is configured.
 """
 
 from __future__ import annotations
@@ -273,15 +274,19 @@ def _person(
         "phone": phone,
         "timezone": zone,
         "question": text,
-        "sms_consent": True,
+        # Never texted (see above): the numbers may be real people's.
+        "sms_consent": False,
         "publish_consent": publish,
     }
     # Register through the real operation: same validation, same E.164 numbers.
     return signups.register(forum, data, now, default_region="GB").signup
 
 
-def load(now: datetime) -> str:
-    """Create (or recreate) the demo forums; return a summary for the terminal."""
+def load(now: datetime, public_url: str) -> str:
+    """Create (or recreate) the demo forums; return a summary for the terminal.
+
+    Links start with ``public_url`` (PHONEIN_PUBLIC_URL, where listeners reach the site).
+    """
     upcoming = _make_forum(
         UPCOMING, (now + timedelta(days=2)).replace(minute=0, second=0, microsecond=0), now
     )
@@ -313,8 +318,10 @@ def load(now: datetime) -> str:
     db.session.flush()
 
     lines = [
-        f"Demo forum: /forums/{upcoming.slug} ({len(PEOPLE)} signups)",
-        f"Past, published forum: /forums/{past.slug}",
+        f"Demo forum: {public_url}/forums/{upcoming.slug} ({len(PEOPLE)} signups, never texted)",
+        f"Past, published forum: {public_url}/forums/{past.slug}",
+        f"Producers: {public_url}/producer/",
+        f"Presenter's board: {public_url}/board/{upcoming.slug}",
     ]
     if db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0:
         password = secrets.token_urlsafe(12)

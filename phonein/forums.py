@@ -120,7 +120,7 @@ def _validate(values: dict[str, Any], now: datetime, *, creating: bool) -> dict[
     if slug is not None and (not SLUG_RE.match(slug) or len(slug) > 80):
         errors["slug"] = "Use lowercase letters, digits and single dashes, like 'budget-2027'."
     if "timezone" in values and zone_or_none(values["timezone"]) is None:
-        errors["timezone"] = "Give an IANA time zone name, like 'Europe/London'."
+        errors["timezone"] = "Choose a time zone from the list, like Europe/London."
     if "starts_at" in values:
         starts = values["starts_at"]
         if not isinstance(starts, datetime) or starts.tzinfo is None:
@@ -141,7 +141,7 @@ def _validate(values: dict[str, Any], now: datetime, *, creating: bool) -> dict[
             isinstance(o, int) and 0 <= o <= MAX_REMINDER_OFFSET for o in offsets
         ):
             errors["reminder_offsets"] = (
-                "Give a list of whole seconds before the start, each 0 to 60 days."
+                "Give reminders as whole seconds before the start, each 0 to 60 days."
             )
         else:
             values["reminder_offsets"] = sorted(set(offsets), reverse=True)
@@ -178,7 +178,9 @@ def create(
     _derive_times(forum, explicit_close="signup_closes_at" in values)
     _check_close(forum)
     if _slug_taken(forum.slug):
-        raise Conflict(f"The slug '{forum.slug}' is taken.", code="slug_taken")
+        raise Conflict(
+            f"The web address '{forum.slug}' is taken by another forum.", code="slug_taken"
+        )
     db.session.add(forum)
     db.session.flush()
     return forum
@@ -201,7 +203,9 @@ def update(forum: Forum, values: dict[str, Any], now: datetime) -> ForumChange:
             f"This forum is {current.value}; it can no longer be changed.", code="forum_final"
         )
     if "slug" in values and values["slug"] != forum.slug and _slug_taken(values["slug"]):
-        raise Conflict(f"The slug '{values['slug']}' is taken.", code="slug_taken")
+        raise Conflict(
+            f"The web address '{values['slug']}' is taken by another forum.", code="slug_taken"
+        )
     moving = "starts_at" in values and values["starts_at"] != forum.starts_at
     if moving and current not in (ForumStatus.OPEN,):
         raise Conflict("Only a forum that has not started can be moved.", code="forum_started")
@@ -250,11 +254,13 @@ def set_status(forum: Forum, target: str, now: datetime) -> None:
     forum.status = wanted
     if wanted in (ForumStatus.CLOSED, ForumStatus.CANCELLED):
         forum.closed_at = min(now, forum.ends_at) if current != ForumStatus.OPEN else now
+        db.session.flush()
+        if wanted == ForumStatus.CANCELLED:
+            # Before the queue is dropped: queued listeners are owed the cancellation too.
+            outbox.forum_cancelled(forum, now)
         _end_calls(forum, now)
     db.session.flush()
-    if wanted == ForumStatus.CANCELLED:
-        outbox.forum_cancelled(forum, now)
-    elif wanted == ForumStatus.LIVE:
+    if wanted == ForumStatus.LIVE:
         outbox.notify_head(forum, now)
         dispatch.forum_live(forum, now)
 
@@ -292,8 +298,11 @@ def sync_statuses(now: datetime) -> int:
 
 def _end_calls(forum: Forum, now: datetime) -> None:
     """The forum is over: the caller on air is done, callers still waiting are dropped
-    (and those on the line hear a goodbye)."""
+    (and those on the line hear a goodbye); a closed (not cancelled) forum texts the
+    listeners it did not reach that it is over."""
     dispatch.forum_over(forum, now)
+    if forum.status == ForumStatus.CLOSED:
+        outbox.forum_closed(forum, now)
     db.session.execute(
         sa.update(Signup)
         .where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)

@@ -335,6 +335,8 @@ class MessageKind(StrEnum):
     HELP = "help"
     # The forum closed while the caller was still waiting on the line.
     GOODBYE = "goodbye"
+    # The forum closed before an approved or queued listener (not on the line) was reached.
+    CLOSED = "closed"
     # A one-time code phonein made itself (no Twilio Verify service), or, with
     # PHONEIN_VERIFY=off, a link to a signup texted to its own number.
     CODE = "code"

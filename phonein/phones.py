@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 import phonenumbers
-from phonenumbers import PhoneNumberType
+from phonenumbers import CountryCodeSource, PhoneNumberType
 from phonenumbers import timezone as number_zones
 
 from .errors import Invalid
@@ -53,17 +53,57 @@ def calling_code(country: str) -> int:
     return phonenumbers.country_code_for_region(country)
 
 
+# The international prefix the ITU recommends and most of the world dials ("00 44 …"),
+# tried last for a number that reads as nothing else.
+ITU_PREFIX = "00"
+VANITY = (
+    "Please type the number in digits. A number spelt with letters (like 1-800-FLOWERS) "
+    "cannot receive our texts or calls."
+)
+
+
+def _dialled_abroad(digits: str, regions: list[str]) -> phonenumbers.PhoneNumber | None:
+    """Read ``digits`` as dialled with an international prefix ("009 44 …" from Nigeria).
+
+    The prefix is the one of any of ``regions`` (where the listener is, the number's
+    country, the station's), as phonenumbers knows it, or the ITU's "00".
+    """
+    for region in regions:
+        try:
+            number = phonenumbers.parse(digits, region, keep_raw_input=True)
+        except phonenumbers.NumberParseException:
+            continue
+        # Only a number that came with that region's prefix: "06 12 34 56 78" typed with
+        # the wrong country chosen is not read as a number of the listener's own.
+        dialled = number.country_code_source == CountryCodeSource.FROM_NUMBER_WITH_IDD
+        if dialled and phonenumbers.is_valid_number(number):
+            return number
+    if digits.startswith(ITU_PREFIX):
+        try:
+            number = phonenumbers.parse("+" + digits.removeprefix(ITU_PREFIX), None)
+        except phonenumbers.NumberParseException:
+            return None
+        if phonenumbers.is_valid_number(number):
+            return number
+    return None
+
+
 def normalize(raw: str, *, country: str | None, timezone: str | None, default_region: str) -> str:
     """Return ``raw`` as E.164, or raise Invalid naming the ``phone`` field.
 
     A number written without ``+`` is read as a number of ``country``, else of the country
-    of ``timezone``, else of ``default_region``.
+    of ``timezone``, else of ``default_region``. One that starts with an international
+    prefix ("00 44 …", "009 44 …" from Nigeria, "011 44 …" from the US) is read as dialled
+    from the listener's country (their zone's), the number's, or the station's. Letters
+    (vanity numbers like 1-800-FLOWERS) are refused: nobody can text a word.
     """
     text = (raw or "").strip()
     if not text:
         raise Invalid({"phone": "Please give a phone number."})
     if len(text) > 40:
         raise Invalid({"phone": "That is too long to be a phone number."})
+    if any(char.isalpha() for char in text):
+        raise Invalid({"phone": VANITY})
     region = (country or country_for_timezone(timezone) or default_region).upper()
     try:
         number = phonenumbers.parse(text, region)
@@ -74,6 +114,11 @@ def normalize(raw: str, *, country: str | None, timezone: str | None, default_re
                 "like +44 20 7946 0000."
             }
         ) from None
+    digits = "".join(char for char in text if char.isdigit())
+    if not phonenumbers.is_valid_number(number) and not text.startswith("+"):
+        regions = [country_for_timezone(timezone), country, default_region]
+        abroad = _dialled_abroad(digits, [r.upper() for r in dict.fromkeys(regions) if r])
+        number = abroad or number
     if not phonenumbers.is_valid_number(number):
         where = phonenumbers.region_code_for_number(number) or region
         country_name = country_names().get(where, where)

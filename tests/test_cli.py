@@ -99,13 +99,24 @@ def test_purge_erases_old_forums_personal_data_keeping_published_names(app, runn
     assert runner.invoke(args=["purge", "--older-than", "-1"]).exit_code != 0
 
 
+class _FakeServer:
+    def run(self) -> None:
+        pass
+
+
 def test_serve_points_links_at_its_own_port(app, runner, monkeypatch):
     import waitress
 
     served = {}
+
+    def create_server(app, **kw):
+        served.update(kw, app=app)
+        return _FakeServer()
+
     monkeypatch.delenv("PHONEIN_PUBLIC_URL", raising=False)
-    monkeypatch.setattr(waitress, "serve", lambda app, **kw: served.update(kw, app=app))
+    monkeypatch.setattr(waitress, "create_server", create_server)
     result = runner.invoke(args=["serve", "--port", "5077"])
     assert result.exit_code == 0, result.output
     assert served["port"] == 5077 and served["host"] == "127.0.0.1"
     assert served["app"].config["PUBLIC_URL"] == "http://127.0.0.1:5077"
+    assert "http://127.0.0.1:5077/producer/" in result.output

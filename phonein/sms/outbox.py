@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from ..database import changed, upsert_insert
 from ..extensions import db
@@ -26,6 +27,7 @@ from ..models import (
     OptOut,
     ReminderWave,
     Signup,
+    SignupStatus,
 )
 from .texts import body
 
@@ -48,12 +50,26 @@ def not_opted_out() -> sa.ColumnElement[bool]:
     return ~sa.exists().where(OptOut.phone == Signup.phone)
 
 
-def _enqueue_one(signup: Signup, kind: MessageKind, key: str, text: str, now: datetime) -> bool:
+def _enqueue_one(
+    signup: Signup,
+    kind: MessageKind,
+    key: str,
+    text: str,
+    now: datetime,
+    send_at: datetime | None = None,
+) -> bool:
     """Insert one message unless its key exists or the number opted out; one statement."""
     if not signup.sms_consent or signup.phone is None:
         return False
     return enqueue(
-        signup.phone, kind, key, text, now, forum_id=signup.forum_id, signup_id=signup.id
+        signup.phone,
+        kind,
+        key,
+        text,
+        now,
+        forum_id=signup.forum_id,
+        signup_id=signup.id,
+        send_at=send_at,
     )
 
 
@@ -66,8 +82,10 @@ def enqueue(
     *,
     forum_id: int | None,
     signup_id: int | None,
+    send_at: datetime | None = None,
 ) -> bool:
-    """Write one text to ``to`` unless its key exists or the number opted out.
+    """Write one text to ``to`` (due at ``send_at``, default now) unless its key exists or
+    the number opted out.
 
     One statement: the opt-out is checked inside the INSERT … SELECT.
     """
@@ -78,7 +96,7 @@ def enqueue(
         sa.literal(key),
         sa.literal(to),
         sa.literal(text),
-        sa.literal(now, type_=Message.send_at.type),
+        sa.literal(send_at or now, type_=Message.send_at.type),
         sa.literal(MessageStatus.PENDING.value),
         sa.literal(0),
         sa.literal(now, type_=Message.created_at.type),
@@ -93,10 +111,75 @@ def enqueue(
     return db.session.scalar(stmt) is not None
 
 
+# A listener who signs up after the forum's last reminder wave was written (or so close to
+# it that the wave may be being written) gets one catch-up reminder instead, this long
+# before the start; only when they sign up at least CATCH_UP_MIN_LEAD before it. Closer
+# to the start, the confirmation, which gives the time, is the reminder, and it promises
+# none. With the default waves (1 day, 1 hour, 10 minutes) it is the forums with fewer or
+# earlier waves whose late signups get one.
+CATCH_UP_BEFORE = timedelta(minutes=10)
+CATCH_UP_MIN_LEAD = timedelta(minutes=20)
+CLOCK_MARGIN = timedelta(minutes=1)
+
+
+def reminder_coming(forum: Forum, now: datetime) -> tuple[bool, int | None]:
+    """Say whether a listener signing up at ``now`` will get a reminder, and if it must be
+    a catch-up, the offset of the wave it makes up for.
+
+    A wave reaches a listener who signed up by its due time, if it is not written yet;
+    the scheduler writes each wave WAVE_AHEAD_SECONDS early, so a wave due sooner than that
+    may already be written without them.
+    """
+    offsets = forum.reminder_offsets or []
+    if not offsets or forum.status_at(now) != ForumStatus.OPEN or forum.starts_at <= now:
+        return False, None
+    ahead = timedelta(seconds=current_app.config["WAVE_AHEAD_SECONDS"])
+    # The busiest write asks the database only near the last wave: one due later than the
+    # scheduler looks ahead (with a minute for clocks that differ) is not written yet.
+    last_due = forum.starts_at - timedelta(seconds=min(offsets))
+    if last_due - now > ahead + CLOCK_MARGIN:
+        return True, None
+    written = set(
+        db.session.scalars(
+            sa.select(ReminderWave.offset_seconds).where(
+                ReminderWave.forum_id == forum.id, ReminderWave.starts_at == forum.starts_at
+            )
+        )
+    )
+    if any(
+        offset not in written and forum.starts_at - timedelta(seconds=offset) - now > ahead
+        for offset in offsets
+    ):
+        return True, None
+    if forum.starts_at - now < CATCH_UP_MIN_LEAD:
+        return False, None
+    return True, min(offsets)
+
+
 def confirmation(signup: Signup, manage_url: str, now: datetime) -> bool:
-    """Confirm a new signup (once per signup)."""
-    text = body(MessageKind.CONFIRMATION, signup.forum, signup.timezone, now, manage_url=manage_url)
-    return _enqueue_one(signup, MessageKind.CONFIRMATION, "", text, now)
+    """Confirm a new signup (once per signup), and write its catch-up reminder if no wave
+    will reach it (``reminder_coming``). The confirmation promises a reminder only then.
+
+    The catch-up is a reminder keyed like the wave it makes up for: should that wave be
+    written with this listener after all, the key lets only one of the two exist.
+    """
+    forum = signup.forum
+    coming, catch_up = reminder_coming(forum, now)
+    text = body(
+        MessageKind.CONFIRMATION,
+        forum,
+        signup.timezone,
+        now,
+        reminder=coming,
+        manage_url=manage_url,
+    )
+    sent = _enqueue_one(signup, MessageKind.CONFIRMATION, "", text, now)
+    if sent and catch_up is not None:
+        due = forum.starts_at - CATCH_UP_BEFORE
+        reminder = body(MessageKind.REMINDER, forum, signup.timezone, due)
+        key = wave_key(catch_up, forum.starts_at)
+        _enqueue_one(signup, MessageKind.REMINDER, key, reminder, now, send_at=due)
+    return sent
 
 
 def goodbye(signup: Signup, now: datetime) -> bool:
@@ -296,6 +379,24 @@ def forum_moved(forum: Forum, now: datetime) -> int:
     # Keyed by the move itself: moving back to a time used before is news again.
     key = f"{int(forum.starts_at.timestamp())}@{now.timestamp():.6f}"
     return _fan_out(forum, MessageKind.RESCHEDULED, key, now, send_at=now)
+
+
+def forum_closed(forum: Forum, now: datetime) -> int:
+    """Tell approved and queued listeners the forum closed before they were reached (once).
+
+    Call it before the queue is dropped. Listeners waiting on the line get the goodbye
+    (``live.dispatch.forum_over``) instead: one text each, never both.
+    """
+    goodbye = sa.exists().where(Message.signup_id == Signup.id, Message.kind == MessageKind.GOODBYE)
+    return _fan_out(
+        forum,
+        MessageKind.CLOSED,
+        "",
+        now,
+        send_at=now,
+        extra=[Signup.status.in_([SignupStatus.APPROVED, SignupStatus.QUEUED]), ~goodbye],
+        by_zone=False,
+    )
 
 
 def forum_cancelled(forum: Forum, now: datetime) -> int:

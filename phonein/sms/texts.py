@@ -51,9 +51,18 @@ def _in(delta: timedelta) -> str:
 
 
 def body(
-    kind: MessageKind, forum: Forum | None, zone: str | None, now: datetime, **extra: str
+    kind: MessageKind,
+    forum: Forum | None,
+    zone: str | None,
+    now: datetime,
+    *,
+    reminder: bool = True,
+    **extra: str,
 ) -> str:
-    """Return the text of a message of ``kind`` for a listener in ``zone``."""
+    """Return the text of a message of ``kind`` for a listener in ``zone``.
+
+    ``reminder``: whether a confirmation may promise a reminder (one is on its way).
+    """
     if forum is None or kind == MessageKind.HELP:
         return (
             "phonein texts you about phone-ins you signed up for. Reply START to get "
@@ -61,12 +70,12 @@ def body(
         )
     title = _title(forum)
     if kind == MessageKind.CONFIRMATION:
-        text = (
-            f'You\'re signed up for the phone-in "{title}", {when(forum, zone)}. '
-            # The link goes in as the text is sent (links.fill): the stored text, which
-            # producers read in the SMS log, holds no working private link.
-            f"We'll text you a reminder. Change or cancel: {links.PLACEHOLDER}"
-        )
+        text = f'You\'re signed up for the phone-in "{title}", {when(forum, zone)}.'
+        if reminder:
+            text += " We'll text you a reminder."
+        # The link goes in as the text is sent (links.fill): the stored text, which
+        # producers read in the SMS log, holds no working private link.
+        text += f" Change or cancel: {links.PLACEHOLDER}"
     elif kind == MessageKind.REMINDER:
         text = (
             f'Reminder: the phone-in "{title}" starts in {_in(forum.starts_at - now)}, '
@@ -85,6 +94,11 @@ def body(
         text = (
             f'Thank you for calling "{title}". We ran out of time before your turn, but your '
             f"comment may still be published with the selection: {extra['forum_url']}"
+        )
+    elif kind == MessageKind.CLOSED:
+        text = (
+            f'The phone-in "{title}" has now closed. We could not put you on air this time. '
+            "Thank you for taking part."
         )
     else:
         text = (

@@ -37,6 +37,9 @@ TOO_OLD = "not sent within a day"
 CODE_EXPIRED = "not sent before its code expired"
 # Kinds about a forum's start: pointless once it has started.
 BEFORE_START = (MessageKind.REMINDER, MessageKind.RESCHEDULED)
+# Kinds that tell a listener the forum ended without them: closing or cancelling drops the
+# queue, and these are still owed to the dropped.
+AFTER_THE_QUEUE = (MessageKind.GOODBYE, MessageKind.CLOSED, MessageKind.CANCELLED)
 
 
 def expired_reason(
@@ -109,7 +112,10 @@ def unwanted(ids: list[int], now: datetime) -> dict[int, tuple[MessageStatus, st
                 row.status is not None
                 and row.sms_consent
                 and row.opted_out is None
-                and (row.status in SIGNUP_REACHABLE)
+                and (
+                    row.status in SIGNUP_REACHABLE
+                    or (row.status == SignupStatus.DROPPED and row.kind in AFTER_THE_QUEUE)
+                )
                 and (row.forum_status != ForumStatus.CANCELLED or row.kind == MessageKind.CANCELLED)
                 # A reminder written for a start the forum has since moved from.
                 and (

@@ -13,11 +13,13 @@ from wtforms import (
     IntegerField,
     PasswordField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from .. import phones
 from ..models import Stance
@@ -62,13 +64,43 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[InputRequired()])
 
 
+class CheckboxesField(SelectMultipleField):
+    """Several choices, each a checkbox."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+# The reminders a producer picks from; a forum's other offsets (set through the API) are
+# added to its own form, so that saving it keeps them.
+REMINDER_CHOICES = [(86400, "1 day before"), (3600, "1 hour before"), (600, "10 minutes before")]
+
+
+def before(seconds: int) -> str:
+    """Say an offset before the start the way producers do: '1 day before', '90 minutes before'."""
+    if seconds == 0:
+        return "at the start"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'} before"
+    return f"{seconds} seconds before"
+
+
 class ForumForm(FlaskForm):
     title = StringField("Title", validators=[InputRequired()])
-    slug = StringField("Address (slug)", description="Left empty, made from the title.")
+    slug = StringField(
+        "Web address",
+        description="The end of the forum's public link. Leave it empty to make it from the title.",
+    )
     question = TextAreaField("Lead question put to listeners")
     correspondent = StringField("Guest correspondent")
     description = TextAreaField("Description")
-    timezone = StringField("Time zone (IANA)", default="Europe/London")
+    timezone = StringField(
+        "Time zone",
+        default="Europe/London",
+        description="Type a city or region to search the list, like London or New York.",
+    )
     # The one format <input type="datetime-local"> shows and sends; WTForms' default
     # renders a space and seconds, which browsers leave blank.
     starts_at = DateTimeLocalField(
@@ -80,9 +112,16 @@ class ForumForm(FlaskForm):
         format="%Y-%m-%dT%H:%M",
         validators=[Optional()],
     )
-    reminder_offsets = StringField(
-        "Reminders (minutes before the start, comma-separated)", default="1440, 60, 10"
+    reminder_offsets = CheckboxesField(
+        "Text reminders to listeners", coerce=int, validate_choice=False
     )
+
+    def offer_reminders(self, offsets: list[int]) -> None:
+        """Offer the usual reminders and any others in ``offsets``, longest first."""
+        offered = dict(REMINDER_CHOICES)
+        for offset in offsets:
+            offered.setdefault(offset, before(offset))
+        self.reminder_offsets.choices = sorted(offered.items(), reverse=True)
 
 
 class ScreenForm(FlaskForm):

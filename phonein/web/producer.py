@@ -3,7 +3,9 @@ the report: ``web.report``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -19,13 +21,13 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
-from .. import accounts, forums, verification
+from .. import accounts, forums, links, verification
 from ..database import commit, rollback
 from ..errors import Conflict, DomainError, Invalid
 from ..limits import login_account_rate, login_rate
-from ..models import Forum, MessageKind, MessageStatus, Role
+from ..models import Forum, ForumStatus, MessageKind, MessageStatus, Role
 from ..sms import outbox
-from ..times import utcnow, zone_or_none
+from ..times import all_zones, utcnow, zone_or_none
 from .forms import ConfirmForm, ForumForm, LoginForm
 
 bp = Blueprint("producer", __name__, url_prefix="/producer")
@@ -76,11 +78,70 @@ def logout() -> ResponseReturnValue:
     return redirect(url_for("public.index"))
 
 
+@dataclass
+class ForumRow:
+    """One line of the producers' forum list."""
+
+    forum: Forum
+    state: str
+    counts: dict[str, int]
+    starts_in: str
+    forum_time: str
+
+
+# Live shows first, then the coming ones soonest first, then the rest newest first.
+LIST_ORDER = {ForumStatus.LIVE: 0, ForumStatus.OPEN: 1}
+
+
+def _span(delta: timedelta) -> str:
+    """Say a stretch of time in a few words: '3 days', '2 h 5 min', '40 min'."""
+    minutes = max(0, math.ceil(delta.total_seconds() / 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days >= 2:
+        return f"{days} days"
+    if days:
+        return f"1 day {hours} h" if hours else "1 day"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def _starts_in(forum: Forum, state: ForumStatus, now: datetime) -> str:
+    if state == ForumStatus.OPEN:
+        return f"in {_span(forum.starts_at - now)}"
+    if state == ForumStatus.LIVE:
+        return f"live now, {_span(forum.ends_at - now)} left"
+    return ""
+
+
+def forum_rows(now: datetime) -> list[ForumRow]:
+    """The forums as producers list them: live and upcoming first, with 'starts in'."""
+    rows = []
+    for forum in forums.list_all():
+        state = forum.status_at(now)
+        local = forum.starts_at.astimezone(zone_or_none(forum.timezone) or ZoneInfo("UTC"))
+        rows.append(
+            ForumRow(
+                forum=forum,
+                state=state.value,
+                counts=forums.signup_counts(forum),
+                starts_in=_starts_in(forum, state, now),
+                forum_time=f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()}",
+            )
+        )
+    upcoming = sorted(
+        (r for r in rows if r.state in LIST_ORDER),
+        key=lambda r: (LIST_ORDER[ForumStatus(r.state)], r.forum.starts_at),
+    )
+    past = [r for r in rows if r.state not in LIST_ORDER]  # already newest first
+    return upcoming + past
+
+
 @bp.get("/")
 @accounts.require_staff(Role.PRESENTER)
 def home() -> ResponseReturnValue:
-    items = [(f, forums.signup_counts(f)) for f in forums.list_all()]
-    return render_template("producer/home.html", items=items, now=utcnow())
+    return render_template("producer/home.html", rows=forum_rows(utcnow()))
 
 
 def _to_utc(local: datetime | None, zone: str) -> datetime | None:
@@ -104,12 +165,7 @@ def _forum_values(form: ForumForm) -> dict[str, Any]:
     slug = (form.slug.data or "").strip()
     if slug:
         values["slug"] = slug
-    try:
-        values["reminder_offsets"] = [
-            int(part) * 60 for part in (form.reminder_offsets.data or "").split(",") if part.strip()
-        ]
-    except ValueError:
-        raise Invalid({"reminder_offsets": "Give whole minutes separated by commas."}) from None
+    values["reminder_offsets"] = list(form.reminder_offsets.data or [])
     return values
 
 
@@ -150,12 +206,15 @@ def _forum_form_page(
         forum=forum,
         confirm=ConfirmForm(),
         state=forum.status_at(utcnow()).value if forum else None,
+        zones=sorted(all_zones()),
+        public_link=links.forum_url(forum) if forum else None,
     ), status
 
 
 def _save_forum(form: ForumForm, forum: Forum | None) -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _forum_form_page(form, forum, 400)
+    created = forum is None
     try:
         values = _forum_values(form)
         if forum is None:
@@ -172,7 +231,7 @@ def _save_forum(form: ForumForm, forum: Forum | None) -> ResponseReturnValue:
             form.form_errors.append(error.message)
         return _forum_form_page(form, forum if forum and forum.id else None, error.status)
     commit()
-    flash("Forum saved.", "ok")
+    flash("Forum created: share its public link below." if created else "Forum saved.", "ok")
     return redirect(url_for("producer.edit_forum", slug=forum.slug))
 
 
@@ -180,7 +239,10 @@ def _save_forum(form: ForumForm, forum: Forum | None) -> ResponseReturnValue:
 @producer_only
 def new_forum() -> ResponseReturnValue:
     form = ForumForm()
+    defaults = forums.station_defaults()["reminder_offsets"]
+    form.offer_reminders(list(defaults))
     if request.method == "GET":
+        form.reminder_offsets.data = list(defaults)
         return _forum_form_page(form, None)
     return _save_forum(form, None)
 
@@ -199,9 +261,11 @@ def edit_forum(slug: str) -> ResponseReturnValue:
             )
         else:
             form.signup_closes_at.data = None
-        form.reminder_offsets.data = ", ".join(str(o // 60) for o in forum.reminder_offsets)
+        form.offer_reminders(forum.reminder_offsets)
         return _forum_form_page(form, forum)
-    return _save_forum(ForumForm(), forum)
+    form = ForumForm()
+    form.offer_reminders(forum.reminder_offsets)
+    return _save_forum(form, forum)
 
 
 @bp.post("/forums/<slug>/status")
