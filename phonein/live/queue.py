@@ -307,3 +307,33 @@ def snapshot(forum: Forum, limit: int | None = None) -> Snapshot:
             or 0
         )
     return Snapshot(on_air, waiting, forum.queue_version, total)
+
+
+def requeue(
+    slug: str, signup_id: int, position: int | None, now: datetime
+) -> tuple[Forum, Signup, int]:
+    """Put a caller who is done (or was dropped) back in the queue, like an approved one.
+
+    A mis-clicked "next" or "finish" is best undone (``live.actions``); this is for a
+    caller the producer wants back later, after the undo window.
+    """
+    forum = lock(slug, now)
+    signup = _reload(signup_id, forum)
+    if signup.status in (SignupStatus.DONE, SignupStatus.DROPPED):
+        signup.status = SignupStatus.APPROVED
+        signup.done_at = None
+        signup.updated_at = now
+        db.session.flush()
+    return place(slug, signup_id, position, now)
+
+
+def on_air(forum: Forum) -> Signup | None:
+    """Return who is on air in ``forum`` (None: nobody)."""
+    return db.session.scalars(
+        sa.select(Signup).where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
+    ).one_or_none()
+
+
+def head(forum: Forum) -> Signup | None:
+    """Return the first caller waiting in ``forum``'s queue (None: nobody waits)."""
+    return db.session.scalars(_waiting(forum.id).limit(1)).first()
