@@ -73,6 +73,7 @@ def test_a_mis_clicked_next_is_undone_from_the_toast(live_app, browser):
     wait = _log_in(browser, base, email)
     browser.get(f"{base}/producer/forums/{slug}/queue")
     wait.until(lambda d: _ids(d, "#waiting > li[data-id]") == [a[0], b[0], c[0]])
+    assert _read(browser, "#waiting > li .name", "dir") == "auto"
     # The shortcuts are written on the page.
     assert "Undo the last live action" in browser.find_element(
         By.CSS_SELECTOR, ".shortcuts"
@@ -150,6 +151,21 @@ def test_the_board_clock_before_during_and_after_the_show(live_app, browser):
     first = wait.until(lambda d: (t := _read(d, f"{show} .countdown")) and TIMER.match(t) and t)
     wait.until(lambda d: _read(d, f"{show} .countdown") != first)
     assert _read(browser, show, "data-level") == "ok"
+    # A caller waits: their name in its own direction, their stance, how to say their name
+    # (producer-written, shown as text, never as markup).
+    with app.app_context():
+        forum = db.session.scalars(sa.select(Forum).where(Forum.slug == slug)).one()
+        caller = make_signup(forum, name="سارة الحسيني", question="لماذا؟", status="queued")
+        caller.stance = "against"
+        caller.pronunciation = "SAH-rah <b>al</b>-hu-SAY-nee"
+        db.session.commit()
+    row = "#board-next > li:first-child"
+    wait.until(lambda d: _read(d, f"{row} .name") == "سارة الحسيني")
+    assert _read(browser, f"{row} .name", "dir") == "auto"
+    assert _read(browser, f"{row} .text", "dir") == "auto"
+    assert _read(browser, f"{row} .pronunciation") == "SAH-rah <b>al</b>-hu-SAY-nee"
+    assert browser.find_elements(By.CSS_SELECTOR, f"{row} .pronunciation b") == []
+    assert _read(browser, f"{row} .stance") == "Stance: against"
     _set_forum(app, slug, ends_at=utcnow() + timedelta(seconds=90))
     wait.until(lambda d: _read(d, show, "data-level") == "last")
     assert _read(browser, f"{show} .countdown-note") == " (last 2 minutes)"

@@ -187,7 +187,8 @@ def capture(forum: Forum, *signup_ids: int) -> Before:
     db.session.flush()
     return Before(
         forum={name: _dump(name, getattr(forum, name)) for name in FORUM_FIELDS},
-        signups=_signup_rows(forum.id, set(signup_ids)),
+        # An id past the database's integers names no signup (and must not reach SQL).
+        signups=_signup_rows(forum.id, {i for i in signup_ids if 0 < i <= MAX_ID}),
         pending=_pending(forum.id),
         on_the_line=_on_the_line(forum.id),
     )

@@ -303,6 +303,7 @@
       var control = el(tag || "input");
       if (!tag) { control.type = "text"; control.autocomplete = "off"; }
       control.value = d[field];
+      control.setAttribute("dir", "auto");  // a listener's words, in their own direction
       control.addEventListener("input", function () { d[field] = control.value; d.typed = true; });
       return labelled(field, label, control, cls);
     }
@@ -389,7 +390,7 @@
       }
       if (u.name) {
         head.appendChild(document.createTextNode(" · signed up as "));
-        head.appendChild(el("strong", "name", u.name));
+        head.appendChild(B.bidi("strong", "name", u.name));
       }
       li.appendChild(head);
       var row = lineRow();
