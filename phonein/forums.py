@@ -260,7 +260,7 @@ def change_live(
     if announce not in ANNOUNCE:
         raise Invalid({"announce": "Use keep or text."})
     forum = queue.lock(slug, now)
-    before = actions.capture(forum)
+    before = actions.capture(forum, now, whole=True)
     early = wanted == ForumStatus.LIVE and forum.starts_at > now
     announced = format_in_zone(forum.starts_at, forum.timezone)
     set_status(forum, wanted.value, now, announce=announce)

@@ -57,6 +57,10 @@ def test_undo_of_a_mis_clicked_next_restores_who_is_on_air_and_the_order(client,
     assert [m.signup_id for m in texts(kind="next_up", status="pending")][-1] == c.id
     action = step["action"]
     assert action["expires_at"] > rfc3339(utcnow())
+    # The log keeps what changed, not the whole queue: a and b, by id, with no names.
+    kept = db.session.get(LiveAction, action["id"]).before
+    assert set(kept["signups"]) == {str(a.id), str(b.id)}
+    assert a.name not in repr(kept)
     assert board(client, forum, producer)["undo"]["id"] == action["id"]
 
     undone = client.post(f"{url}/actions/{action['id']}/undo", headers=producer)

@@ -77,7 +77,7 @@ def place(data: dict[str, Any], slug: str) -> dict[str, Any]:
     """
     now = utcnow()
     forum = queue.lock(slug, now)
-    before = actions.capture(forum, data["signup_id"])
+    before = actions.capture(forum, now, data["signup_id"])
     was = before.signups.get(data["signup_id"], {}).get("status")
     forum, signup, position = queue.requeue(slug, data["signup_id"], data.get("position"), now)
     action = None
@@ -100,7 +100,7 @@ def place(data: dict[str, Any], slug: str) -> dict[str, Any]:
 def remove(slug: str, signup_id: int) -> dict[str, Any]:
     """Take a caller out of the queue (back to approved); undoable for a while."""
     now = utcnow()
-    before = actions.capture(queue.lock(slug, now), signup_id)
+    before = actions.capture(queue.lock(slug, now), now, signup_id)
     forum, signup = queue.remove(slug, signup_id, now)
     action = actions.record(before, forum, actions.Kind.REMOVE, now, _user_id())
     commit()
@@ -135,7 +135,7 @@ def step_message(step: queue.Step, kind: actions.Kind) -> str:
 
 def _step(slug: str, kind: actions.Kind, take: Any, *signup_ids: int) -> dict[str, Any]:
     now = utcnow()
-    before = actions.capture(queue.lock(slug, now), *signup_ids)
+    before = actions.capture(queue.lock(slug, now), now, *signup_ids)
     step = take(now)
     action = actions.record(before, step.forum, kind, now, _user_id())
     message = step_message(step, kind)

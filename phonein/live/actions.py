@@ -91,6 +91,8 @@ class Before:
     signups: dict[int, dict[str, Any]]
     pending: set[int]
     on_the_line: set[int]
+    # Set for a queue action: ``pending`` holds only texts written since then.
+    since: datetime | None = None
 
 
 @dataclass
@@ -148,10 +150,22 @@ def _load(name: str, value: Any) -> Any:
     return value
 
 
-def _signup_rows(forum_id: int, ids: set[int]) -> dict[int, dict[str, Any]]:
+def _signup_rows(forum_id: int, ids: set[int], *, whole: bool = False) -> dict[int, dict[str, Any]]:
+    """Read the queue fields of the signups ``ids``, of whoever is on air, and of the head
+    of the queue, or (``whole``) of everyone queued: a next or finish reads a few rows,
+    however long the queue."""
     columns = [getattr(Signup, name) for name in SIGNUP_FIELDS]
-    live = Signup.status.in_([SignupStatus.QUEUED, SignupStatus.ON_AIR])
-    where = sa.or_(live, Signup.id.in_(ids)) if ids else live
+    touched: sa.ColumnElement[bool]
+    if whole:
+        touched = Signup.status.in_([SignupStatus.QUEUED, SignupStatus.ON_AIR])
+    else:
+        head = (
+            sa.select(sa.func.min(Signup.queue_key))
+            .where(Signup.forum_id == forum_id)
+            .scalar_subquery()
+        )
+        touched = sa.or_(Signup.status == SignupStatus.ON_AIR, Signup.queue_key == head)
+    where = sa.or_(touched, Signup.id.in_(ids)) if ids else touched
     rows = db.session.execute(
         sa.select(Signup.id, *columns).where(Signup.forum_id == forum_id, where)
     ).all()
@@ -160,14 +174,15 @@ def _signup_rows(forum_id: int, ids: set[int]) -> dict[int, dict[str, Any]]:
     }
 
 
-def _pending(forum_id: int) -> set[int]:
-    return set(
-        db.session.scalars(
-            sa.select(Message.id).where(
-                Message.forum_id == forum_id, Message.status == MessageStatus.PENDING
-            )
-        )
+def _pending(forum_id: int, since: datetime | None) -> set[int]:
+    """The forum's pending texts; with ``since``, only the "you're next" texts written
+    since then (all a queue action writes: an indexed range, not the whole outbox)."""
+    stmt = sa.select(Message.id).where(
+        Message.forum_id == forum_id, Message.status == MessageStatus.PENDING
     )
+    if since is not None:
+        stmt = stmt.where(Message.created_at >= since, Message.kind == MessageKind.NEXT_UP)
+    return set(db.session.scalars(stmt))
 
 
 def _on_the_line(forum_id: int) -> set[int]:
@@ -182,15 +197,22 @@ def _on_the_line(forum_id: int) -> set[int]:
     }
 
 
-def capture(forum: Forum, *signup_ids: int) -> Before:
-    """Read what an action on ``forum`` may change (call it after the forum's lock)."""
+def capture(forum: Forum, now: datetime, *signup_ids: int, whole: bool = False) -> Before:
+    """Read what an action on ``forum`` at ``now`` may change (after the forum's lock).
+
+    A queue action (next, finish, remove, requeue) changes the signups it names, the one
+    on air and the head of the queue, and writes at most a "you're next"; ``whole`` (go
+    live, close, cancel) may change every queued signup and any pending text.
+    """
     db.session.flush()
+    # An id past the database's integers names no signup (and must not reach SQL).
+    ids = {i for i in signup_ids if 0 < i <= MAX_ID}
     return Before(
         forum={name: _dump(name, getattr(forum, name)) for name in FORUM_FIELDS},
-        # An id past the database's integers names no signup (and must not reach SQL).
-        signups=_signup_rows(forum.id, {i for i in signup_ids if 0 < i <= MAX_ID}),
-        pending=_pending(forum.id),
+        signups=_signup_rows(forum.id, ids, whole=whole),
+        pending=_pending(forum.id, None if whole else now),
         on_the_line=_on_the_line(forum.id),
+        since=None if whole else now,
     )
 
 
@@ -207,7 +229,7 @@ def record(
     }
     forum_now = {name: _dump(name, getattr(forum, name)) for name in FORUM_FIELDS}
     forum_was = {k: v for k, v in before.forum.items() if forum_now[k] != v}
-    pending = _pending(forum.id)
+    pending = _pending(forum.id, before.since)
     cancelled = sorted(before.pending - pending)
     written = sorted(pending - before.pending)
     if not (signups or forum_was or cancelled or written):
