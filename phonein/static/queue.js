@@ -121,7 +121,8 @@
   function isLive(call) { return !!call && LIVE_STATES[call.state] === true; }
   function dropButton(call, who) {
     return button("Drop", function () {
-      if (window.confirm("Drop the call from " + who + "? They are thanked and hung up.")) {
+      // Hanging up cannot be undone (nobody can be put back on a line): ask first.
+      if (window.confirm("Drop the call from " + who + "? They are thanked and hung up. This cannot be undone.")) {
         callApi("POST", call.id, "/hangup");
       }
     }, { "data-call-action": "drop", "data-call-id": call.id, "class": "danger" });
