@@ -327,3 +327,31 @@ def test_the_queue_page_offers_undo_and_the_forms_work_without_javascript(client
     assert db.session.get(Forum, forum.id).status == "open"
     again = client.post(f"/producer/forums/{forum.slug}/actions/{action.id}/undo")
     assert "Already undone" in client.get(again.location).get_data(as_text=True)
+
+
+def test_the_forum_pages_status_buttons_are_undoable_live_actions(client, app):
+    forum = live_forum()
+    signup = make_signup(forum, status="queued")
+    login(client, "producer")
+    closed = client.post(f"/producer/forums/{forum.slug}/status", data={"status": "closed"})
+    assert closed.status_code == 302 and closed.location.endswith(f"/forums/{forum.slug}/queue")
+    page = client.get(closed.location).get_data(as_text=True)
+    assert "The show is closed" in page and "Closed the show." in page
+    assert statuses(signup) == ["dropped"]
+    action = db.session.scalars(sa.select(LiveAction)).one()
+    client.post(f"/producer/forums/{forum.slug}/actions/{action.id}/undo")
+    assert statuses(signup) == ["queued"]
+    # Publishing is no live action: it stays on the forum's page.
+    refused = client.post(f"/producer/forums/{forum.slug}/status", data={"status": "published"})
+    assert refused.location.endswith(f"/forums/{forum.slug}/edit")
+
+
+def test_a_nul_in_the_path_is_a_404_not_a_database_error(client, producer):
+    # PostgreSQL refuses NUL in text: it must never reach a query (the fuzz test found it).
+    for method, url in [
+        ("GET", "/api/v1/forums/%00/queue"),
+        ("DELETE", "/api/v1/forums/%00/queue/1"),
+        ("POST", "/api/v1/forums/%00/actions/1/undo"),
+        ("POST", "/api/v1/forums/a%00b/live"),
+    ]:
+        assert client.open(url, method=method, headers=producer).status_code == 404, url
