@@ -325,15 +325,3 @@ def requeue(
         signup.updated_at = now
         db.session.flush()
     return place(slug, signup_id, position, now)
-
-
-def on_air(forum: Forum) -> Signup | None:
-    """Return who is on air in ``forum`` (None: nobody)."""
-    return db.session.scalars(
-        sa.select(Signup).where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
-    ).one_or_none()
-
-
-def head(forum: Forum) -> Signup | None:
-    """Return the first caller waiting in ``forum``'s queue (None: nobody waits)."""
-    return db.session.scalars(_waiting(forum.id).limit(1)).first()
