@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, abort, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -190,7 +190,15 @@ def handle_unexpected(error: Exception) -> tuple[Response | str, int]:
     return error_response(500, "internal_error", "Something went wrong on our side.")
 
 
+def refuse_nul_in_path() -> None:
+    """Answer 404 for a path with a NUL in it: no slug, token or file name has one, and
+    PostgreSQL refuses NUL in text, so it must not reach a query as a 500."""
+    if "\x00" in request.path:
+        abort(404)
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_nul_in_path)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DomainError, handle_domain_error)
     for unavailable in UNAVAILABLE:

@@ -15,18 +15,19 @@ from flask import current_app
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .inputs import clean_line, clean_text
-from .live import dispatch
+from .live import actions, dispatch, queue
 from .models import (
     FORUM_ACTIVE,
     TITLE_MAX,
     Forum,
     ForumStatus,
+    LiveAction,
     Signup,
     SignupStatus,
     forums_not_over,
 )
 from .sms import outbox
-from .times import zone_or_none
+from .times import format_in_zone, zone_or_none
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_DURATION_MINUTES = 24 * 60
@@ -232,8 +233,68 @@ def update(forum: Forum, values: dict[str, Any], now: datetime) -> ForumChange:
     return change
 
 
-def set_status(forum: Forum, target: str, now: datetime) -> None:
-    """Move ``forum`` to ``target`` if the lifecycle allows it from where it is now."""
+ANNOUNCE = ("keep", "text")
+LIVE_KINDS = {
+    ForumStatus.LIVE: actions.Kind.GO_LIVE,
+    ForumStatus.CLOSED: actions.Kind.CLOSE,
+    ForumStatus.CANCELLED: actions.Kind.CANCEL,
+}
+
+
+@dataclass
+class LiveChange:
+    """What a producer's go live / close / cancel did, and how to undo it."""
+
+    forum: Forum
+    action: LiveAction | None
+    message: str
+
+
+def change_live(
+    slug: str, target: str, now: datetime, *, announce: str = "keep", user_id: int | None = None
+) -> LiveChange:
+    """Go live, close or cancel forum ``slug`` as a live action (undoable a while)."""
+    try:
+        wanted = ForumStatus(target)
+    except ValueError:
+        wanted = None
+    if wanted not in LIVE_KINDS:
+        raise Invalid({"status": "Use live, closed or cancelled."})
+    assert wanted is not None
+    if announce not in ANNOUNCE:
+        raise Invalid({"announce": "Use keep or text."})
+    forum = queue.lock(slug, now)
+    before = actions.capture(forum, now, whole=True)
+    early = wanted == ForumStatus.LIVE and forum.starts_at > now
+    announced = format_in_zone(forum.starts_at, forum.timezone)
+    set_status(forum, wanted.value, now, announce=announce)
+    action = actions.record(before, forum, LIVE_KINDS[wanted], now, user_id)
+    if action is None:
+        message = f"The forum was already {wanted.value}: nothing changed."
+    elif wanted == ForumStatus.LIVE and early and announce == "keep":
+        message = (
+            f"The show is live. Listeners keep the announced start ({announced}); "
+            "their reminders go out as planned."
+        )
+    elif wanted == ForumStatus.LIVE and early:
+        message = "The show is live. Listeners are texted that it has started early."
+    elif wanted == ForumStatus.LIVE:
+        message = "The show is live."
+    elif wanted == ForumStatus.CLOSED:
+        message = "The show is closed: callers still waiting are thanked and hung up."
+    else:
+        message = "The show is cancelled: registrants are texted."
+    return LiveChange(forum, action, message)
+
+
+def set_status(forum: Forum, target: str, now: datetime, *, announce: str = "keep") -> None:
+    """Move ``forum`` to ``target`` if the lifecycle allows it from where it is now.
+
+    Going live before the announced start keeps that start (``announce="keep"``: the
+    public page, the reminders and their texts stay as announced; the show is simply on
+    air early until its planned end) or moves it to now and texts every registrant the
+    change (``"text"``: their pending reminders give way to that text).
+    """
     try:
         wanted = ForumStatus(target)
     except ValueError:
@@ -245,12 +306,14 @@ def set_status(forum: Forum, target: str, now: datetime) -> None:
         raise Conflict(
             f"A {current.value} forum cannot become {wanted.value}.", code="bad_transition"
         )
-    if wanted == ForumStatus.LIVE and forum.starts_at > now:
-        # Going live early: the show starts now, its end stays where it was planned (the
-        # duration is what remains, rounded up and within the limit).
+    moved = False
+    if wanted == ForumStatus.LIVE and forum.starts_at > now and announce == "text":
+        # Going live early, announced: the show starts now, its end stays where it was
+        # planned (the duration is what remains, rounded up and within the limit).
         forum.starts_at = now
         remaining = math.ceil((forum.ends_at - now).total_seconds() / 60)
         forum.duration_minutes = min(MAX_DURATION_MINUTES, max(1, remaining))
+        moved = True
     forum.status = wanted
     if wanted in (ForumStatus.CLOSED, ForumStatus.CANCELLED):
         forum.closed_at = min(now, forum.ends_at) if current != ForumStatus.OPEN else now
@@ -260,6 +323,8 @@ def set_status(forum: Forum, target: str, now: datetime) -> None:
             outbox.forum_cancelled(forum, now)
         _end_calls(forum, now)
     db.session.flush()
+    if moved:
+        outbox.forum_moved(forum, now)
     if wanted == ForumStatus.LIVE:
         outbox.notify_head(forum, now)
         dispatch.forum_live(forum, now)

@@ -28,6 +28,7 @@ QUESTION_MAX = 5000
 EMAIL_MAX = 254
 NOTES_MAX = 5000
 PULL_QUOTE_MAX = 300
+PRONUNCIATION_MAX = 200
 TITLE_MAX = 200
 SLUG_MAX = 80
 # Indexes only PostgreSQL has: pg_trgm GIN indexes over case- and accent-folded text and
@@ -310,6 +311,8 @@ class Signup(Model):
     stance: Mapped[str | None] = mapped_column(sa.String(16))
     rating: Mapped[int | None]
     notes: Mapped[str | None] = mapped_column(sa.Text)
+    # How to say the caller's name, written by producers for the presenter's board.
+    pronunciation: Mapped[str | None] = mapped_column(sa.String(PRONUNCIATION_MAX))
     queue_key: Mapped[int | None] = mapped_column(sa.BigInteger)
     # SHA-256 of the private manage token; the token itself is only ever in the link.
     manage_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
@@ -324,6 +327,30 @@ class Signup(Model):
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     forum: Mapped[Forum] = relationship(back_populates="signups")
+
+
+class LiveAction(Model):
+    """A live action a producer took (next, finish, go live, close, …), undoable for a while.
+
+    ``before`` holds what the action changed as it was before: the signups' queue fields,
+    the forum's times and status, the texts it cancelled and wrote. ``version_after`` is
+    the forum's ``queue_version`` the action left: an undo is honest only while nothing
+    has changed the queue since. ``expires_at`` comes from the database's clock.
+    """
+
+    __tablename__ = "live_actions"
+    __table_args__ = (sa.Index("ix_live_actions_forum", "forum_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    forum_id: Mapped[int] = mapped_column(sa.ForeignKey("forums.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    message: Mapped[str] = mapped_column(sa.String(500))
+    before: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    version_after: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MessageKind(StrEnum):

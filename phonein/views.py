@@ -47,6 +47,8 @@ class BoardCaller:
     location: str
     question: str
     status: str
+    stance: str | None
+    pronunciation: str | None
     updated_at: datetime
     on_air_at: datetime | None
     queue_position: int | None
@@ -63,6 +65,8 @@ class BoardCaller:
             location=signup.location,
             question=signup.question,
             status=signup.status,
+            stance=signup.stance,
+            pronunciation=signup.pronunciation,
             updated_at=signup.updated_at,
             on_air_at=signup.on_air_at,
             queue_position=view.queue_position,

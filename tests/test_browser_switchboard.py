@@ -137,7 +137,7 @@ def test_the_producer_sees_the_lines_and_screens_a_caller_live(live_app, browser
     assert _read(browser, f"{quiet} .line-state") == "not on the line"
     assert browser.find_elements(By.CSS_SELECTOR, f'{quiet} [data-call-action="callback"]')
     # The header: time left counts down; the studio line has never been dialled.
-    _ticks(wait, "#remaining")
+    _ticks(wait, "#queue-show .countdown")
     assert TIMER.match(_read(browser, "#average-call") or "")
     assert browser.find_elements(By.CSS_SELECTOR, '#studio-line [data-call-action="redial"]')
 
@@ -233,7 +233,7 @@ def test_the_presenter_board_shows_the_lines_and_follows_a_call(live_app, browse
     for row in ("#board-next > li:nth-child(1)", "#board-next > li:nth-child(2)"):
         assert re.fullmatch(r"expected ~\d\d:\d\d", _read(browser, f"{row} .expected") or "")
         assert not browser.find_elements(By.CSS_SELECTOR, f"{row} .wont-make-it")
-    _ticks(wait, "#board-remaining")
+    _ticks(wait, "#board-show .countdown")
     browser.execute_script("window.notReloaded = true;")
 
     # The second caller hangs up: the board shows it without a reload, within two seconds.

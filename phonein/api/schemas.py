@@ -12,6 +12,7 @@ from ..models import (
     MAX_ID,
     NAME_MAX,
     NOTES_MAX,
+    PRONUNCIATION_MAX,
     PULL_QUOTE_MAX,
     QUESTION_MAX,
     TITLE_MAX,
@@ -179,6 +180,10 @@ class SignupOut(ViewSchema):
     stance = fields.Str(allow_none=True)
     rating = fields.Int(allow_none=True)
     notes = fields.Str(allow_none=True)
+    pronunciation = fields.Str(
+        allow_none=True,
+        metadata={"description": "A producer's note of how to say the caller's name."},
+    )
     queue_position = fields.Method("_position", allow_none=True)
     published = fields.Bool()
     pull_quote = fields.Str(allow_none=True)
@@ -247,9 +252,25 @@ class UnscreenedCall(ViewSchema, CallBrief):
     )
 
 
+class ActionOut(Schema):
+    id = fields.Int()
+    kind = fields.Str(
+        metadata={"enum": ["next", "finish", "remove", "requeue", "go_live", "close", "cancel"]}
+    )
+    message = fields.Str()
+    created_at = UTC()
+    expires_at = UTC(metadata={"description": "Undo it before then (the server's clock)."})
+
+
 class QueueOut(Schema):
     status = fields.Str(
         metadata={"description": "The forum's status: callers go on air only while it is live."}
+    )
+    starts_at = UTC(metadata={"description": "The announced start."})
+    undo = fields.Nested(
+        ActionOut,
+        allow_none=True,
+        metadata={"description": "Producers: the last live action, while it can be undone."},
     )
     on_air = fields.Nested(SignupOut, allow_none=True)
     waiting = fields.List(fields.Nested(SignupOut))
@@ -322,6 +343,7 @@ class QueuePlaced(Schema):
     signup = fields.Nested(SignupOut)
     position = fields.Int(allow_none=True)
     version = fields.Int()
+    action = fields.Nested(ActionOut, allow_none=True, metadata={"description": "To undo it."})
 
 
 class QueueStep(Schema):
@@ -329,6 +351,44 @@ class QueueStep(Schema):
     on_air = fields.Nested(SignupOut, allow_none=True)
     next_up = fields.Nested(SignupOut, allow_none=True)
     version = fields.Int()
+    message = fields.Str(metadata={"description": "What happened, in a sentence or two."})
+    action = fields.Nested(
+        ActionOut, allow_none=True, metadata={"description": "To undo it; null: nothing changed."}
+    )
+
+
+class LiveStatusIn(Schema):
+    status = fields.Str(required=True, validate=validate.OneOf(["live", "closed", "cancelled"]))
+    announce = fields.Str(
+        load_default="keep",
+        validate=validate.OneOf(["keep", "text"]),
+        metadata={
+            "description": "Going live before the announced start: keep that start for "
+            "listeners (their reminders go out as planned), or text them the change."
+        },
+    )
+
+
+class LiveStatusOut(Schema):
+    status = fields.Str()
+    starts_at = UTC()
+    ends_at = UTC()
+    message = fields.Str()
+    action = fields.Nested(ActionOut, allow_none=True)
+    version = fields.Int()
+
+
+class UndoOut(Schema):
+    message = fields.Str(metadata={"description": "What undo did and what it could not."})
+    already = fields.Bool(metadata={"description": "It had been undone before."})
+    lines_ended = fields.List(fields.Str())
+    version = fields.Int()
+
+
+class PronunciationIn(Schema):
+    pronunciation = fields.Str(
+        required=True, allow_none=True, validate=validate.Length(max=PRONUNCIATION_MAX)
+    )
 
 
 class PublishIn(Schema):

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..extensions import db
-from ..models import Call, Forum, Signup
+from ..models import Call, Forum, ForumStatus, LiveAction, Signup
 from ..views import BoardCaller, SignupView, UnscreenedLine
-from . import calls, queue
+from . import actions, calls, queue
 
 # Back-timing: a waiting caller "makes it" with at least this long on air before the end.
 MIN_AIRTIME = timedelta(minutes=1)
@@ -35,9 +35,12 @@ class QueueBoard:
     unscreened: list[UnscreenedLine]
     studio: Call | None
     now: datetime
+    starts_at: datetime
     ends_at: datetime
     average_call_seconds: int
     remaining_seconds: int
+    # Producers: the last live action while it can be undone.
+    undo: LiveAction | None = None
 
 
 def average_call(forum: Forum) -> timedelta:
@@ -139,7 +142,9 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
     # minute anyway, and it makes the answer a function of what ``etag`` hashes, so a 304
     # is never stale. Rounding up errs towards "won't make it", never away from it.
     at = next_minute(now)
-    start = max(at, forum.starts_at)
+    status = forum.status_at(now)
+    # A show that went live before its announced start is on air now.
+    start = at if status == ForumStatus.LIVE else max(at, forum.starts_at)
     current_left = timedelta(0)
     if snap.on_air is not None and snap.on_air.on_air_at is not None:
         current_left = max(timedelta(0), average - (at - snap.on_air.on_air_at))
@@ -163,7 +168,7 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
         for call, signup in calls.unscreened(forum)
     ]
     return QueueBoard(
-        status=forum.status_at(now).value,
+        status=status.value,
         on_air=on_air if full or on_air is None else BoardCaller.of(on_air),
         waiting=waiting if full else [BoardCaller.of(view) for view in waiting],
         total_waiting=snap.total_waiting,
@@ -171,7 +176,9 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
         unscreened=unscreened,
         studio=calls.studio_call(forum),
         now=now,
+        starts_at=forum.starts_at,
         ends_at=forum.ends_at,
         average_call_seconds=round(average.total_seconds()),
         remaining_seconds=max(0, round((forum.ends_at - now).total_seconds())),
+        undo=actions.latest(forum, now) if full else None,
     )

@@ -307,3 +307,21 @@ def snapshot(forum: Forum, limit: int | None = None) -> Snapshot:
             or 0
         )
     return Snapshot(on_air, waiting, forum.queue_version, total)
+
+
+def requeue(
+    slug: str, signup_id: int, position: int | None, now: datetime
+) -> tuple[Forum, Signup, int]:
+    """Put a caller who is done (or was dropped) back in the queue, like an approved one.
+
+    A mis-clicked "next" or "finish" is best undone (``live.actions``); this is for a
+    caller the producer wants back later, after the undo window.
+    """
+    forum = lock(slug, now)
+    signup = _reload(signup_id, forum)
+    if signup.status in (SignupStatus.DONE, SignupStatus.DROPPED):
+        signup.status = SignupStatus.APPROVED
+        signup.done_at = None
+        signup.updated_at = now
+        db.session.flush()
+    return place(slug, signup_id, position, now)

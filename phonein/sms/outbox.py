@@ -282,7 +282,11 @@ def due_waves(now: datetime, ahead: timedelta) -> list[tuple[Forum, int, datetim
     would be noise.
     """
     forums = db.session.scalars(
-        sa.select(Forum).where(Forum.status == ForumStatus.OPEN, Forum.starts_at > now)
+        # A forum that went live before its announced start still reminds its listeners
+        # of that start: going live early never loses a reminder.
+        sa.select(Forum).where(
+            Forum.status.in_([ForumStatus.OPEN, ForumStatus.LIVE]), Forum.starts_at > now
+        )
     ).all()
     waves: list[tuple[Forum, int, datetime]] = []
     for forum in forums:

@@ -36,7 +36,10 @@ LEFT_QUEUE = "not sent before the caller left the queue"
 TOO_OLD = "not sent within a day"
 CODE_EXPIRED = "not sent before its code expired"
 # Kinds about a forum's start: pointless once it has started.
-BEFORE_START = (MessageKind.REMINDER, MessageKind.RESCHEDULED)
+BEFORE_START = (MessageKind.REMINDER,)
+# Kinds worth sending until the forum ends: a new time is news even once it has come
+# (a show that went live early texts "it has moved to now").
+UNTIL_END = (MessageKind.CONFIRMATION, MessageKind.RESCHEDULED)
 # Kinds that tell a listener the forum ended without them: closing or cancelling drops the
 # queue, and these are still owed to the dropped.
 AFTER_THE_QUEUE = (MessageKind.GOODBYE, MessageKind.CLOSED, MessageKind.CANCELLED)
@@ -61,7 +64,7 @@ def expired_reason(
         return CODE_EXPIRED
     if kind in BEFORE_START and starts_at is not None and now >= starts_at:
         return FORUM_STARTED
-    if kind == MessageKind.CONFIRMATION and ends_at is not None and now >= ends_at:
+    if kind in UNTIL_END and ends_at is not None and now >= ends_at:
         return FORUM_ENDED
     if kind == MessageKind.NEXT_UP and signup_status != SignupStatus.QUEUED:
         return LEFT_QUEUE
@@ -155,7 +158,7 @@ def expire(now: datetime) -> int:
         ),
         (
             FORUM_ENDED,
-            sa.and_(Message.kind == MessageKind.CONFIRMATION, forum.where(Forum.ends_at <= now)),
+            sa.and_(Message.kind.in_(UNTIL_END), forum.where(Forum.ends_at <= now)),
         ),
         (
             LEFT_QUEUE,

@@ -10,16 +10,29 @@
 
   // Shared with the producer's board (static/boards.js).
   var B = PhoneinBoards;
-  var el = B.el, mmss = B.mmss, hhmm = B.hhmm, setTimer = B.setTimer, learnClock = B.learn;
+  var el = B.el, mmss = B.mmss, hhmm = B.hhmm, learnClock = B.learn;
   var timer = B.timer;
-  function tick() { B.tickAll(root); }
+  function tick() { B.tickAll(root); B.tickShow(document.getElementById("board-show")); }
   function lineState(call) { return B.lineState(call, "div"); }
+  var bidi = B.bidi;
+  var STANCE_NAMES = { "for": "for", against: "against", neutral: "neutral", other: "other view" };
+  // A caller as the presenter reads them: name (and how to say it), place, stance, question.
+  // Everything the listener (or a producer) wrote is text in its own direction.
   function caller(s) {
     var box = el("div", "caller");
-    box.appendChild(el("span", "name", s.name));
+    box.appendChild(bidi("span", "name", s.name));
+    if (s.pronunciation) {
+      var say = el("span", "say", " say ");
+      say.appendChild(bidi("q", "pronunciation", s.pronunciation));
+      box.appendChild(say);
+    }
     box.appendChild(document.createTextNode(", "));
-    box.appendChild(el("span", "location", s.location));
-    box.appendChild(el("div", "text", s.question));
+    box.appendChild(bidi("span", "location", s.location));
+    if (s.stance) {
+      box.appendChild(document.createTextNode(" "));
+      box.appendChild(el("span", "badge stance " + s.stance, "Stance: " + (STANCE_NAMES[s.stance] || s.stance)));
+    }
+    box.appendChild(bidi("div", "text", s.question));
     return box;
   }
   function draw(q) {
@@ -35,9 +48,14 @@
       }
       now.insertBefore(line, now.querySelector(".text"));
       onAir.replaceChildren(now);
-    } else {
+    } else if (q.status === "open" || q.status === "live") {
       onAir.replaceChildren(el("p", "muted", "Nobody on air"));
+    } else {
+      onAir.replaceChildren(el("p", "show-over", q.status === "cancelled" ? "Show cancelled" : "Show closed"));
     }
+    var over = q.status !== "open" && q.status !== "live";
+    document.getElementById("board-now-title").textContent = over ? "The show is over" : "On air now";
+    B.drawShow(document.getElementById("board-show"), q);
     var next = document.getElementById("board-next");
     next.replaceChildren();
     q.waiting.slice(0, 3).forEach(function (s) {
@@ -56,9 +74,6 @@
       next.appendChild(li);
     });
     if (!q.waiting.length) { next.appendChild(el("li", "muted", "Nobody waiting")); }
-    var remaining = document.getElementById("board-remaining");
-    remaining.setAttribute("data-until", q.ends_at);
-    setTimer(remaining);
     document.getElementById("board-average").textContent = mmss((q.average_call_seconds || 0) * 1000);
   }
   // The whole JSON but for the server's clock and what follows from it every second

@@ -23,6 +23,13 @@ window.PhoneinBoards = (function () {
     var s = Math.max(0, Math.floor(ms / 1000));
     return pad(Math.floor(s / 60)) + ":" + pad(s % 60);
   }
+  // A count down of any length: "04:59", "2:04:59", "3 d 02:04" (never "2934:59").
+  function span(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 3600) { return mmss(ms); }
+    if (s < 86400) { return Math.floor(s / 3600) + ":" + pad(Math.floor(s / 60) % 60) + ":" + pad(s % 60); }
+    return Math.floor(s / 86400) + " d " + pad(Math.floor(s / 3600) % 24) + ":" + pad(Math.floor(s / 60) % 60);
+  }
   function hhmm(value) {
     var at = parseTime(value);
     if (isNaN(at)) { return ""; }
@@ -33,13 +40,20 @@ window.PhoneinBoards = (function () {
   function setTimer(node) {
     var since = node.getAttribute("data-since");
     var until = node.getAttribute("data-until");
-    var text = since ? mmss(serverNow() - parseTime(since)) : until ? mmss(parseTime(until) - serverNow()) : "--:--";
+    var text = since ? span(serverNow() - parseTime(since)) : until ? span(parseTime(until) - serverNow()) : "--:--";
     if (node.textContent !== text) { node.textContent = text; }
   }
   function el(tag, cls, text) {
     var node = document.createElement(tag);
     if (cls) { node.className = cls; }
     if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+  // Listener-written text in an element of its own direction (Arabic, Hebrew, …), so a
+  // right-to-left name or question is not scrambled in a left-to-right list.
+  function bidi(tag, cls, text) {
+    var node = el(tag, cls, text);
+    node.setAttribute("dir", "auto");
     return node;
   }
   function timer(since, until) {
@@ -90,7 +104,57 @@ window.PhoneinBoards = (function () {
         });
       });
   }
+  // The show's clock, on both boards: the state (open / live / closed), the wall clock,
+  // and "starts in" before the show or "time left" during it, which says in words (not
+  // colour alone) when time runs short. It ticks between polls (tickShow).
+  var STATE_NAMES = { open: "Open · not started", live: "Live", closed: "Closed", published: "Closed", cancelled: "Cancelled" };
+  var LEVEL_NOTES = { ok: "", low: "under 10 minutes left", last: "last 2 minutes", over: "time is up" };
+  function wall() {
+    var d = new Date(serverNow());
+    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+  function drawShow(node, q) {
+    node.replaceChildren();
+    node.setAttribute("data-state", q.status);
+    var state = el("span", "badge show-state " + q.status, STATE_NAMES[q.status] || q.status);
+    state.setAttribute("data-state", q.status);
+    node.appendChild(state);
+    var clock = el("span", "stat", "Clock ");
+    clock.appendChild(el("strong", "wall-clock", wall()));
+    node.appendChild(clock);
+    var stat = el("span", "stat countdown-stat");
+    if (q.status === "open" || q.status === "live") {
+      var open = q.status === "open";
+      stat.appendChild(el("span", "countdown-label", open ? "Starts in " : "Time left "));
+      var count = el("strong", "timer countdown");
+      count.setAttribute("data-until", open ? q.starts_at : q.ends_at);
+      stat.appendChild(count);
+      stat.appendChild(el("span", "countdown-note"));
+    } else {
+      stat.appendChild(el("strong", "show-over", q.status === "cancelled" ? "Show cancelled" : "Show closed"));
+    }
+    node.appendChild(stat);
+    tickShow(node);
+  }
+  function tickShow(node) {
+    var w = node.querySelector(".wall-clock");
+    if (w) { var t = wall(); if (w.textContent !== t) { w.textContent = t; } }
+    var count = node.querySelector(".countdown");
+    if (!count) { node.removeAttribute("data-level"); return; }
+    setTimer(count);
+    var left = parseTime(count.getAttribute("data-until")) - serverNow();
+    var level = "ok";
+    if (node.getAttribute("data-state") === "live") {
+      level = left <= 0 ? "over" : left <= 120000 ? "last" : left <= 600000 ? "low" : "ok";
+    }
+    if (node.getAttribute("data-level") !== level) { node.setAttribute("data-level", level); }
+    var note = node.querySelector(".countdown-note");
+    var text = LEVEL_NOTES[level] ? " (" + LEVEL_NOTES[level] + ")" : "";
+    if (node.getAttribute("data-state") === "open" && left <= 0) { text = " (starting now)"; }
+    if (note && note.textContent !== text) { note.textContent = text; }
+  }
   return {
+    drawShow: drawShow, tickShow: tickShow, bidi: bidi, span: span, serverNow: serverNow, parseTime: parseTime,
     getBoard: getBoard, learn: learn, mmss: mmss, hhmm: hhmm, setTimer: setTimer,
     el: el, timer: timer, tickAll: tickAll, lineState: lineState
   };

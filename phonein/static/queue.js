@@ -14,6 +14,8 @@
     queueUrl += (queueUrl.indexOf("?") < 0 ? "?" : "&") + "limit=" + WAITING_SHOWN;
   }
   var approvedUrl = root.getAttribute("data-approved-url");
+  var doneUrl = root.getAttribute("data-done-url");
+  var last = null;  // the last queue answer: what "next" and "finish" check before they act
   var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 1000;
   var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
   var forumApi = "/api/v1/forums/" + encodeURIComponent(slug);
@@ -32,9 +34,9 @@
 
   // Shared with the presenter's board (static/boards.js).
   var B = PhoneinBoards;
-  var el = B.el, mmss = B.mmss, hhmm = B.hhmm, setTimer = B.setTimer, learnClock = B.learn;
+  var el = B.el, mmss = B.mmss, hhmm = B.hhmm, learnClock = B.learn;
   var timer = B.timer;
-  function tick() { B.tickAll(root); }
+  function tick() { B.tickAll(root); B.tickShow(document.getElementById("queue-show")); }
 
   function request(method, url, body, onFail) {
     busy = true;
@@ -51,6 +53,8 @@
           throw error;
         }
         showError("");
+        if (data && data.message) { say(data.message); }
+        if (data && data.action) { offerUndo(data.action); }
         return data;
       });
     }).catch(function (e) {
@@ -59,6 +63,50 @@
     }).finally(function () { busy = false; shown = {}; refresh(); });
   }
   function api(method, path, body) { return request(method, forumApi + path, body); }
+  function say(message) { document.getElementById("action-result").textContent = message || ""; }
+
+  // Undo: the last live action's toast, for as long as the server keeps it undoable
+  // (its expires_at, on the server's clock). Any producer's page shows it.
+  var toast = document.getElementById("undo-toast");
+  var undoable = null;  // { id, message, expires_at }
+  if (toast.getAttribute("data-action-id")) {
+    undoable = {
+      id: parseInt(toast.getAttribute("data-action-id"), 10),
+      message: document.getElementById("undo-message").textContent.replace(/\.$/, ""),
+      expires_at: toast.getAttribute("data-expires-at")
+    };
+  }
+  function offerUndo(action) {
+    if (!action || (undoable && undoable.id === action.id)) { return; }
+    undoable = action;
+    document.getElementById("undo-message").textContent = action.message + ".";
+    document.getElementById("undo-form").setAttribute("action", "/producer/forums/" + encodeURIComponent(slug) + "/actions/" + action.id + "/undo");
+    tickUndo();
+  }
+  function tickUndo() {
+    var left = undoable ? B.parseTime(undoable.expires_at) - B.serverNow() : 0;
+    if (!undoable || left <= 0) {
+      if (!toast.hidden) {
+        // Keep the cursor on the page, not on a button about to vanish.
+        if (toast.contains(document.activeElement)) { document.querySelector('[data-action="next"]').focus(); }
+        toast.hidden = true;
+      }
+      undoable = null;
+      return;
+    }
+    toast.hidden = false;
+    var text = Math.ceil(left / 1000) + " s left to undo";
+    var node = document.getElementById("undo-left");
+    if (node.textContent !== text) { node.textContent = text; }
+  }
+  function undo() {
+    if (!undoable) { say("Nothing to undo."); return; }
+    var id = undoable.id;
+    undoable = null;
+    tickUndo();
+    api("POST", "/actions/" + id + "/undo");
+  }
+  document.getElementById("undo-form").addEventListener("submit", function (event) { event.preventDefault(); undo(); });
   function callApi(method, callId, path, body) {
     return request(method, "/api/v1/calls/" + encodeURIComponent(callId) + path, body);
   }
@@ -73,7 +121,8 @@
   function isLive(call) { return !!call && LIVE_STATES[call.state] === true; }
   function dropButton(call, who) {
     return button("Drop", function () {
-      if (window.confirm("Drop the call from " + who + "? They are thanked and hung up.")) {
+      // Hanging up cannot be undone (nobody can be put back on a line): ask first.
+      if (window.confirm("Drop the call from " + who + "? They are thanked and hung up. This cannot be undone.")) {
         callApi("POST", call.id, "/hangup");
       }
     }, { "data-call-action": "drop", "data-call-id": call.id, "class": "danger" });
@@ -100,21 +149,52 @@
     li.dataset.lineState = s.call ? s.call.state : "none";
     var head = el("div");
     if (position) { head.appendChild(el("strong", null, position + ". ")); }
-    head.appendChild(el("strong", "name", s.name));
-    head.appendChild(document.createTextNode(", " + s.location));
+    head.appendChild(B.bidi("strong", "name", s.name));
+    if (s.pronunciation) {
+      var sayAs = el("span", "say", " say ");
+      sayAs.appendChild(B.bidi("q", "pronunciation", s.pronunciation));
+      head.appendChild(sayAs);
+    }
+    head.appendChild(document.createTextNode(", "));
+    head.appendChild(B.bidi("span", "location", s.location));
     li.appendChild(head);
-    li.appendChild(el("div", "text", s.question.length > 280 ? s.question.slice(0, 280) + "…" : s.question));
+    li.appendChild(B.bidi("div", "text", s.question.length > 280 ? s.question.slice(0, 280) + "…" : s.question));
     li.appendChild(el("div", "meta", [s.stance || "", s.rating ? "★".repeat(s.rating) : "", s.phone || ""].filter(Boolean).join(" · ")));
     return li;
+  }
+
+  // How to say a caller's name, for the presenter's board: producers write it here.
+  function pronunciationForm(s) {
+    var form = el("form", "pronunciation-form");
+    form.setAttribute("data-signup-id", s.id);
+    var label = el("label", "small", "Say it as ");
+    var input = el("input");
+    input.type = "text";
+    input.name = "pronunciation";
+    input.maxLength = 200;
+    input.autocomplete = "off";
+    input.placeholder = "e.g. YAH-ma-dah HAH-na-ko";
+    input.value = s.pronunciation || "";
+    input.setAttribute("dir", "auto");
+    label.appendChild(input);
+    form.appendChild(label);
+    var save = el("button", null, "Save");
+    save.type = "submit";
+    form.appendChild(save);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (form.contains(document.activeElement)) { document.activeElement.blur(); }
+      request("PUT", "/api/v1/signups/" + encodeURIComponent(s.id) + "/pronunciation", { pronunciation: input.value.trim() || null })
+        .then(function (data) { if (data) { say("Pronunciation saved for " + data.name + "."); } });
+    });
+    return form;
   }
 
   function drawHead(q) {
     var state = document.getElementById("forum-state");
     state.textContent = q.status;
     state.className = "badge " + q.status;
-    var remaining = document.getElementById("remaining");
-    remaining.setAttribute("data-until", q.ends_at);
-    setTimer(remaining);
+    B.drawShow(document.getElementById("queue-show"), q);
     document.getElementById("average-call").textContent = mmss((q.average_call_seconds || 0) * 1000);
     var studio = document.getElementById("studio-line");
     studio.replaceChildren(document.createTextNode("Studio line "));
@@ -126,7 +206,12 @@
 
   function drawOnAir(q) {
     var onAir = document.getElementById("on-air");
-    if (!q.on_air) { onAir.replaceChildren(el("p", "muted", "Nobody on air")); return; }
+    var over = q.status !== "open" && q.status !== "live";
+    document.getElementById("on-air-title").textContent = over ? "The show is over" : "On air";
+    if (!q.on_air) {
+      onAir.replaceChildren(over ? el("p", "show-over", q.status === "cancelled" ? "Show cancelled" : "Show closed") : el("p", "muted", "Nobody on air"));
+      return;
+    }
     var s = q.on_air;
     var card = summary(s, null, "div");
     var row = lineRow();
@@ -150,6 +235,7 @@
     if (isLive(call)) { actions.appendChild(dropButton(call, s.name)); }
     if (!call) { actions.appendChild(callBackButton(s)); }
     if (actions.childNodes.length) { card.appendChild(actions); }
+    card.appendChild(pronunciationForm(s));
     onAir.replaceChildren(card);
   }
 
@@ -182,6 +268,7 @@
       if (!isLive(s.call)) { actions.appendChild(callBackButton(s)); }
       if (isLive(s.call)) { actions.appendChild(dropButton(s.call, s.name)); }
       li.appendChild(actions);
+      li.appendChild(pronunciationForm(s));
       list.appendChild(li);
     });
     if (!q.waiting.length) { list.appendChild(el("li", "muted", "Nobody waiting")); }
@@ -217,6 +304,7 @@
       var control = el(tag || "input");
       if (!tag) { control.type = "text"; control.autocomplete = "off"; }
       control.value = d[field];
+      control.setAttribute("dir", "auto");  // a listener's words, in their own direction
       control.addEventListener("input", function () { d[field] = control.value; d.typed = true; });
       return labelled(field, label, control, cls);
     }
@@ -303,7 +391,7 @@
       }
       if (u.name) {
         head.appendChild(document.createTextNode(" · signed up as "));
-        head.appendChild(el("strong", "name", u.name));
+        head.appendChild(B.bidi("strong", "name", u.name));
       }
       li.appendChild(head);
       var row = lineRow();
@@ -340,6 +428,21 @@
     if (!page.items.length) { list.appendChild(el("li", "muted", "No approved signups waiting to be queued")); }
   }
 
+  // Callers who have been on air: any can be put back in the queue (last, or first).
+  function drawDone(page) {
+    var list = document.getElementById("done");
+    list.replaceChildren();
+    page.items.forEach(function (s) {
+      var li = summary(s);
+      var actions = el("div", "actions");
+      actions.appendChild(button("Back in the queue", function () { api("POST", "/queue", { signup_id: s.id }); }, { "data-queue-action": "requeue" }));
+      actions.appendChild(button("Back first", function () { api("POST", "/queue", { signup_id: s.id, position: 1 }); }, { "data-queue-action": "requeue-first" }));
+      li.appendChild(actions);
+      list.appendChild(li);
+    });
+    if (!page.items.length) { list.appendChild(el("li", "muted", "Nobody has been on air yet")); }
+  }
+
   // What each part of the page shows; it is redrawn only when that changes. The server's
   // clock and what follows from it every second are left out: timers tick by themselves.
   function key(value) {
@@ -350,8 +453,8 @@
     });
   }
   var sections = [
-    { name: "head", node: "lines", draw: drawHead, pick: function (q) { return [q.status, q.ends_at, q.average_call_seconds, q.studio]; } },
-    { name: "onair", node: "on-air", draw: drawOnAir, pick: function (q) { return q.on_air; } },
+    { name: "head", node: "lines", draw: drawHead, pick: function (q) { return [q.status, q.starts_at, q.ends_at, q.average_call_seconds, q.studio]; } },
+    { name: "onair", node: "on-air", draw: drawOnAir, pick: function (q) { return [q.on_air, q.status]; } },
     { name: "unscreened", node: "unscreened", draw: drawUnscreened, pick: function (q) { return q.unscreened; } },
     { name: "waiting", node: "waiting", draw: drawWaiting, pick: function (q) { return [q.waiting, q.total_waiting]; } }
   ];
@@ -359,7 +462,35 @@
     var active = document.activeElement;
     return !!active && node.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
   }
-  function draw(q, approved) {
+  // Focus stays where it was: a redraw replaces buttons and fields, so the one with the
+  // cursor is found again by what it is (its caller and its action) and focused.
+  function focusKey() {
+    var active = document.activeElement;
+    if (!active || active === document.body || !root.contains(active)) { return null; }
+    var item = active.closest("[data-id], [data-call-id]");
+    if (!item || item === active) { return null; }
+    var what = ["data-queue-action", "data-call-action", "data-action", "name"].filter(function (a) { return active.hasAttribute(a); })[0];
+    if (!what) { return null; }
+    var list = item.parentNode && item.parentNode.id;
+    return { list: list, item: item.getAttribute("data-id") || item.getAttribute("data-call-id"), attr: what, value: active.getAttribute(what) };
+  }
+  function refocus(k) {
+    if (!k || (document.activeElement && document.activeElement !== document.body && root.contains(document.activeElement))) { return; }
+    var list = k.list && document.getElementById(k.list);
+    if (!list) { return; }
+    var items = list.querySelectorAll('[data-id="' + k.item + '"], [data-call-id="' + k.item + '"]');
+    for (var i = 0; i < items.length; i++) {
+      var target = items[i].querySelector("[" + k.attr + '="' + k.value + '"]');
+      if (target) { target.focus(); return; }
+    }
+    // The caller left this list (put on air, removed): keep the cursor in the list.
+    var first = list.querySelector("button, input");
+    if (first) { first.focus(); }
+  }
+  function draw(q, approved, done) {
+    var focused = focusKey();
+    last = q;
+    if (q.undo) { offerUndo(q.undo); }
     sections.forEach(function (section) {
       var k = key(section.pick(q));
       // Do not redraw under a producer who is typing: the field would be replaced.
@@ -370,6 +501,9 @@
     });
     var k = key(approved);
     if (k !== shown.approved && !typingIn(document.getElementById("approved"))) { drawApproved(approved); shown.approved = k; }
+    k = key(done);
+    if (k !== shown.done && !typingIn(document.getElementById("done"))) { drawDone(done); shown.done = k; }
+    refocus(focused);
     var live = q.status === "live";
     Array.prototype.forEach.call(root.querySelectorAll("[data-action]"), function (b) {
       b.disabled = !live;
@@ -384,14 +518,67 @@
       return answer.body;
     });
     var approved = B.getBoard(approvedUrl).then(function (answer) { return answer.body; });
-    return Promise.all([queued, approved]).then(function (both) {
-      if (!busy) { draw(both[0], both[1]); }
+    var done = B.getBoard(doneUrl).then(function (answer) { return answer.body; });
+    return Promise.all([queued, approved, done]).then(function (all) {
+      if (!busy) { draw(all[0], all[1], all[2]); }
       tick();
       document.getElementById("queue-updated").textContent = "Live · updated " + new Date().toLocaleTimeString();
     }).catch(function (e) { document.getElementById("queue-updated").textContent = "Connection lost, retrying… (" + e.message + ")"; });
   }
-  document.querySelector('[data-action="next"]').addEventListener("click", function () { api("POST", "/queue/next"); });
-  document.querySelector('[data-action="finish"]').addEventListener("click", function () { api("POST", "/queue/finish"); });
+  // Next and finish say what they would do when it is not the obvious thing, and ask.
+  function next() {
+    var q = last;
+    if (q && q.total_waiting === 0) {
+      if (!q.on_air) { say("Nobody is waiting and nobody is on air: nothing to do."); return; }
+      if (!window.confirm("Nobody is waiting. End " + q.on_air.name + "'s call, with nobody on air after them?")) { say("Nothing changed."); return; }
+      api("POST", "/queue/finish");
+      return;
+    }
+    var head = q && q.waiting[0];
+    if (head && !isLive(head.call) && !window.confirm(head.name + " is not on the line. Put them on air anyway? You can call them back.")) {
+      say("Nothing changed.");
+      return;
+    }
+    api("POST", "/queue/next");
+  }
+  function finish() {
+    if (last && !last.on_air) { say("Nobody is on air: nothing to finish."); return; }
+    api("POST", "/queue/finish");
+  }
+  document.querySelector('[data-action="next"]').addEventListener("click", next);
+  document.querySelector('[data-action="finish"]').addEventListener("click", finish);
+
+  // Keyboard shortcuts (listed on the page). Never while typing, never with a modifier.
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) { return; }
+    var target = event.target;
+    if (target && (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) || target.isContentEditable)) { return; }
+    var key = event.key.toLowerCase();
+    var control = null;
+    if (key === "n") { control = document.querySelector('[data-action="next"]'); }
+    else if (key === "f") { control = document.querySelector('[data-action="finish"]'); }
+    if (control) {
+      event.preventDefault();
+      if (!control.disabled) { control.click(); } else { say(control.title || "Not now."); }
+      return;
+    }
+    if (key === "u") { event.preventDefault(); undo(); return; }
+    if (key === "g") {
+      var goLive = document.getElementById("go-live");
+      if (goLive) {
+        event.preventDefault();
+        goLive.open = true;
+        var choice = goLive.querySelector("input[checked], input");
+        if (choice) { choice.focus(); }
+      }
+      return;
+    }
+    if (key === "c") {
+      var close = document.getElementById("close-form");
+      if (close) { event.preventDefault(); close.requestSubmit(); }
+    }
+  });
+  setInterval(tickUndo, 250);
   setInterval(tick, 250);
   (function loop() { refresh().finally(function () { setTimeout(loop, every); }); })();
 })();

@@ -28,6 +28,7 @@ from ..limits import login_account_rate, login_rate
 from ..models import Forum, ForumStatus, MessageKind, MessageStatus, Role
 from ..sms import outbox
 from ..times import all_zones, utcnow, zone_or_none
+from . import board
 from .forms import ConfirmForm, ForumForm, LoginForm
 
 bp = Blueprint("producer", __name__, url_prefix="/producer")
@@ -61,7 +62,12 @@ def login() -> ResponseReturnValue:
             target = request.args.get("next", "")
             # Only same-site paths: a crafted ?next= must not send staff elsewhere.
             if not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
-                target = url_for("producer.home") if user.can(Role.PRODUCER) else "/"
+                # A presenter lands on the board of the live (or next) forum.
+                target = (
+                    url_for("producer.home")
+                    if user.can(Role.PRODUCER)
+                    else url_for("board.landing")
+                )
             return redirect(target)
         form.form_errors.append("Wrong email or password.")
     return render_template("producer/login.html", form=form), 200 if not form.errors else 401
@@ -271,10 +277,14 @@ def edit_forum(slug: str) -> ResponseReturnValue:
 @bp.post("/forums/<slug>/status")
 @producer_only
 def forum_status(slug: str) -> ResponseReturnValue:
+    status = request.form.get("status", "")
+    if status in forums.LIVE_KINDS:
+        # Go live, close, cancel: live actions, undoable from the queue board.
+        return board.apply_live_form(slug)
     forum = forums.get_by_slug(slug, for_update=True)
     if ConfirmForm().validate_on_submit():
         try:
-            forums.update(forum, {"status": request.form.get("status", "")}, utcnow())
+            forums.update(forum, {"status": status}, utcnow())
         except (Conflict, Invalid) as error:
             rollback()
             flash(error.message, "error")
@@ -289,7 +299,11 @@ def forum_status(slug: str) -> ResponseReturnValue:
 def queue_board(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
     return render_template(
-        "producer/queue.html", forum=forum, state=forum.status_at(utcnow()).value
+        "producer/queue.html",
+        forum=forum,
+        state=forum.status_at(utcnow()).value,
+        undo=board.latest_action(forum),
+        confirm=ConfirmForm(),
     )
 
 
