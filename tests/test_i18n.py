@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +246,33 @@ def test_a_signup_without_language_reads_in_its_forums_first(app: Any) -> None:
     assert signup.language == "es"
     signup.language = None
     assert signup.reads_in == "es"
+
+
+def test_producers_set_a_forums_languages_on_its_form(client: Any) -> None:
+    from tests.conftest import login
+
+    login(client)
+    starts = (datetime.now(UTC) + timedelta(days=4)).strftime("%Y-%m-%dT%H:%M")
+    form = {
+        "title": "Droits de pêche",
+        "timezone": "Africa/Dakar",
+        "starts_at": starts,
+        "duration_minutes": "30",
+        "reminder_offsets": "60",
+    }
+    new = client.get("/producer/forums/new", headers={"Accept-Language": "fr"})
+    assert '<html lang="en" dir="ltr">' in new.text  # staff pages are English-only
+    assert 'name="languages"' in new.text
+    assert (
+        client.post("/producer/forums/new", data={**form, "languages": "fr, en"}).status_code == 302
+    )
+    body = client.get("/api/v1/forums/droits-de-peche").get_json()
+    assert body["languages"] == ["fr", "en"]
+    edit = client.get("/producer/forums/droits-de-peche/edit").text
+    assert 'value="fr, en"' in edit
+    # The producers' list names the zone by its city.
+    assert "(Dakar Time)" in client.get("/producer/").text
+    bad = client.post(
+        "/producer/forums/droits-de-peche/edit", data={**form, "languages": "fr, klingon"}
+    )
+    assert bad.status_code == 422 and "Give a list of languages phonein speaks" in bad.text

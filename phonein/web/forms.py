@@ -97,6 +97,12 @@ class ForumForm(FlaskForm):
     reminder_offsets = StringField(
         "Reminders (minutes before the start, comma-separated)", default="1440, 60, 10"
     )
+    languages = StringField(
+        "Languages (the forum's own first, comma-separated)",
+        description="Pages, texts and voice prompts are offered in these. phonein speaks: "
+        + ", ".join(i18n.shipped_languages())
+        + ". Empty: the station's language.",
+    )
 
 
 class ScreenForm(FlaskForm):
