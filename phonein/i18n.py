@@ -31,6 +31,7 @@ from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, Domain, force_locale, get_locale, refresh
 from markupsafe import Markup
 from werkzeug.datastructures import LanguageAccept
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header
 from werkzeug.wrappers import Response
 
@@ -283,6 +284,23 @@ def format_locale() -> Locale:
     return to_locale(language)
 
 
+def _posted_language() -> str | None:
+    """Return the ``language`` a posted form names, if its body could be read at all.
+
+    Also called while an error page for that very body (too large, malformed) is being
+    rendered: reading it again must not raise again.
+    """
+    if request.method != "POST" or request.mimetype not in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        return None
+    try:
+        return request.form.get("language")
+    except HTTPException:
+        return None
+
+
 def _select_locale() -> str:
     if not has_request_context():
         return _babel_name(default_language())
@@ -296,7 +314,7 @@ def _select_locale() -> str:
         requested=(
             request.args.get(QUERY),
             # The signup form says which language it was read in (no cookie needed).
-            request.form.get("language") if request.method == "POST" else None,
+            _posted_language(),
             request.cookies.get(COOKIE),
             g.get("phonein_stored"),
         ),

@@ -276,3 +276,13 @@ def test_producers_set_a_forums_languages_on_its_form(client: Any) -> None:
         "/producer/forums/droits-de-peche/edit", data={**form, "languages": "fr, klingon"}
     )
     assert bad.status_code == 422 and "Give a list of languages phonein speaks" in bad.text
+
+
+def test_a_body_too_large_gets_its_error_page_in_the_readers_language(client: Any) -> None:
+    # The language selector reads the posted form; a body it cannot read must not fail twice.
+    forum = make_forum(languages=["fr", "en"])
+    client.set_cookie("phonein_lang", "fr")
+    response = client.post(f"/forums/{forum.slug}", data={"name": "x" * 70000, "language": "fr"})
+    assert response.status_code == 413
+    assert '<html lang="fr" dir="ltr">' in response.text
+    assert "trop volumineux" in response.text
