@@ -82,9 +82,28 @@ def test_every_catalogue_is_complete_current_and_well_formed(domain: str) -> Non
             strings = message.string if isinstance(message.string, tuple) else (message.string,)
             assert len(strings) == (catalog.num_plurals if message.pluralizable else 1)
             assert all(s.strip() for s in strings), f"{language}: no translation of {message.id!r}"
+        if domain == "messages" and language != "en":
+            assert _left_in_english(language, entries) == []
         # Placeholders kept (python-format), one checker per message, as pybabel compile does.
         problems = [(m.id, errors) for m, errors in catalog.check() if errors]
         assert problems == [], (language, problems[:3])
+
+
+# Translations that are rightly the English text itself.
+SAME_IN_BOTH = {("fr", "%(num)d minute")}
+
+
+def _left_in_english(language: str, entries: list[Any]) -> list[Any]:
+    """Return the entries whose translation is the English text (a translator's skip)."""
+    left = []
+    for message in entries:
+        first = message.id if isinstance(message.id, str) else message.id[0]
+        string = message.string if isinstance(message.string, str) else message.string[0]
+        words = re.sub(r"%\(\w+\)[sd]", "", first)
+        same = string == first and (language, first) not in SAME_IN_BOTH
+        if same and re.search(r"[^\W\d_]", words):
+            left.append(message.id)
+    return left
 
 
 def test_the_page_catalogues_have_every_listener_string() -> None:
@@ -146,13 +165,11 @@ def test_listener_templates_mark_every_visible_string(name: str) -> None:
 # --- every page in every language ---------------------------------------------------------------
 
 
-def _template_msgids() -> dict[Any, str]:
-    """Return each template msgid with the literal text a reader would see of it."""
-    with (ROOT / "babel.cfg").open() as handle:
-        method_map, options_map = parse_mapping_cfg(handle)
-    method_map = [(pattern, method) for pattern, method in method_map if "templates" in pattern]
+def _page_msgids() -> dict[Any, str]:
+    """Return each page msgid (templates and Python: labels, errors, flashes) with the
+    literal text a reader would see of it."""
     literal: dict[Any, str] = {}
-    for _, _, message, _, _ in extract_from_dir(ROOT, method_map, options_map):
+    for message in _extracted("messages"):
         first = message if isinstance(message, str) else message[0]
         # The longest run of text between placeholders is what must not show untranslated.
         pieces = [p.strip(" .:,;") for p in re.split(r"%\(\w+\)[sd]", first)]
@@ -266,7 +283,7 @@ def test_every_listener_page_is_wholly_in_each_shipped_language(
     client: Any, app: Any, language: str
 ) -> None:
     pages = _render_every_listener_page(client, app, language)
-    english = _template_msgids()
+    english = _page_msgids()
     translated = {m.id: m.string for m in _po(language, "messages") if m.id}
     shown = 0
     for page_name, page in pages.items():
