@@ -324,9 +324,9 @@ def _select_locale() -> str:
 
 
 def _remember_switch(response: Response) -> Response:
-    """Keep a language picked with ``?lang=`` in a cookie for the next pages."""
-    asked = request.args.get(QUERY)
-    language = supported(asked)
+    """Keep a language picked with ``?lang=`` (or a form read in it) in a cookie, so the
+    pages that follow (the code page, the listener's own page) stay in it."""
+    language = supported(request.args.get(QUERY)) or supported(_posted_language())
     if language and request.cookies.get(COOKIE) != language:
         response.set_cookie(
             COOKIE,

@@ -286,3 +286,31 @@ def test_a_body_too_large_gets_its_error_page_in_the_readers_language(client: An
     assert response.status_code == 413
     assert '<html lang="fr" dir="ltr">' in response.text
     assert "trop volumineux" in response.text
+
+
+def test_a_proved_signup_keeps_the_language_its_form_was_read_in(make_app: Any) -> None:
+    from phonein.sms import codes
+
+    app = make_app(VERIFY="sms", VERIFY_BACKEND="memory")
+    with app.app_context():
+        forum = make_forum(languages=["en", "es"])
+        client = app.test_client()
+        form = {
+            "name": "Lucía",
+            "location": "Sevilla",
+            "phone": "+34 612 34 56 78",
+            "question": "¿Y los autobuses?",
+            "language": "es",  # the page's hidden field: no cookie, no Accept-Language
+        }
+        posted = client.post(f"/forums/{forum.slug}", data=form)
+        assert posted.status_code == 303
+        code_page = client.get(posted.headers["Location"]).text
+        assert '<html lang="es" dir="ltr">' in code_page  # the form's language, kept
+        code = codes.sender(app).last_code("+34612345678")  # type: ignore[attr-defined]
+        done = client.post(posted.headers["Location"], data={"code": code})
+        assert done.status_code == 303
+        signup = db.session.scalars(db.select(Signup)).one()
+        assert signup.language == "es"
+        # The listener's own page then opens in the stored language.
+        manage = client.get(done.headers["Location"], follow_redirects=True)
+        assert '<html lang="es" dir="ltr">' in manage.text
