@@ -172,6 +172,9 @@ def _forum_values(form: ForumForm) -> dict[str, Any]:
     if slug:
         values["slug"] = slug
     values["reminder_offsets"] = list(form.reminder_offsets.data or [])
+    languages = [part.strip() for part in (form.languages.data or "").split(",") if part.strip()]
+    if languages:
+        values["languages"] = languages
     return values
 
 
@@ -268,6 +271,7 @@ def edit_forum(slug: str) -> ResponseReturnValue:
         else:
             form.signup_closes_at.data = None
         form.offer_reminders(forum.reminder_offsets)
+        form.languages.data = ", ".join(forum.languages)
         return _forum_form_page(form, forum)
     form = ForumForm()
     form.offer_reminders(forum.reminder_offsets)
