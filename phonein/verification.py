@@ -23,9 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, g
 
 from . import phones, signups
+from .database import after_commit
 from .errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from .extensions import db
 from .links import forum_url
@@ -148,29 +149,123 @@ def _check_send_limits(phone: str, now: datetime) -> None:
         )
 
 
-def _send(verification: Verification, now: datetime) -> None:
-    """Send a code for ``verification`` by its channel, within the per-number limits."""
+def _send(verification: Verification, now: datetime, *, new: bool) -> None:
+    """Send a code for ``verification`` by its channel, within the per-number limits.
+
+    A sender that reaches the outside world (Twilio Verify, the console) is called only
+    once the request's transaction has committed (``database.after_commit``): a request
+    that rolls back texts nobody. Its refusal, if any, is answered by ``check_sent``.
+    """
     _check_send_limits(verification.phone, now)
     sender = codes.sender()
+    before = {
+        "code_hash": verification.code_hash,
+        "channel": verification.channel,
+        "expires_at": verification.expires_at,
+    }
     code = None
     if sender.makes_codes:
         code = _new_code()
         verification.code_hash = _hash(verification.id, code)
-    try:
-        sid = sender.send(
-            verification.phone,
-            verification.channel,
-            code,
-            f"{verification.id}@{now:%H%M%S.%f}",
-            now,
-        )
-    except codes.CodeRefused as refused:
-        raise _answer(refused) from refused
-    if sid:
-        verification.provider_sid = sid
-    db.session.add(_sent(verification, now))
+    key = f"{verification.id}@{now:%H%M%S.%f}"
+    record = _sent(verification, now)
+    db.session.add(record)
     verification.expires_at = now + _minutes("VERIFY_CODE_MINUTES")
+    if not sender.outside:
+        try:
+            sender.send(verification.phone, verification.channel, code, key, now)
+        except codes.CodeRefused as refused:
+            raise _answer(refused) from refused
+        db.session.flush()
+        return
     db.session.flush()
+    outgoing = _Outgoing(
+        verification_id=verification.id,
+        send_id=record.id,
+        phone=verification.phone,
+        channel=verification.channel,
+        code=code,
+        key=key,
+        now=now,
+        # A new verification is forgotten if its first code cannot go; a resend puts back
+        # the code and channel that were live before it.
+        restore=None if new else before,
+    )
+    pending: dict[str, _Outgoing] = g.setdefault(OUTGOING, {})
+    pending[verification.id] = outgoing
+    after_commit(("code", verification.id), outgoing.run)
+
+
+# Where a request keeps the codes it sends after its commit, by verification id.
+OUTGOING = "phonein_codes_outgoing"
+
+
+@dataclass
+class _Outgoing:
+    """A code to send once the request has committed, and what came of it."""
+
+    verification_id: str
+    send_id: int
+    phone: str
+    channel: str
+    code: str | None
+    key: str
+    now: datetime
+    # None: a new verification, forgotten when its code cannot go; else the values to put
+    # back on a live one whose resend was refused.
+    restore: dict[str, Any] | None
+    refused: codes.CodeRefused | None = None
+
+    def run(self) -> None:
+        """Send the code (after the commit); on a refusal, forget this send."""
+        try:
+            sid = codes.sender().send(self.phone, self.channel, self.code, self.key, self.now)
+        except codes.CodeRefused as refused:
+            self.refused = refused
+        except Exception:
+            self.refused = codes.CodeRefused("upstream")
+            raise  # logged by database.commit
+        else:
+            if sid:
+                db.session.execute(
+                    sa.update(Verification)
+                    .where(Verification.id == self.verification_id)
+                    .values(provider_sid=sid)
+                )
+                db.session.commit()
+            return
+        finally:
+            if self.refused is not None:
+                self._forget()
+
+    def _forget(self) -> None:
+        """Undo the refused send: it is no text, so no limit counts it."""
+        db.session.rollback()
+        db.session.execute(sa.delete(CodeSend).where(CodeSend.id == self.send_id))
+        if self.restore is None:
+            db.session.execute(
+                sa.delete(Verification).where(Verification.id == self.verification_id)
+            )
+        else:
+            db.session.execute(
+                sa.update(Verification)
+                .where(Verification.id == self.verification_id)
+                .values(**self.restore)
+            )
+        db.session.commit()
+
+
+def check_sent() -> None:
+    """After the commit, raise the listener's answer if a code of this request was refused.
+
+    Views call it right after ``database.commit``: the refused send has been forgotten
+    (a new verification with it), so the answer is the same as before the code was sent
+    after the commit.
+    """
+    pending: dict[str, _Outgoing] = g.pop(OUTGOING, {})
+    for outgoing in pending.values():
+        if outgoing.refused is not None:
+            raise _answer(outgoing.refused)
 
 
 def _sent(verification: Verification, now: datetime) -> CodeSend:
@@ -238,7 +333,7 @@ def start(
     )
     db.session.add(verification)
     db.session.flush()
-    _send(verification, now)
+    _send(verification, now, new=True)
     return verification
 
 
@@ -263,7 +358,7 @@ def resend(verification_id: str, channel: str | None, now: datetime) -> Verifica
         ):
             raise Invalid({"channel": "That number cannot receive texts: ask for a call instead."})
         verification.channel = channel
-    _send(verification, now)
+    _send(verification, now, new=False)
     return verification
 
 

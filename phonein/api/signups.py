@@ -60,6 +60,7 @@ def create_signup(data: dict[str, Any], slug: str) -> Response:
             forum, data, now, default_region=region, client_address=request.remote_addr
         )
         commit()
+        verification.check_sent()  # the code leaves after the commit; was it refused?
         return started(found)
     result = verification.sign_up_unverified(forum, data, now, default_region=region)
     commit()

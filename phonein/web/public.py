@@ -120,6 +120,11 @@ def sign_up(slug: str) -> ResponseReturnValue:
         return _forum_page(forum, form, 409)
     commit()
     if proving:
+        try:
+            verification.check_sent()  # the code leaves after the commit; was it refused?
+        except Invalid as error:
+            _attach_errors(form, error)
+            return _forum_page(forum, form, 422)
         return redirect(url_for("verify.code_page", verification_id=found.id), code=303)
     if result.manage_token is None:  # PHONEIN_VERIFY=off, and the number had signed up
         return render_template("public/verify.html", mode="known", forum=forum), 202
