@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g
 
-from . import phones, signups
+from . import consents, phones, signups
 from .database import after_commit
 from .errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from .extensions import db
@@ -41,6 +41,8 @@ KEEP_EXPIRED = timedelta(days=1)
 HOUR = timedelta(hours=1)
 # A code not entered this long after it was sent counts against its number range.
 UNPROVED_AFTER = timedelta(minutes=3)
+# The key, in a waiting signup's values, of how its consents were asked.
+SOURCE_KEY = "consent_source"
 
 
 class TooMany(DomainError):
@@ -310,16 +312,20 @@ def start(
     now: datetime,
     *,
     default_region: str,
-    client_address: str | None,
+    source: consents.Source,
 ) -> Verification:
     """Keep a validated signup until its number is proved, and send the code.
 
     Nothing here looks at the forum's signups: the answer is the same for a new number,
-    one that signed up, one that is queued and one that opted out.
+    one that signed up, one that is queued and one that opted out. ``source`` (how the
+    consents were asked, and the client's address) waits with the values: the ledger
+    records them once the number is proved.
     """
     if not forum.accepts_signups_at(now):
         raise Conflict("Signups for this forum are closed.", code="signups_closed")
     values = signups.validate_listener(data, default_region=default_region)
+    values[SOURCE_KEY] = source.to_json()
+    client_address = source.client_address
     verification = Verification(
         id="VE" + secrets.token_hex(16),
         forum_id=forum.id,
@@ -396,12 +402,14 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
         token = signups.new_manage_link(signup) if new_link else None
         registration = signups.Registration(signup, token, created=False)
     else:
+        values = dict(verification.values)
         registration = signups.register(
             forum,
-            dict(verification.values),
+            values,
             now,
             default_region=current_app.config["DEFAULT_REGION"],
             new_link=new_link,
+            source=consents.Source.from_json(values.pop(SOURCE_KEY, None)),
         )
     verification.signup_id = registration.signup.id
     db.session.flush()
@@ -438,14 +446,21 @@ def choose_new_link(verification_id: str, now: datetime) -> str:
 
 
 def sign_up_unverified(
-    forum: Forum, data: dict[str, Any], now: datetime, *, default_region: str
+    forum: Forum,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    default_region: str,
+    source: consents.Source,
 ) -> signups.Registration:
     """Sign up without a code (PHONEIN_VERIFY=off): a known number changes nothing.
 
     The known number is texted, at most once a day, a link that opens its own signup: the
     code is in the link, so only the phone's holder can follow it.
     """
-    registration = signups.register(forum, data, now, default_region=default_region, update=False)
+    registration = signups.register(
+        forum, data, now, default_region=default_region, update=False, source=source
+    )
     if not registration.created:
         _text_link(forum, registration.signup, now)
     return registration

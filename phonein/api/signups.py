@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, current_app, jsonify, request
 from flask_smorest import Blueprint
 
-from .. import challenge, forums, publication, search, signups, verification
+from .. import challenge, consents, forums, publication, search, signups, verification
 from ..accounts import require_api
 from ..database import commit
 from ..limits import signup_rate
@@ -55,14 +55,13 @@ def create_signup(data: dict[str, Any], slug: str) -> Response:
         challenge.check(data.pop("challenge", None), now)
     forum = forums.get_by_slug(slug)
     region = current_app.config["DEFAULT_REGION"]
+    source = consents.api(request.remote_addr)
     if verification.verifying(current_app.config):
-        found = verification.start(
-            forum, data, now, default_region=region, client_address=request.remote_addr
-        )
+        found = verification.start(forum, data, now, default_region=region, source=source)
         commit()
         verification.check_sent()  # the code leaves after the commit; was it refused?
         return started(found)
-    result = verification.sign_up_unverified(forum, data, now, default_region=region)
+    result = verification.sign_up_unverified(forum, data, now, default_region=region, source=source)
     commit()
     if not result.created or result.manage_token is None:
         known = SignupKnown().dump(

@@ -19,7 +19,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional
 
-from .. import phones
+from .. import consents, phones
 from ..models import Stance
 
 
@@ -30,10 +30,9 @@ class SignupForm(FlaskForm):
     country = SelectField("Country of that number", validate_choice=False)
     email = EmailField("Email (optional)")
     question = TextAreaField("Your question or comment")
-    sms_consent = BooleanField("Text me a confirmation, reminders and when it is my turn")
-    publish_consent = BooleanField(
-        "You may publish my comment with my name and location after the programme"
-    )
+    # The ledger stores these wordings by version: change them in phonein.consents only.
+    sms_consent = BooleanField(consents.text(consents.SIGNUP_FORM[consents.SMS]))
+    publish_consent = BooleanField(consents.text(consents.SIGNUP_FORM[consents.PUBLISH]))
     timezone = HiddenField()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -49,8 +48,8 @@ class ListenerEditForm(FlaskForm):
     location = StringField("Where you are")
     email = EmailField("Email (optional)")
     question = TextAreaField("Your question or comment")
-    sms_consent = BooleanField("Text me reminders and when it is my turn")
-    publish_consent = BooleanField("You may publish my comment with my name and location")
+    sms_consent = BooleanField(consents.text(consents.MANAGE_PAGE[consents.SMS]))
+    publish_consent = BooleanField(consents.text(consents.MANAGE_PAGE[consents.PUBLISH]))
 
 
 class ConfirmForm(FlaskForm):

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
+    Response,
     flash,
     redirect,
     render_template,
@@ -18,7 +19,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
-from .. import accounts, forums, publication, search, signups, verification
+from .. import accounts, consents, forums, publication, search, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, DomainError, Invalid
 from ..limits import login_account_rate, login_rate
@@ -347,6 +348,18 @@ def messages_log(slug: str) -> ResponseReturnValue:
         status=status,
         kinds=[k.value for k in MessageKind],
         statuses=[s.value for s in MessageStatus],
+    )
+
+
+@bp.get("/forums/<slug>/consents.csv")
+@producer_only
+def consent_ledger(slug: str) -> ResponseReturnValue:
+    """Download the forum's consent ledger as CSV (cells made safe for spreadsheets)."""
+    forum = forums.get_by_slug(slug)
+    return Response(
+        consents.export_csv(forum),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{forum.slug}-consents.csv"'},
     )
 
 

@@ -21,7 +21,7 @@ from icalendar import Calendar, Event
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .. import challenge, forums, links, phones, publication, signups, verification
+from .. import challenge, consents, forums, links, phones, publication, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
@@ -93,6 +93,7 @@ def sign_up(slug: str) -> ResponseReturnValue:
     now = utcnow()
     region = current_app.config["DEFAULT_REGION"]
     proving = verification.verifying(current_app.config)
+    source = consents.web_form(request.remote_addr)
     if challenge.required(current_app.config):
         try:
             challenge.check(request.form.get("challenge"), now)
@@ -105,11 +106,11 @@ def sign_up(slug: str) -> ResponseReturnValue:
             return _forum_page(forum, form, 400)
     try:
         if proving:
-            found = verification.start(
-                forum, form.data, now, default_region=region, client_address=request.remote_addr
-            )
+            found = verification.start(forum, form.data, now, default_region=region, source=source)
         else:
-            result = verification.sign_up_unverified(forum, form.data, now, default_region=region)
+            result = verification.sign_up_unverified(
+                forum, form.data, now, default_region=region, source=source
+            )
     except Invalid as error:
         rollback()
         _attach_errors(form, error)
@@ -251,7 +252,9 @@ def _update(signup: Signup) -> ResponseReturnValue:
         values = signups.validate_listener(
             form.data, default_region=current_app.config["DEFAULT_REGION"]
         )
-        signups.change_by_listener(signup, values, utcnow())
+        signups.change_by_listener(
+            signup, values, utcnow(), source=consents.manage_page(request.remote_addr)
+        )
     except Invalid as error:
         rollback()
         _attach_errors(form, error)
