@@ -85,6 +85,15 @@ def channel_for(phone: str) -> VerificationChannel:
     return VerificationChannel.CALL if reach == phones.Reach.CALL_ONLY else VerificationChannel.SMS
 
 
+def _sent_in_last_hour(now: datetime) -> sa.ScalarSelect[int]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(CodeSend)
+        .where(CodeSend.sent_at > now - HOUR)
+        .scalar_subquery()
+    )
+
+
 def budget_spent(now: datetime) -> bool:
     """Say whether the station's hourly budget of texts to unproved numbers is spent.
 
@@ -92,13 +101,11 @@ def budget_spent(now: datetime) -> bool:
     send (codes, and in off mode links to a signup); texts to listeners who proved their
     number (confirmations, reminders) are not counted and never slowed.
     """
-    sent = db.session.scalar(
-        sa.select(sa.func.count()).select_from(CodeSend).where(CodeSend.sent_at > now - HOUR)
-    )
+    sent = db.session.scalar(sa.select(_sent_in_last_hour(now)))
     return (sent or 0) >= int(current_app.config["UNVERIFIED_SMS_PER_HOUR"])
 
 
-def _unproved_in_range(phone: str, now: datetime) -> int:
+def _unproved_in_range(phone: str, now: datetime) -> sa.ScalarSelect[int]:
     """Count the last hour's codes to ``phone``'s range that were never entered.
 
     A code counts once UNPROVED_AFTER has passed without its number being proved: a script
@@ -108,7 +115,7 @@ def _unproved_in_range(phone: str, now: datetime) -> int:
     proved = sa.exists().where(
         Verification.id == CodeSend.verification_id, Verification.proved_at.is_not(None)
     )
-    count = db.session.scalar(
+    return (
         sa.select(sa.func.count())
         .select_from(CodeSend)
         .where(
@@ -117,34 +124,51 @@ def _unproved_in_range(phone: str, now: datetime) -> int:
             CodeSend.sent_at <= now - UNPROVED_AFTER,
             ~proved,
         )
+        .scalar_subquery()
     )
-    return count or 0
+
+
+def _to_number(phone: str, since: datetime) -> sa.ScalarSelect[int]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(CodeSend)
+        .where(CodeSend.phone == phone, CodeSend.sent_at > since)
+        .scalar_subquery()
+    )
 
 
 def _check_send_limits(phone: str, now: datetime) -> None:
     """Refuse a code past the limits: per number (an hour and a day, every forum together),
-    per number range (codes never entered), and the station's hourly budget."""
+    per number range (codes never entered), and the station's hourly budget.
+
+    The four counts are read in one round trip; they are read, not locked, so requests
+    at the same moment may each pass a last free slot (one code over per request).
+    """
     config = current_app.config
-    limits = (
-        (timedelta(hours=1), int(config["VERIFY_CODES_PER_HOUR"]), "an hour"),
-        (timedelta(days=1), int(config["VERIFY_CODES_PER_DAY"]), "a day"),
-    )
-    for window, most, label in limits:
-        sent = db.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(CodeSend)
-            .where(CodeSend.phone == phone, CodeSend.sent_at > now - window)
+    counts = db.session.execute(
+        sa.select(
+            _to_number(phone, now - timedelta(hours=1)),
+            _to_number(phone, now - timedelta(days=1)),
+            _unproved_in_range(phone, now),
+            _sent_in_last_hour(now),
         )
-        if (sent or 0) >= most:
+    ).one()
+    hour, day, in_range, everywhere = (count or 0 for count in counts)
+    limits = (
+        (hour, int(config["VERIFY_CODES_PER_HOUR"]), "an hour"),
+        (day, int(config["VERIFY_CODES_PER_DAY"]), "a day"),
+    )
+    for sent, most, label in limits:
+        if sent >= most:
             raise TooMany(
                 f"We have sent as many codes to this number as we can in {label}. "
                 "Please try again later."
             )
-    if _unproved_in_range(phone, now) >= int(config["VERIFY_RANGE_UNPROVED_PER_HOUR"]):
+    if in_range >= int(config["VERIFY_RANGE_UNPROVED_PER_HOUR"]):
         raise TooMany(
             "We cannot send more codes to numbers like this one just now. Please try again later."
         )
-    if budget_spent(now):
+    if everywhere >= int(config["UNVERIFIED_SMS_PER_HOUR"]):
         raise TooMany(
             "We are receiving more signups than we can check right now. "
             "Please try again in a little while: your place is not lost."
