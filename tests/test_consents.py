@@ -217,6 +217,7 @@ def test_producers_export_the_ledger_as_csv_safe_for_spreadsheets(app, client) -
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["Cache-Control"] == "no-store"  # staff data stays out of caches
     table = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert table[0] == list(consents.CSV_COLUMNS)
     assert len(table) == 3
