@@ -26,7 +26,8 @@ import urllib3
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-DB_NAME = "phonein_bench"
+# PHONEIN_BENCH_DB: another database name, so that benchmarks run side by side don't share one.
+DB_NAME = os.environ.get("PHONEIN_BENCH_DB", "phonein_bench")
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 BENCH_DSN = f"host=127.0.0.1 port=5432 user=postgres dbname={DB_NAME}"
 DATABASE_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB_NAME}"
@@ -89,8 +90,15 @@ def producer_token() -> str:
 
 
 @contextlib.contextmanager
-def serve(port: int, workers: int = 2, log_name: str = "gunicorn") -> Iterator[str]:
+def serve(
+    port: int,
+    workers: int = 2,
+    log_name: str = "gunicorn",
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
     """Run ``gunicorn -w WORKERS wsgi:app`` on 127.0.0.1:PORT; yield its base URL.
+
+    ``env`` adds to (or overrides) the benchmark environment of ``app_env``.
 
     gunicorn runs in a new session (its own process group); on exit the whole group gets
     SIGTERM, then SIGKILL if it has not stopped after 10 s.
@@ -106,7 +114,12 @@ def serve(port: int, workers: int = 2, log_name: str = "gunicorn") -> Iterator[s
         "wsgi:app",
     ]
     proc = subprocess.Popen(
-        command, cwd=ROOT, env=app_env(), stdout=log, stderr=log, start_new_session=True
+        command,
+        cwd=ROOT,
+        env={**app_env(), **(env or {})},
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -307,7 +307,9 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 @contextlib.contextmanager
-def fake_twilio(latency: float, max_seconds: float) -> Iterator[dict[str, Any]]:
+def fake_twilio(
+    latency: float, max_seconds: float, *, verify_code: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Run bench/fake_twilio_server.py; yield a dict with ``url``, filled with ``messages``.
 
     On exit the fake gets SIGTERM, writes what it accepted to a JSON file and exits; the
@@ -327,6 +329,7 @@ def fake_twilio(latency: float, max_seconds: float) -> Iterator[dict[str, Any]]:
             str(out),
             "--max-seconds",
             str(max_seconds),
+            *(["--verify-code", verify_code] if verify_code else []),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

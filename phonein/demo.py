@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from . import accounts, publication, signups
+from . import accounts, consents, publication, signups
 from .extensions import db
 from .live import queue
 from .models import Forum, Role, Signup, User
@@ -279,7 +279,9 @@ def _person(
         "publish_consent": publish,
     }
     # Register through the real operation: same validation, same E.164 numbers.
-    return signups.register(forum, data, now, default_region="GB").signup
+    return signups.register(
+        forum, data, now, default_region="GB", source=consents.web_form(None)
+    ).signup
 
 
 def load(now: datetime, public_url: str) -> str:

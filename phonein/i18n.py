@@ -72,6 +72,19 @@ def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
     return str(flask_babel.ngettext(singular, plural, num, **variables))
 
 
+def N_(msgid: str) -> str:
+    """Mark a page string kept as data (a consent wording) for extraction; return it as is.
+
+    Whoever shows it translates it then (``_()``, ``lazy_gettext`` or ``translate_page``).
+    """
+    return msgid
+
+
+def translate_page(language: str | None, msgid: str) -> str:
+    """Return page string ``msgid`` as a reader of ``language`` sees it (no request needed)."""
+    return catalogue(language or default_language(), PAGES).gettext(msgid)
+
+
 def lazy_gettext(msgid: str, **variables: Any) -> Any:
     """Mark a page string defined at import time (form labels), translated when shown."""
     return flask_babel.lazy_gettext(msgid, **variables)

@@ -528,6 +528,56 @@ class OptOut(Model):
     source: Mapped[str] = mapped_column(sa.String(16), default="keyword")
 
 
+class ConsentPurpose(StrEnum):
+    SMS = "sms"  # texts about the forum
+    PUBLISH = "publish"  # the comment, with name and location, after the programme
+
+
+class ConsentMethod(StrEnum):
+    WEB = "web"  # the signup form or the manage page
+    API = "api"
+    SMS_KEYWORD = "sms_keyword"  # STOP, START and their kin
+    PHONE = "phone"  # asked by a producer on the call
+    PROVIDER = "provider"  # Twilio reported the number unsubscribed (21610)
+
+
+class Consent(Model):
+    """One consent given or withdrawn: the ledger (``phonein.consents``), only ever added to.
+
+    ``wording`` is the exact text shown, stored beside its ``wording_version``. Erasing a
+    signup deletes its rows but SMS withdrawals, which lose the client's address (and the
+    signup link, ON DELETE SET NULL) and keep the number: docs/privacy.md.
+    """
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        sa.Index("ix_consents_forum_recorded", "forum_id", "recorded_at", "id"),
+        sa.Index("ix_consents_signup", "signup_id"),
+        sa.Index("ix_consents_phone", "phone"),
+        _check_in("purpose", ConsentPurpose, "ck_consents_purpose"),
+        _check_in("method", ConsentMethod, "ck_consents_method"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    # SET NULL, not CASCADE: an opt-out outlives its forum and its signup.
+    forum_id: Mapped[int | None] = mapped_column(sa.ForeignKey("forums.id", ondelete="SET NULL"))
+    signup_id: Mapped[int | None] = mapped_column(sa.ForeignKey("signups.id", ondelete="SET NULL"))
+    # E.164.
+    phone: Mapped[str | None] = mapped_column(sa.String(20))
+    purpose: Mapped[str] = mapped_column(sa.String(16))
+    given: Mapped[bool]
+    method: Mapped[str] = mapped_column(sa.String(16))
+    wording_version: Mapped[str] = mapped_column(sa.String(32))
+    wording: Mapped[str] = mapped_column(sa.Text)
+    # The keyword received, or Twilio's error code.
+    detail: Mapped[str | None] = mapped_column(sa.String(32))
+    client_address: Mapped[str | None] = mapped_column(sa.String(64))
+    # The database's clock.
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ReminderWave(Model):
     """A forum's reminder wave for one offset and one start time, once fanned out."""
 

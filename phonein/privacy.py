@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from . import consents
 from .database import changed
 from .extensions import db
 from .models import Call, Forum, Message, Signup
@@ -19,7 +20,9 @@ def purge(now: datetime, older_than_days: int) -> int:
 
     Phone, email, notes, zone and manage link go from every signup, and numbers from calls.
     Published comments (always with publish consent) keep name, location and text; every
-    other signup keeps only what the balance of opinion needs: its status and stance.
+    other signup keeps only what the balance of opinion needs: its status and stance. The
+    consent ledger keeps SMS withdrawals, and the publication consents of published
+    comments (``consents.erase``).
     Return the number of signups erased.
     """
     cutoff = now - timedelta(days=older_than_days)
@@ -36,6 +39,10 @@ def purge(now: datetime, older_than_days: int) -> int:
         manage_token_hash=None,
         erased_at=now,
     )
+    # The consent ledger first, while erased_at still tells which signups these are.
+    published = sa.and_(Signup.published.is_(True), Signup.publish_consent.is_(True))
+    consents.erase(sa.select(Signup.id).where(*base, published), published=True)
+    consents.erase(sa.select(Signup.id).where(*base, ~published))
     kept = changed(
         sa.update(Signup)
         .where(*base, Signup.published.is_(True), Signup.publish_consent.is_(True))

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from . import i18n, phones
+from . import consents, i18n, phones
 from .database import upsert_insert
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
@@ -158,6 +158,7 @@ def register(
     default_region: str,
     update: bool = True,
     new_link: bool = False,
+    source: consents.Source | None = None,
 ) -> Registration:
     """Sign a listener up, or update their signup when the phone is already registered.
 
@@ -165,6 +166,10 @@ def register(
     ``update=False``: a known number then changes nothing. A known signup keeps its
     private link unless ``new_link``: the old link stops working only when the listener
     who proved the number asks for a new one.
+
+    ``source`` says how the listener gave their consents: a new signup records both
+    answers in the consent ledger, an update those it changes. None records nothing (the
+    tests' factories, which stand for no listener).
 
     The database's unique (forum, phone) constraint decides new or known: the insert does
     nothing on conflict, so two simultaneous requests for one number yield one row.
@@ -191,6 +196,8 @@ def register(
     # the round trip itself on this, the busiest write.
     created = db.session.scalars(sa.select(Signup).from_statement(stmt)).one_or_none()
     if created is not None:
+        if source is not None:
+            consents.record(created, source, consents.COLUMNS)
         outbox.confirmation(created, manage_url(token), now)
         return Registration(created, token, created=True)
 
@@ -201,7 +208,7 @@ def register(
     ).one()
     if not update:
         return Registration(signup, None, created=False)
-    change_by_listener(signup, values, now)
+    change_by_listener(signup, values, now, source=source)
     signup.timezone = values["timezone"]
     signup.country = values["country"]
     signup.language = values["language"]
@@ -219,11 +226,17 @@ def new_manage_link(signup: Signup) -> str:
     return token
 
 
-def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) -> None:
+def change_by_listener(
+    signup: Signup,
+    values: dict[str, Any],
+    now: datetime,
+    *,
+    source: consents.Source | None = None,
+) -> None:
     """Apply a listener's own changes; screened signups go back to screening.
 
     Taken under the forum's queue lock, so a producer cannot queue the old text while the
-    listener changes it.
+    listener changes it. A consent given or withdrawn is recorded as told by ``source``.
     """
     errors = reach_errors(signup.phone, sms_consent=values["sms_consent"])
     if errors and not signup.sms_consent:  # refuse a new consent, never one given before
@@ -242,8 +255,11 @@ def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) ->
             code="signup_locked",
         )
     content_changed = any(getattr(signup, f) != values[f] for f in ("name", "location", "question"))
+    before = consents.answers(signup)
     for field in LISTENER_FIELDS:
         setattr(signup, field, values[field])
+    if source is not None:
+        consents.record_changes(signup, before, source)
     if status == SignupStatus.WITHDRAWN or (
         content_changed and status in (SignupStatus.APPROVED, SignupStatus.REJECTED)
     ):
@@ -301,9 +317,13 @@ def withdraw(signup: Signup, now: datetime) -> None:
 
 
 def erase(signup: Signup, now: datetime) -> None:
-    """Delete the signup and everything it holds (its messages too), at once."""
+    """Delete the signup and everything it holds (its messages too), at once.
+
+    Its consent ledger keeps only the SMS withdrawals (``consents.erase``).
+    """
     was = _under_queue_lock(signup)
     forum = signup.forum
+    consents.erase([signup.id])
     db.session.delete(signup)
     db.session.flush()
     if was == SignupStatus.QUEUED:
@@ -401,16 +421,21 @@ def screen_call(call: Call, data: dict[str, Any], now: datetime) -> Signup:
                 )
             ).one()
         )
+    asked = [p for p, column in consents.COLUMNS.items() if column in values]
     if inserted is None:
         status = _under_queue_lock(signup)
         if status in (SignupStatus.ON_AIR, SignupStatus.DONE):
             raise Conflict(
                 f"This caller's signup is already {status.value}.", code="not_screenable"
             )
+        before = {p: a for p, a in consents.answers(signup).items() if p in asked}
         for key, value in values.items():
             setattr(signup, key, value)
+        consents.record_changes(signup, before, consents.on_the_phone())
         if status in (SignupStatus.WITHDRAWN, SignupStatus.DROPPED):
             signup.status = SignupStatus.PENDING
+    else:
+        consents.record(signup, consents.on_the_phone(), asked)
     screen(
         signup,
         {"decision": "approve", **{k: data[k] for k in ("stance", "rating", "notes") if k in data}},

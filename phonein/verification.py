@@ -23,9 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, g
 
-from . import phones, signups
+from . import consents, phones, signups
+from .database import after_commit
 from .errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from .extensions import db
 from .i18n import _
@@ -41,6 +42,8 @@ KEEP_EXPIRED = timedelta(days=1)
 HOUR = timedelta(hours=1)
 # A code not entered this long after it was sent counts against its number range.
 UNPROVED_AFTER = timedelta(minutes=3)
+# The key, in a waiting signup's values, of how its consents were asked.
+SOURCE_KEY = "consent_source"
 
 
 class TooMany(DomainError):
@@ -83,6 +86,15 @@ def channel_for(phone: str) -> VerificationChannel:
     return VerificationChannel.CALL if reach == phones.Reach.CALL_ONLY else VerificationChannel.SMS
 
 
+def _sent_in_last_hour(now: datetime) -> sa.ScalarSelect[int]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(CodeSend)
+        .where(CodeSend.sent_at > now - HOUR)
+        .scalar_subquery()
+    )
+
+
 def budget_spent(now: datetime) -> bool:
     """Say whether the station's hourly budget of texts to unproved numbers is spent.
 
@@ -90,13 +102,11 @@ def budget_spent(now: datetime) -> bool:
     send (codes, and in off mode links to a signup); texts to listeners who proved their
     number (confirmations, reminders) are not counted and never slowed.
     """
-    sent = db.session.scalar(
-        sa.select(sa.func.count()).select_from(CodeSend).where(CodeSend.sent_at > now - HOUR)
-    )
+    sent = db.session.scalar(sa.select(_sent_in_last_hour(now)))
     return (sent or 0) >= int(current_app.config["UNVERIFIED_SMS_PER_HOUR"])
 
 
-def _unproved_in_range(phone: str, now: datetime) -> int:
+def _unproved_in_range(phone: str, now: datetime) -> sa.ScalarSelect[int]:
     """Count the last hour's codes to ``phone``'s range that were never entered.
 
     A code counts once UNPROVED_AFTER has passed without its number being proved: a script
@@ -106,7 +116,7 @@ def _unproved_in_range(phone: str, now: datetime) -> int:
     proved = sa.exists().where(
         Verification.id == CodeSend.verification_id, Verification.proved_at.is_not(None)
     )
-    count = db.session.scalar(
+    return (
         sa.select(sa.func.count())
         .select_from(CodeSend)
         .where(
@@ -115,48 +125,58 @@ def _unproved_in_range(phone: str, now: datetime) -> int:
             CodeSend.sent_at <= now - UNPROVED_AFTER,
             ~proved,
         )
+        .scalar_subquery()
     )
-    return count or 0
+
+
+def _to_number(phone: str, since: datetime) -> sa.ScalarSelect[int]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(CodeSend)
+        .where(CodeSend.phone == phone, CodeSend.sent_at > since)
+        .scalar_subquery()
+    )
 
 
 def _check_send_limits(phone: str, now: datetime) -> None:
     """Refuse a code past the limits: per number (an hour and a day, every forum together),
-    per number range (codes never entered), and the station's hourly budget."""
+    per number range (codes never entered), and the station's hourly budget.
+
+    The four counts are read in one round trip; they are read, not locked, so requests
+    at the same moment may each pass a last free slot (one code over per request).
+    """
     config = current_app.config
-    limits = (
-        (
-            timedelta(hours=1),
-            int(config["VERIFY_CODES_PER_HOUR"]),
+    counts = db.session.execute(
+        sa.select(
+            _to_number(phone, now - timedelta(hours=1)),
+            _to_number(phone, now - timedelta(days=1)),
+            _unproved_in_range(phone, now),
+            _sent_in_last_hour(now),
+        )
+    ).one()
+    hour, day, in_range, everywhere = (count or 0 for count in counts)
+    if hour >= int(config["VERIFY_CODES_PER_HOUR"]):
+        raise TooMany(
             _(
                 "We have sent as many codes to this number as we can in an hour. "
                 "Please try again later."
-            ),
-        ),
-        (
-            timedelta(days=1),
-            int(config["VERIFY_CODES_PER_DAY"]),
+            )
+        )
+    if day >= int(config["VERIFY_CODES_PER_DAY"]):
+        raise TooMany(
             _(
                 "We have sent as many codes to this number as we can in a day. "
                 "Please try again later."
-            ),
-        ),
-    )
-    for window, most, refusal in limits:
-        sent = db.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(CodeSend)
-            .where(CodeSend.phone == phone, CodeSend.sent_at > now - window)
+            )
         )
-        if (sent or 0) >= most:
-            raise TooMany(refusal)
-    if _unproved_in_range(phone, now) >= int(config["VERIFY_RANGE_UNPROVED_PER_HOUR"]):
+    if in_range >= int(config["VERIFY_RANGE_UNPROVED_PER_HOUR"]):
         raise TooMany(
             _(
                 "We cannot send more codes to numbers like this one just now. "
                 "Please try again later."
             )
         )
-    if budget_spent(now):
+    if everywhere >= int(config["UNVERIFIED_SMS_PER_HOUR"]):
         raise TooMany(
             _(
                 "We are receiving more signups than we can check right now. "
@@ -165,29 +185,123 @@ def _check_send_limits(phone: str, now: datetime) -> None:
         )
 
 
-def _send(verification: Verification, now: datetime) -> None:
-    """Send a code for ``verification`` by its channel, within the per-number limits."""
+def _send(verification: Verification, now: datetime, *, new: bool) -> None:
+    """Send a code for ``verification`` by its channel, within the per-number limits.
+
+    A sender that reaches the outside world (Twilio Verify, the console) is called only
+    once the request's transaction has committed (``database.after_commit``): a request
+    that rolls back texts nobody. Its refusal, if any, is answered by ``check_sent``.
+    """
     _check_send_limits(verification.phone, now)
     sender = codes.sender()
+    before = {
+        "code_hash": verification.code_hash,
+        "channel": verification.channel,
+        "expires_at": verification.expires_at,
+    }
     code = None
     if sender.makes_codes:
         code = _new_code()
         verification.code_hash = _hash(verification.id, code)
-    try:
-        sid = sender.send(
-            verification.phone,
-            verification.channel,
-            code,
-            f"{verification.id}@{now:%H%M%S.%f}",
-            now,
-        )
-    except codes.CodeRefused as refused:
-        raise _answer(refused) from refused
-    if sid:
-        verification.provider_sid = sid
-    db.session.add(_sent(verification, now))
+    key = f"{verification.id}@{now:%H%M%S.%f}"
+    record = _sent(verification, now)
+    db.session.add(record)
     verification.expires_at = now + _minutes("VERIFY_CODE_MINUTES")
+    if not sender.outside:
+        try:
+            sender.send(verification.phone, verification.channel, code, key, now)
+        except codes.CodeRefused as refused:
+            raise _answer(refused) from refused
+        db.session.flush()
+        return
     db.session.flush()
+    outgoing = _Outgoing(
+        verification_id=verification.id,
+        send_id=record.id,
+        phone=verification.phone,
+        channel=verification.channel,
+        code=code,
+        key=key,
+        now=now,
+        # A new verification is forgotten if its first code cannot go; a resend puts back
+        # the code and channel that were live before it.
+        restore=None if new else before,
+    )
+    pending: dict[str, _Outgoing] = g.setdefault(OUTGOING, {})
+    pending[verification.id] = outgoing
+    after_commit(("code", verification.id), outgoing.run)
+
+
+# Where a request keeps the codes it sends after its commit, by verification id.
+OUTGOING = "phonein_codes_outgoing"
+
+
+@dataclass
+class _Outgoing:
+    """A code to send once the request has committed, and what came of it."""
+
+    verification_id: str
+    send_id: int
+    phone: str
+    channel: str
+    code: str | None
+    key: str
+    now: datetime
+    # None: a new verification, forgotten when its code cannot go; else the values to put
+    # back on a live one whose resend was refused.
+    restore: dict[str, Any] | None
+    refused: codes.CodeRefused | None = None
+
+    def run(self) -> None:
+        """Send the code (after the commit); on a refusal, forget this send."""
+        try:
+            sid = codes.sender().send(self.phone, self.channel, self.code, self.key, self.now)
+        except codes.CodeRefused as refused:
+            self.refused = refused
+        except Exception:
+            self.refused = codes.CodeRefused("upstream")
+            raise  # logged by database.commit
+        else:
+            if sid:
+                db.session.execute(
+                    sa.update(Verification)
+                    .where(Verification.id == self.verification_id)
+                    .values(provider_sid=sid)
+                )
+                db.session.commit()
+            return
+        finally:
+            if self.refused is not None:
+                self._forget()
+
+    def _forget(self) -> None:
+        """Undo the refused send: it is no text, so no limit counts it."""
+        db.session.rollback()
+        db.session.execute(sa.delete(CodeSend).where(CodeSend.id == self.send_id))
+        if self.restore is None:
+            db.session.execute(
+                sa.delete(Verification).where(Verification.id == self.verification_id)
+            )
+        else:
+            db.session.execute(
+                sa.update(Verification)
+                .where(Verification.id == self.verification_id)
+                .values(**self.restore)
+            )
+        db.session.commit()
+
+
+def check_sent() -> None:
+    """After the commit, raise the listener's answer if a code of this request was refused.
+
+    Views call it right after ``database.commit``: the refused send has been forgotten
+    (a new verification with it), so the answer is the same as before the code was sent
+    after the commit.
+    """
+    pending: dict[str, _Outgoing] = g.pop(OUTGOING, {})
+    for outgoing in pending.values():
+        if outgoing.refused is not None:
+            raise _answer(outgoing.refused)
 
 
 def _sent(verification: Verification, now: datetime) -> CodeSend:
@@ -240,16 +354,20 @@ def start(
     now: datetime,
     *,
     default_region: str,
-    client_address: str | None,
+    source: consents.Source,
 ) -> Verification:
     """Keep a validated signup until its number is proved, and send the code.
 
     Nothing here looks at the forum's signups: the answer is the same for a new number,
-    one that signed up, one that is queued and one that opted out.
+    one that signed up, one that is queued and one that opted out. ``source`` (how the
+    consents were asked, and the client's address) waits with the values: the ledger
+    records them once the number is proved.
     """
     if not forum.accepts_signups_at(now):
         raise Conflict(_("Signups for this forum are closed."), code="signups_closed")
     values = signups.validate_listener(data, default_region=default_region)
+    values[SOURCE_KEY] = source.to_json()
+    client_address = source.client_address
     verification = Verification(
         id="VE" + secrets.token_hex(16),
         forum_id=forum.id,
@@ -263,7 +381,7 @@ def start(
     )
     db.session.add(verification)
     db.session.flush()
-    _send(verification, now)
+    _send(verification, now, new=True)
     return verification
 
 
@@ -290,7 +408,7 @@ def resend(verification_id: str, channel: str | None, now: datetime) -> Verifica
                 {"channel": _("That number cannot receive texts: ask for a call instead.")}
             )
         verification.channel = channel
-    _send(verification, now)
+    _send(verification, now, new=False)
     return verification
 
 
@@ -328,12 +446,14 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
         token = signups.new_manage_link(signup) if new_link else None
         registration = signups.Registration(signup, token, created=False)
     else:
+        values = dict(verification.values)
         registration = signups.register(
             forum,
-            dict(verification.values),
+            values,
             now,
             default_region=current_app.config["DEFAULT_REGION"],
             new_link=new_link,
+            source=consents.Source.from_json(values.pop(SOURCE_KEY, None)),
         )
     verification.signup_id = registration.signup.id
     db.session.flush()
@@ -370,14 +490,21 @@ def choose_new_link(verification_id: str, now: datetime) -> str:
 
 
 def sign_up_unverified(
-    forum: Forum, data: dict[str, Any], now: datetime, *, default_region: str
+    forum: Forum,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    default_region: str,
+    source: consents.Source,
 ) -> signups.Registration:
     """Sign up without a code (PHONEIN_VERIFY=off): a known number changes nothing.
 
     The known number is texted, at most once a day, a link that opens its own signup: the
     code is in the link, so only the phone's holder can follow it.
     """
-    registration = signups.register(forum, data, now, default_region=default_region, update=False)
+    registration = signups.register(
+        forum, data, now, default_region=default_region, update=False, source=source
+    )
     if not registration.created:
         _text_link(forum, registration.signup, now)
     return registration

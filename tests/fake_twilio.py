@@ -88,6 +88,9 @@ class Faults:
     voice_error_limit: int | None = None
     # Verify: number -> a Verify error code (60200, 60203, 60205, 60410) for every send.
     verify_errors: dict[str, int] = field(default_factory=dict)
+    # Verify: the code every verification gets (None: a random one). For load benchmarks,
+    # whose client stands in for listeners it cannot give phones to read.
+    verify_code: str | None = None
 
 
 class FakeTwilio:
@@ -1147,7 +1150,7 @@ class FakeTwilio:
                     "sid": f"VE{uuid.uuid4().hex}",
                     "service": service,
                     "to": to,
-                    "code": f"{self.rng.randrange(10**6):06d}",
+                    "code": self.faults.verify_code or f"{self.rng.randrange(10**6):06d}",
                     "status": "pending",
                     "sends": 0,
                     "checks": 0,
@@ -1158,7 +1161,9 @@ class FakeTwilio:
                 return _error(429, 60203, "Max send attempts reached")
             pending["sends"] += 1
             pending["channel"] = channel
-            self.codes_sent.append({"to": to, "channel": channel, "code": pending["code"]})
+            self.codes_sent.append(
+                {"to": to, "channel": channel, "code": pending["code"], "wall": time.time()}
+            )
             return 201, self._verification(pending, now)
 
     @staticmethod

@@ -121,3 +121,118 @@ def test_a_burst_of_real_listeners_from_one_range_who_enter_their_codes_is_not_s
         assert (
             db.session.query(Verification).filter(Verification.proved_at.is_not(None)).count() == 6
         )
+
+
+# The pumping scenario: 10 waves, minutes apart, of one signup from each of 30 addresses.
+WAVES = 10
+ADDRESSES = [f"198.51.100.{i}" for i in range(1, 31)]
+PUMPING_BUDGET = 60
+
+
+def _pumped_numbers(wave: int) -> list[tuple[str, str, bool]]:
+    """Return one wave's (kind, number, sms_consent): 30 numbers an attacker would pick."""
+    numbers: list[tuple[str, str, bool]] = []
+    for i in range(3):
+        numbers += [
+            ("premium", f"+44 909 879 {wave}{i:03d}", True),
+            ("toll_free", f"+44 800 028 {wave}{i:03d}", True),
+            ("landline_text", f"+44 20 7946 {wave}{i:03d}", True),
+            ("denied", f"+881 6 1234 {wave}{i:03d}", True),
+            # A landline may sign up without texts: its code is a voice call, which costs too.
+            ("landline_call", f"+44 113 496 0{wave}{i:02d}", False),
+        ]
+    for i in range(9):
+        n = wave * 9 + i
+        numbers.append(("sequential", f"+44 7400 {100000 + n:06d}", True))
+    for i in range(6):
+        # A new number range each time: only the station's budget can stop these.
+        numbers.append(("spread", f"+44 {7401 + wave * 6 + i} {100000 + i:06d}", True))
+    return numbers
+
+
+def test_pumping_from_30_addresses_texts_nothing_past_the_budget_and_range_limits(
+    make_app,
+) -> None:  # type: ignore[no-untyped-def]
+    """300 signups to premium, toll-free, landline, denied-prefix and sequential numbers:
+    every answer is a clear 422 or 429 but for the codes the limits allow, and the fake
+    Twilio (reached through the real SDK) sends exactly those and not one text more."""
+    from phonein import phones
+
+    from .fake_twilio import VERIFY_SERVICE_SID, FakeTwilio, settings
+
+    with FakeTwilio() as fake:
+        app = make_app(
+            **settings(
+                fake,
+                VERIFY="sms",
+                VERIFY_BACKEND=None,
+                TWILIO_VERIFY_SERVICE_SID=VERIFY_SERVICE_SID,
+                UNVERIFIED_SMS_PER_HOUR=PUMPING_BUDGET,
+                RATELIMIT_ENABLED=True,
+            )
+        )
+        with app.app_context():
+            forum = make_forum()
+            client = app.test_client()
+            range_limit = int(app.config["VERIFY_RANGE_UNPROVED_PER_HOUR"])
+            # What the limits allow, worked out independently: a range stops once the
+            # codes sent to it in earlier waves (never entered, so unproved) reach its
+            # limit; the budget stops everything once spent.
+            earlier: dict[str, int] = {}
+            allowed: dict[str, int] = {}
+            answers: dict[int, int] = {}
+            for wave in range(WAVES):
+                this_wave: dict[str, int] = {}
+                for address, (kind, number, sms) in zip(
+                    ADDRESSES, _pumped_numbers(wave), strict=True
+                ):
+                    response = client.post(
+                        f"/api/v1/forums/{forum.slug}/signups",
+                        json={**LISTENER, "phone": number, "sms_consent": sms},
+                        environ_base={"REMOTE_ADDR": address},
+                    )
+                    answers[response.status_code] = answers.get(response.status_code, 0) + 1
+                    error = (response.get_json() or {}).get("error", {})
+                    if kind in ("premium", "toll_free", "landline_text", "denied"):
+                        assert response.status_code == 422, (kind, number)
+                        field = "sms_consent" if kind == "landline_text" else "phone"
+                        hint = {
+                            "premium": "premium-rate",
+                            "toll_free": "toll-free",
+                            "landline_text": "landline",
+                            "denied": "cannot text or call numbers of that range",
+                        }[kind]
+                        assert hint in error["fields"][field], (kind, error)
+                        continue
+                    e164 = phones.normalize(
+                        number, country=None, timezone=None, default_region="GB"
+                    )
+                    span = phones.number_range(e164)
+                    if earlier.get(span, 0) >= range_limit:
+                        assert response.status_code == 429, (kind, number)
+                        assert "numbers like this one" in error["message"]
+                    elif sum(allowed.values()) >= PUMPING_BUDGET:
+                        assert response.status_code == 429, (kind, number)
+                        assert "more signups than we can check" in error["message"]
+                    else:
+                        assert response.status_code == 202, (kind, number, error)
+                        allowed[e164] = 1
+                        this_wave[span] = this_wave.get(span, 0) + 1
+                for span, count in this_wave.items():
+                    earlier[span] = earlier.get(span, 0) + count
+                _minutes_pass(4)
+
+            sent = [r["form"] for r in fake.rest("POST", "/Verifications")]
+            # Counted at Twilio: one code for each 202, to exactly the allowed numbers.
+            assert sorted(s["To"] for s in sent) == sorted(allowed)
+            assert len(sent) == answers[202] == PUMPING_BUDGET
+            assert fake.messages == []  # and not one ordinary text
+            # The sequential range stopped after two waves (9 codes each: the codes of a
+            # wave count once three minutes pass without their being entered).
+            assert sum(1 for s in sent if s["To"].startswith("+447400")) == 18
+            # Landlines got voice calls, capped by their range like texts.
+            calls = [s for s in sent if s["Channel"] == "call"]
+            assert calls and all(s["To"].startswith("+44113") for s in calls)
+            assert len(calls) <= range_limit + 3
+            assert answers[422] == 4 * 3 * WAVES
+            assert answers[202] + answers[422] + answers[429] == 300

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,6 @@ from typing import Any
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
-from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from phonein import i18n
@@ -48,8 +48,10 @@ def _extracted(domain: str) -> set[Any]:
     from babel.messages.extract import DEFAULT_KEYWORDS
 
     if domain == "messages":
-        with (ROOT / "babel.cfg").open() as handle:
-            method_map, options_map = parse_mapping_cfg(handle)
+        with (ROOT / "pyproject.toml").open("rb") as handle:
+            mappings = tomllib.load(handle)["tool"]["babel"]["mappings"]
+        method_map = [(m["pattern"], m["method"]) for m in mappings]
+        options_map: dict[str, dict[str, Any]] = {}
         keywords = {**DEFAULT_KEYWORDS, "lazy_gettext": None}
         found = extract_from_dir(ROOT, method_map, options_map, keywords=keywords)
     else:

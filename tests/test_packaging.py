@@ -60,7 +60,7 @@ def test_the_wheel_carries_templates_config_static_files_and_migrations(wheel: P
             if p.is_file() and "__pycache__" not in p.parts
         ),
     }
-    # The catalogues: every .po, and the .mo the build compiled from it (setup.py).
+    # The catalogues: every .po, and the .mo the build backend compiled from it.
     catalogues = sorted(
         p.relative_to(ROOT / "phonein").as_posix()
         for p in ROOT.glob("phonein/translations/*/LC_MESSAGES/*.po")

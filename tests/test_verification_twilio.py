@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from phonein.extensions import db
 from phonein.models import Message, Signup, Verification
@@ -134,3 +135,28 @@ def test_twilio_verify_sends_are_limited_per_number_too(client, app, fake):
     ]
     assert answers == [202] * 4 + [429]
     assert len(fake.rest("POST", "/Verifications")) == 5
+
+
+def test_a_signup_whose_transaction_fails_to_commit_sends_no_code(client, app, fake, monkeypatch):
+    """The code leaves only once the signup's transaction has committed (after_commit)."""
+    forum = make_forum()
+    real_commit = db.session.commit
+    failures = []
+
+    def commit_fails_once() -> None:
+        if not failures:
+            failures.append(True)
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("connection lost"))
+        real_commit()
+
+    monkeypatch.setattr(db.session, "commit", commit_fails_once)
+    response = start(client, forum)
+    monkeypatch.undo()
+
+    assert failures and response.status_code == 503, response.get_data(as_text=True)
+    assert fake.rest("POST", "/Verifications") == []
+    assert db.session.query(Verification).count() == 0
+    # The same signup once the database commits again: one code, to the number.
+    again = start(client, forum)
+    assert again.status_code == 202
+    assert [r["form"]["To"] for r in fake.rest("POST", "/Verifications")] == [E164]

@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, missing, validate
 
+from .. import consents
 from ..models import (
     EMAIL_MAX,
     LOCATION_MAX,
@@ -119,8 +120,22 @@ class SignupIn(Schema):
     country = fields.Str(allow_none=True, validate=validate.Length(max=2))
     email = fields.Str(allow_none=True, validate=validate.Length(max=EMAIL_MAX))
     question = fields.Str(required=True, validate=validate.Length(max=QUESTION_MAX * 2))
-    sms_consent = fields.Bool(load_default=False)
-    publish_consent = fields.Bool(load_default=False)
+    sms_consent = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "Recorded in the consent ledger with the wording "
+            f"{consents.SIGNUP_FORM[consents.SMS]}: show the listener "
+            f'"{consents.text(consents.SIGNUP_FORM[consents.SMS])}".'
+        },
+    )
+    publish_consent = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "Recorded in the consent ledger with the wording "
+            f"{consents.SIGNUP_FORM[consents.PUBLISH]}: show the listener "
+            f'"{consents.text(consents.SIGNUP_FORM[consents.PUBLISH])}".'
+        },
+    )
     timezone = fields.Str(allow_none=True, validate=validate.Length(max=64))
     language = fields.Str(
         allow_none=True,

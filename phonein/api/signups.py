@@ -8,7 +8,7 @@ from flask import Response, current_app, jsonify, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from .. import challenge, forums, i18n, publication, search, signups, verification
+from .. import challenge, consents, forums, i18n, publication, search, signups, verification
 from ..accounts import require_api
 from ..database import commit
 from ..limits import signup_rate
@@ -58,13 +58,13 @@ def create_signup(data: dict[str, Any], slug: str) -> Response:
     if not data.get("language"):
         data["language"] = i18n.choose_language(forum.languages, accept=request.accept_languages)
     region = current_app.config["DEFAULT_REGION"]
+    source = consents.api(request.remote_addr)
     if verification.verifying(current_app.config):
-        found = verification.start(
-            forum, data, now, default_region=region, client_address=request.remote_addr
-        )
+        found = verification.start(forum, data, now, default_region=region, source=source)
         commit()
+        verification.check_sent()  # the code leaves after the commit; was it refused?
         return started(found)
-    result = verification.sign_up_unverified(forum, data, now, default_region=region)
+    result = verification.sign_up_unverified(forum, data, now, default_region=region, source=source)
     commit()
     if not result.created or result.manage_token is None:
         known = SignupKnown().dump(

@@ -131,4 +131,5 @@ def resend(data: dict[str, Any], verification_id: str) -> Response:
     """Send the code again, by text or by a voice call (at most 5 an hour, 10 a day)."""
     found = verification.resend(verification_id, data.get("channel"), utcnow())
     commit()
+    verification.check_sent()  # the code leaves after the commit; was it refused?
     return started(found)

@@ -51,6 +51,10 @@ class CodeRefused(Exception):
 
 class CodeSender(Protocol):
     makes_codes: bool  # False: the provider makes and checks the codes (Twilio Verify)
+    # True: ``send`` reaches the outside world (a provider, a log), so it runs only once the
+    # request's transaction has committed. False: it writes an outbox row, which commits
+    # (or rolls back) with the request and leaves afterwards anyway.
+    outside: bool
 
     def send(self, to: str, channel: str, code: str | None, key: str, now: datetime) -> str | None:
         """Send ``code`` (None: the provider's own) to ``to`` by ``channel``; return an id."""
@@ -68,6 +72,7 @@ class ConsoleSender:
     """Print each code to the log: the embedded default without Twilio."""
 
     makes_codes = True
+    outside = True
 
     def send(self, to: str, channel: str, code: str | None, key: str, now: datetime) -> str | None:
         log.warning("Code for %s by %s: %s", to, channel, code)
@@ -82,6 +87,7 @@ class MemorySender:
     """Keep every code in a list: for tests."""
 
     makes_codes: bool = True
+    outside: bool = True
     sent: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -108,6 +114,7 @@ class OutboxSender:
     """
 
     makes_codes = True
+    outside = False
 
     def send(self, to: str, channel: str, code: str | None, key: str, now: datetime) -> str | None:
         if channel != "sms" or code is None:
@@ -140,6 +147,7 @@ class VerifySender:
     """Twilio Verify through the official SDK: Twilio makes, sends, expires and checks codes."""
 
     makes_codes = False
+    outside = True
 
     def __init__(self, *, account_sid: str, auth_token: str, service_sid: str, api_url: str | None):
         self.service = twilio.client(account_sid, auth_token, api_url).verify.v2.services(

@@ -14,11 +14,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import consents
 from ..database import changed, upsert_insert
 from ..extensions import db
 from ..links import forum_url
 from ..models import (
     SIGNUP_REACHABLE,
+    ConsentMethod,
     Forum,
     ForumStatus,
     Message,
@@ -29,6 +31,7 @@ from ..models import (
     Signup,
     SignupStatus,
 )
+from ..twilio import OPTED_OUT
 from .texts import body
 
 COLUMNS = [
@@ -414,8 +417,12 @@ def signup_stopped(signup: Signup, now: datetime, reason: str) -> int:
     return cancel_pending(Message.signup_id == signup.id, now=now, reason=reason)
 
 
-def opt_out(phone: str, now: datetime, source: str = "keyword") -> None:
-    """Record that ``phone`` wants no texts, and drop everything pending to it."""
+def opt_out(phone: str, now: datetime, source: str = "keyword", *, word: str = "") -> None:
+    """Record that ``phone`` wants no texts, and drop everything pending to it.
+
+    ``source`` is ``keyword`` (``word`` is what the listener texted) or ``twilio`` (Twilio
+    refused a send with 21610); the consent ledger records the withdrawal either way.
+    """
     stmt = (
         upsert_insert(OptOut)
         .values(phone=phone, opted_out_at=now, source=source)
@@ -423,9 +430,17 @@ def opt_out(phone: str, now: datetime, source: str = "keyword") -> None:
     )
     db.session.execute(stmt)
     cancel_pending(Message.to == phone, now=now, reason="opted out")
+    if source == "twilio":
+        consents.record_number(
+            phone, False, ConsentMethod.PROVIDER, "sms.stop.v1", detail=str(OPTED_OUT)
+        )
+    else:
+        consents.record_number(phone, False, ConsentMethod.SMS_KEYWORD, "sms.stop.v1", detail=word)
 
 
-def opt_in(phone: str) -> bool:
+def opt_in(phone: str, *, word: str = "") -> bool:
+    """Take ``phone`` off the opt-out list (START and its kin); the ledger records it."""
+    consents.record_number(phone, True, ConsentMethod.SMS_KEYWORD, "sms.start.v1", detail=word)
     return (changed(sa.delete(OptOut).where(OptOut.phone == phone))) > 0
 
 

@@ -89,12 +89,12 @@ def inbound_sms() -> Response:
     first = first_delivery(request.form.get("MessageSid", "")[:64], word[:32])
     if word in STOP_WORDS:
         if first:
-            outbox.opt_out(phone, now)
+            outbox.opt_out(phone, now, word=word[:32])
             commit()
         return twiml()  # Twilio's own opt-out reply confirms it to the listener
     if word in START_WORDS:
         if first:
-            outbox.opt_in(phone)
+            outbox.opt_in(phone, word=word[:32])
             commit()
         return twiml("You will get texts about your phone-ins again. Reply STOP to opt out.")
     if word in HELP_WORDS:

@@ -31,8 +31,9 @@
     if (isNaN(when) || (zone && zone === el.getAttribute("data-forum-zone"))) { return; }
     el.textContent = when.toLocaleString(undefined, {
       weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
-      timeZoneName: "short"
-    }) + (zone ? " (" + zone + ")" : "");
+      // The zone by its name ("Central European Standard Time"), never an ID or offset.
+      timeZoneName: "long"
+    });
     el.hidden = false;
     var forum = el.parentNode && el.parentNode.querySelector(".forum-time");
     if (forum) { forum.classList.add("beside"); }

@@ -21,7 +21,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from .. import i18n, phones
+from .. import consents, i18n, phones
 from ..i18n import lazy_gettext
 from ..models import Stance
 
@@ -40,11 +40,10 @@ class SignupForm(FlaskForm):
     country = SelectField(lazy_gettext("Country of that number"), validate_choice=False)
     email = EmailField(lazy_gettext("Email (optional)"))
     question = TextAreaField(lazy_gettext("Your question or comment"))
-    sms_consent = BooleanField(
-        lazy_gettext("Text me a confirmation, reminders and when it is my turn")
-    )
+    # The ledger stores these wordings by version: change them in phonein.consents only.
+    sms_consent = BooleanField(lazy_gettext(consents.text(consents.SIGNUP_FORM[consents.SMS])))
     publish_consent = BooleanField(
-        lazy_gettext("You may publish my comment with my name and location after the programme")
+        lazy_gettext(consents.text(consents.SIGNUP_FORM[consents.PUBLISH]))
     )
     timezone = HiddenField()
 
@@ -63,9 +62,9 @@ class ListenerEditForm(FlaskForm):
     location = StringField(lazy_gettext("Where you are"))
     email = EmailField(lazy_gettext("Email (optional)"))
     question = TextAreaField(lazy_gettext("Your question or comment"))
-    sms_consent = BooleanField(lazy_gettext("Text me reminders and when it is my turn"))
+    sms_consent = BooleanField(lazy_gettext(consents.text(consents.MANAGE_PAGE[consents.SMS])))
     publish_consent = BooleanField(
-        lazy_gettext("You may publish my comment with my name and location")
+        lazy_gettext(consents.text(consents.MANAGE_PAGE[consents.PUBLISH]))
     )
 
 

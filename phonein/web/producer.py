@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
+    Response,
     flash,
     redirect,
     render_template,
@@ -21,7 +22,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
-from .. import accounts, forums, links, verification
+from .. import accounts, consents, forums, links, verification
 from ..database import commit, rollback
 from ..errors import Conflict, DomainError, Invalid
 from ..limits import login_account_rate, login_rate
@@ -334,6 +335,18 @@ def messages_log(slug: str) -> ResponseReturnValue:
         status=status,
         kinds=[k.value for k in MessageKind],
         statuses=[s.value for s in MessageStatus],
+    )
+
+
+@bp.get("/forums/<slug>/consents.csv")
+@producer_only
+def consent_ledger(slug: str) -> ResponseReturnValue:
+    """Download the forum's consent ledger as CSV (cells made safe for spreadsheets)."""
+    forum = forums.get_by_slug(slug)
+    return Response(
+        consents.export_csv(forum),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{forum.slug}-consents.csv"'},
     )
 
 

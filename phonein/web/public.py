@@ -21,7 +21,7 @@ from icalendar import Calendar, Event
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .. import challenge, forums, i18n, links, phones, publication, signups, verification
+from .. import challenge, consents, forums, i18n, links, phones, publication, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
@@ -97,6 +97,7 @@ def sign_up(slug: str) -> ResponseReturnValue:
     now = utcnow()
     region = current_app.config["DEFAULT_REGION"]
     proving = verification.verifying(current_app.config)
+    source = consents.web_form(request.remote_addr)
     if challenge.required(current_app.config):
         try:
             challenge.check(request.form.get("challenge"), now)
@@ -112,11 +113,11 @@ def sign_up(slug: str) -> ResponseReturnValue:
     data = {**form.data, "language": language}
     try:
         if proving:
-            found = verification.start(
-                forum, data, now, default_region=region, client_address=request.remote_addr
-            )
+            found = verification.start(forum, data, now, default_region=region, source=source)
         else:
-            result = verification.sign_up_unverified(forum, data, now, default_region=region)
+            result = verification.sign_up_unverified(
+                forum, data, now, default_region=region, source=source
+            )
     except Invalid as error:
         rollback()
         _attach_errors(form, error)
@@ -127,6 +128,11 @@ def sign_up(slug: str) -> ResponseReturnValue:
         return _forum_page(forum, form, 409)
     commit()
     if proving:
+        try:
+            verification.check_sent()  # the code leaves after the commit; was it refused?
+        except Invalid as error:
+            _attach_errors(form, error)
+            return _forum_page(forum, form, 422)
         return redirect(url_for("verify.code_page", verification_id=found.id), code=303)
     if result.manage_token is None:  # PHONEIN_VERIFY=off, and the number had signed up
         return render_template("public/verify.html", mode="known", forum=forum), 202
@@ -263,7 +269,9 @@ def _update(signup: Signup) -> ResponseReturnValue:
         values = signups.validate_listener(
             form.data, default_region=current_app.config["DEFAULT_REGION"]
         )
-        signups.change_by_listener(signup, values, utcnow())
+        signups.change_by_listener(
+            signup, values, utcnow(), source=consents.manage_page(request.remote_addr)
+        )
     except Invalid as error:
         rollback()
         _attach_errors(form, error)

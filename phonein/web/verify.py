@@ -100,11 +100,12 @@ def resend(verification_id: str) -> ResponseReturnValue:
         channel = form.channel.data or None
         try:
             verification.resend(verification_id, channel, utcnow())
+            commit()
+            verification.check_sent()  # the code leaves after the commit; was it refused?
         except Invalid as error:
             rollback()
             flash(next(iter(error.fields.values()), error.message), "error")
         else:
-            commit()
             flash(
                 _("We are calling you with a new code.")
                 if channel == "call"
