@@ -36,7 +36,7 @@ def build_wheel(
     metadata_directory: str | None = None,
 ) -> str:
     compile_catalogues()
-    return _setuptools.build_wheel(wheel_directory, config_settings, metadata_directory)
+    return str(_setuptools.build_wheel(wheel_directory, config_settings, metadata_directory))
 
 
 def build_editable(
@@ -45,4 +45,4 @@ def build_editable(
     metadata_directory: str | None = None,
 ) -> str:
     compile_catalogues()
-    return _setuptools.build_editable(wheel_directory, config_settings, metadata_directory)
+    return str(_setuptools.build_editable(wheel_directory, config_settings, metadata_directory))
