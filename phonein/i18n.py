@@ -482,6 +482,10 @@ def init_app(app: Flask) -> None:
     def zone_filter(zone: str | None) -> str:
         return zone_name(zone, page_language())
 
+    @app.template_filter("zone_time_name")
+    def zone_time_filter(zone: str | None) -> str:
+        return zone_time_name(zone, page_language())
+
     app.add_template_filter(bdi, "bdi")
     app.add_template_filter(strong, "strong")
 

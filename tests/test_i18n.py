@@ -258,7 +258,7 @@ def test_producers_set_a_forums_languages_on_its_form(client: Any) -> None:
         "timezone": "Africa/Dakar",
         "starts_at": starts,
         "duration_minutes": "30",
-        "reminder_offsets": "60",
+        "reminder_offsets": "3600",
     }
     new = client.get("/producer/forums/new", headers={"Accept-Language": "fr"})
     assert '<html lang="en" dir="ltr">' in new.text  # staff pages are English-only

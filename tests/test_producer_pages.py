@@ -43,7 +43,7 @@ def test_the_forum_list_puts_live_and_coming_shows_first_with_starts_in(client, 
     assert re.search(r"in (2 h 5\d min|3 h)", page)
     assert "in 30 days" in page or "in 29 days" in page
     # The forum's own time, with its zone, beside the producer's (filled in by the browser).
-    assert 'class="your-time"' in page and "(London)" in page  # a city, never the zone ID
+    assert 'class="your-time"' in page and "(London Time)" in page  # a city, never the zone ID
     assert later.slug and soon.slug and live.slug and past.slug
     assert_plain(page)
 
