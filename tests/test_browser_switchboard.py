@@ -166,7 +166,7 @@ def test_the_producer_sees_the_lines_and_screens_a_caller_live(live_app, browser
     assert browser.execute_script(
         "return document.querySelector(arguments[0]).value", f"{form} [name=name]"
     ) == ("Priya <b>Nair</b>")
-    assert "location" in (_read(browser, f"{form} .field-error") or "").lower()
+    assert "where you are" in (_read(browser, f"{form} .field-error") or "").lower()
 
     browser.find_element(By.CSS_SELECTOR, f"{form} [name=location]").send_keys("Bristol")
     browser.find_element(By.CSS_SELECTOR, f"{form} [name=question]").send_keys("What about buses?")
