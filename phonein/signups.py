@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from . import phones
+from . import phones, search
 from .database import upsert_insert
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
@@ -159,6 +159,7 @@ def register(
             manage_token_hash=hash_token(token),
             created_at=now,
             updated_at=now,
+            search_text=search.searchable(values),
             **values,
         )
         .on_conflict_do_nothing(index_elements=["forum_id", "phone"])
@@ -218,6 +219,7 @@ def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) ->
     content_changed = any(getattr(signup, f) != values[f] for f in ("name", "location", "question"))
     for field in LISTENER_FIELDS:
         setattr(signup, field, values[field])
+    signup.search_text = search.searchable(signup)
     if status == SignupStatus.WITHDRAWN or (
         content_changed and status in (SignupStatus.APPROVED, SignupStatus.REJECTED)
     ):
@@ -358,6 +360,7 @@ def screen_call(call: Call, data: dict[str, Any], now: datetime) -> Signup:
                     status=SignupStatus.PENDING,
                     created_at=now,
                     updated_at=now,
+                    search_text=search.searchable(values),
                     **{"sms_consent": False, "publish_consent": False, **values},
                 )
                 .on_conflict_do_nothing(index_elements=["forum_id", "phone"])
@@ -381,6 +384,7 @@ def screen_call(call: Call, data: dict[str, Any], now: datetime) -> Signup:
             )
         for key, value in values.items():
             setattr(signup, key, value)
+        signup.search_text = search.searchable(signup)
         if status in (SignupStatus.WITHDRAWN, SignupStatus.DROPPED):
             signup.status = SignupStatus.PENDING
     screen(

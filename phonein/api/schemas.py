@@ -224,6 +224,10 @@ class SignupPage(Schema):
     total = fields.Int()
     page = fields.Int()
     per_page = fields.Int()
+    next_after = fields.Int(
+        allow_none=True,
+        metadata={"description": "Give it as ``after`` for the next page; null on the last page."},
+    )
 
 
 class SignupQuery(Schema):
@@ -231,6 +235,14 @@ class SignupQuery(Schema):
     q = fields.Str(validate=validate.Length(max=200))
     page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100000))
     per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=200))
+    after = fields.Int(
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata={
+            "description": "The page after this signup (the previous answer's "
+            "``next_after``): read from the index however deep, and stable while new "
+            "signups arrive. ``page`` is then ignored."
+        },
+    )
 
 
 class ScreenIn(Schema):

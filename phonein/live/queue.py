@@ -136,10 +136,27 @@ def position_of(signup: Signup) -> int | None:
     )
 
 
-def positions(forum: Forum) -> dict[int, int]:
-    """Return signup id -> 1-based queue position for everyone waiting."""
-    ids = db.session.scalars(_waiting(forum.id).with_only_columns(Signup.id))
-    return {signup_id: i for i, signup_id in enumerate(ids, start=1)}
+def positions_of(forum_id: int, signups: list[Signup]) -> dict[int, int]:
+    """Return signup id -> 1-based queue position for those of ``signups`` that wait.
+
+    One query that ranks the queue only up to the last of them, not the whole queue.
+    """
+    waiting = {s.id: s.queue_key for s in signups if s.queue_key is not None}
+    if not waiting:
+        return {}
+    ranked = (
+        sa.select(Signup.id, sa.func.row_number().over(order_by=Signup.queue_key).label("position"))
+        .where(
+            Signup.forum_id == forum_id,
+            Signup.queue_key.is_not(None),
+            Signup.queue_key <= max(key for key in waiting.values() if key is not None),
+        )
+        .subquery()
+    )
+    rows = db.session.execute(
+        sa.select(ranked.c.id, ranked.c.position).where(ranked.c.id.in_(list(waiting)))
+    )
+    return {signup_id: position for signup_id, position in rows}
 
 
 def _neighbours(forum: Forum, position: int, exclude: int) -> tuple[int | None, int | None, bool]:

@@ -228,14 +228,21 @@ def screening(slug: str) -> ResponseReturnValue:
         status = None
     q = request.args.get("q", "")
     page = _page()
-    items, total = search.search(forum, status=status, q=q, page=page, per_page=PER_PAGE)
+    # "Older" pages by keyset (the last signup shown), as cheap deep in a big forum as
+    # at its start; ?page= still works.
+    after = request.args.get("after", type=int)
+    found = search.search(
+        forum, status=status, q=q, page=page, per_page=PER_PAGE, after=after or None
+    )
     return render_template(
         "producer/screening.html",
         forum=forum,
-        items=items,
-        total=total,
+        items=found.items,
+        total=found.total,
         page=page,
-        pages=_pages(total),
+        pages=_pages(found.total),
+        after=after,
+        next_after=found.next_after,
         status=status,
         q=q,
         counts=forums.signup_counts(forum),
