@@ -213,6 +213,58 @@ def _key_for(forum: Forum, position: int, exclude: int) -> tuple[int, bool]:
     raise RuntimeError("queue keys still packed after a rebalance")
 
 
+def _target(
+    forum: Forum, signup_id: int, position: int | None
+) -> tuple[Signup, int | None, int | None, int | None, int | None]:
+    """Load the signup to place and, in the same query, what placing it needs.
+
+    Return the signup; the keys either side of 1-based ``position`` among the others
+    waiting (for None, the last key); the head's key now; and, for None, how many others
+    wait. One round trip instead of four: the move is a producer's busiest write.
+    """
+    signup_id = signup_id if 0 < signup_id <= MAX_ID else 0
+    others = sa.select(Signup.queue_key).where(
+        Signup.forum_id == forum.id, Signup.queue_key.is_not(None), Signup.id != signup_id
+    )
+
+    def key_at(offset: int) -> Any:
+        return others.order_by(Signup.queue_key).offset(offset).limit(1).scalar_subquery()
+
+    count: Any = sa.null()
+    if position is None:
+        before: Any = others.with_only_columns(sa.func.max(Signup.queue_key)).scalar_subquery()
+        after: Any = sa.null()
+        count = others.with_only_columns(sa.func.count()).scalar_subquery()
+    elif position == 1:
+        before, after = sa.null(), key_at(0)
+    else:
+        before, after = key_at(position - 2), key_at(position - 1)
+    head = (
+        sa.select(sa.func.min(Signup.queue_key)).where(Signup.forum_id == forum.id)
+    ).scalar_subquery()
+    row = db.session.execute(
+        sa.select(Signup, before, after, head, count)
+        .where(Signup.id == signup_id, Signup.forum_id == forum.id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"Signup {signup_id} is not in this forum.")
+    _with_forum(row[0], forum)
+    return row[0], row[1], row[2], row[3], row[4]
+
+
+def _between(before: int | None, after: int | None) -> int | None:
+    """Return a key between two neighbours' (None: either end); None if they are packed."""
+    if before is None and after is None:
+        return GAP
+    if before is None:
+        assert after is not None
+        return after - GAP
+    if after is None:
+        return before + GAP
+    return (before + after) // 2 if after - before >= 2 else None
+
+
 def place(
     slug: str, signup_id: int, position: int | None, now: datetime
 ) -> tuple[Forum, Signup, int]:
@@ -223,24 +275,28 @@ def place(
     if position is not None and position < 1:
         raise Invalid({"position": "Positions start at 1."})
     forum = lock(slug, now)
-    signup = _reload(signup_id, forum)
+    signup, before, after, head, others = _target(forum, signup_id, position)
     if signup.status not in (SignupStatus.APPROVED, SignupStatus.QUEUED):
         raise Conflict(
             f"Only approved signups can be queued; this one is {signup.status}.",
             code="not_approved",
         )
-    was_queued = signup.status == SignupStatus.QUEUED
-    if position is None:
-        key, past_end = _key_for(forum, 10**9, signup.id)
-    else:
-        key, past_end = _key_for(forum, position, signup.id)
+    was_head = signup.queue_key is not None and signup.queue_key == head
+    past_end = position is not None and position > 1 and before is None
+    key = None if past_end else _between(before, after)
+    if key is None:  # past the end, or no gap left: the slower way, which rebalances
+        key, past_end = _key_for(forum, position or 10**9, signup.id)
     signup.status = SignupStatus.QUEUED
     signup.queue_key = key
     signup.updated_at = now
     db.session.flush()
-    if position is None or past_end:
+    if position is None and not past_end and others is not None:
+        position = others + 1
+    elif position is None or past_end:
         position = position_of(signup) or 1
-    if position == 1 or was_queued:
+    # Only a new head is texted that they are next (notify_head is idempotent, and the
+    # head of a forum that goes live is texted then).
+    if position == 1 or was_head:
         outbox.notify_head(forum, now)
     return forum, signup, position
 
