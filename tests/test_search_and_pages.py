@@ -178,7 +178,7 @@ def test_keyset_pages_are_stable_while_signups_arrive(client, producer, q):
     make_signup(forum)
     second = found(client, producer, forum.slug, q, per_page=3, after=first["next_after"])
     assert [i["id"] for i in second["items"]] == made[3::-1][:3]
-    assert second["total"] == 8
+    assert second["total"] is None  # the first page's total stands: no second count
     third = found(client, producer, forum.slug, q, per_page=3, after=second["next_after"])
     assert [i["id"] for i in third["items"]] == made[:1]
     assert third["next_after"] is None

@@ -114,6 +114,8 @@ def list_signups(args: dict[str, Any], slug: str) -> Any:
         page=args["page"],
         per_page=args["per_page"],
         after=args.get("after"),
+        # The first page's total stands for the pages after it (see SignupPage.total).
+        count=args.get("after") is None,
     )
     places = queue.positions_of(forum.id, found.items)
     lines = calls.live_calls_of([s.id for s in found.items])
