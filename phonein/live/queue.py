@@ -227,18 +227,28 @@ def _target(
         Signup.forum_id == forum.id, Signup.queue_key.is_not(None), Signup.id != signup_id
     )
 
-    def key_at(offset: int) -> Any:
-        return others.order_by(Signup.queue_key).offset(offset).limit(1).scalar_subquery()
-
     count: Any = sa.null()
     if position is None:
         before: Any = others.with_only_columns(sa.func.max(Signup.queue_key)).scalar_subquery()
         after: Any = sa.null()
         count = others.with_only_columns(sa.func.count()).scalar_subquery()
-    elif position == 1:
-        before, after = sa.null(), key_at(0)
     else:
-        before, after = key_at(position - 2), key_at(position - 1)
+        # The two keys either side, from one walk of the index to the position: a CTE
+        # read twice is computed once.
+        pair = (
+            others.order_by(Signup.queue_key)
+            .offset(max(0, position - 2))
+            .limit(1 if position == 1 else 2)
+            .cte("pair")
+        )
+        if position == 1:
+            before, after = sa.null(), sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
+        else:
+            # One key found: it is the last, and the position is just after it.
+            before = sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
+            after = sa.select(
+                sa.case((sa.func.count() == 2, sa.func.max(pair.c.queue_key)))
+            ).scalar_subquery()
     head = (
         sa.select(sa.func.min(Signup.queue_key)).where(Signup.forum_id == forum.id)
     ).scalar_subquery()
