@@ -383,6 +383,9 @@ def snapshot(forum: Forum, limit: int | None = None) -> Snapshot:
     if limit is not None:
         stmt = stmt.limit(limit)
     waiting = list(db.session.scalars(stmt))
+    # The board shows each one's forum: this one, without a lazy load per caller.
+    for signup in (*waiting, on_air):
+        _with_forum(signup, forum)
     total = len(waiting)
     if limit is not None and total == limit:
         total = (
