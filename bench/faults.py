@@ -10,9 +10,9 @@ fault, waits (bounded) for the wave to settle and counts at the fake's own log:
   (due time or end of the fault, plus the wave's own length at the rate, plus the retry
   backoff cap), and for the clock rows texts that arrived *before* they were due.
 
-The database rows drive the app in this process through a TCP proxy on 127.0.0.1 (the
-``tests.processes.Proxy``, which the tests use too) and report status codes instead. Everything runs on
-127.0.0.1; every process started is stopped by its PID in ``finally``.
+The database rows drive the app in this process through a TCP proxy on 127.0.0.1
+(``tests.processes.Proxy``, which the tests use too) and report status codes instead.
+Everything runs on 127.0.0.1; every process started is stopped by its PID in ``finally``.
 
     python bench/faults.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/DB
 

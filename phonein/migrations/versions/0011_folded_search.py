@@ -25,7 +25,15 @@ depends_on = None
 BATCH = 2000
 
 
+def _no_statement_timeout() -> None:
+    # The app's statement timeout (PHONEIN_DATABASE_STATEMENT_TIMEOUT) is for requests;
+    # building a trigram index over a big table takes longer, and this is a migration.
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("SET LOCAL statement_timeout = 0")
+
+
 def upgrade() -> None:
+    _no_statement_timeout()
     with op.batch_alter_table("signups") as batch:
         batch.add_column(sa.Column("search_text", sa.Text(), server_default="", nullable=False))
     bind = op.get_bind()
@@ -56,6 +64,8 @@ def upgrade() -> None:
         last = rows[-1].id
     if bind.dialect.name != "postgresql":
         return  # SQLite: no pg_trgm; search scans there
+    # 0005 created the extension; this migration's index needs it.
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     op.execute("DROP INDEX IF EXISTS ix_signups_search_trgm")
     op.execute(
         "CREATE INDEX ix_signups_search_text_trgm ON signups USING gin (search_text gin_trgm_ops)"
@@ -63,6 +73,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _no_statement_timeout()
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_signups_search_text_trgm")
         op.execute(
