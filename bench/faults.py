@@ -10,9 +10,9 @@ fault, waits (bounded) for the wave to settle and counts at the fake's own log:
   (due time or end of the fault, plus the wave's own length at the rate, plus the retry
   backoff cap), and for the clock rows texts that arrived *before* they were due.
 
-The database rows drive the app in this process through a TCP proxy on 127.0.0.1 (the
-one of tests/test_database_down.py) and report status codes instead. Everything runs on
-127.0.0.1; every process started is stopped by its PID in ``finally``.
+The database rows drive the app in this process through a TCP proxy on 127.0.0.1
+(``tests.processes.Proxy``, which the tests use too) and report status codes instead.
+Everything runs on 127.0.0.1; every process started is stopped by its PID in ``finally``.
 
     python bench/faults.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/DB
 
@@ -49,10 +49,7 @@ from phonein.sms.dispatch import BACKOFF_CAP_SECONDS  # noqa: E402
 from phonein.times import utcnow  # noqa: E402
 from tests.conftest import make_forum  # noqa: E402
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Faults  # noqa: E402
-from tests.processes import add_listeners  # noqa: E402
-from tests.test_database_down import Proxy  # noqa: E402
-from tests.test_fencing import SKEWED_WORKER  # noqa: E402
-from tests.test_outages import Outage  # noqa: E402
+from tests.processes import SKEWED_WORKER, Outage, Proxy, add_listeners  # noqa: E402
 
 
 @dataclass

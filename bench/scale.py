@@ -16,6 +16,9 @@ Phase 1, the forum live, rounds of (shuffled):
   a first name without its accents ("joao"), a full name, a city, or a phone number
   typed nationally with spaces ("07400 012345");
 * ``list``: ``GET …/signups?page=N`` (N in 1..20, 50 a page), half with ``status=approved``;
+* ``list_after``: the same pages reached by keyset, ``GET …/signups?after=ID`` (the
+  ``next_after`` cursors of pages 1..19, collected untimed before the rounds), half with
+  ``status=approved``;
 * ``queue``: ``GET …/queue?limit=50``, what the producers' board asks for (5,000 queued);
 * ``queue_304``: the same with ``If-None-Match`` of the last answer: the unchanged poll.
   When the minute turns the tag changes (back-timing runs on the minute): that answer
@@ -37,6 +40,7 @@ against this benchmark's database instead of ``phonein_bench``.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -51,7 +55,7 @@ import psycopg
 GOAL = 5.0
 GOAL_304 = 1.5
 SIGNUPS = 100_000
-PHASE1 = ("healthz", "search", "list", "queue", "queue_304")
+PHASE1 = ("healthz", "search", "list", "list_after", "queue", "queue_304")
 PHASE2 = ("healthz", "balance")
 SEARCH_KINDS = ("first_name", "full_name", "city", "phone")
 
@@ -82,6 +86,13 @@ TOPICS = [
     "hospitals", "the stadium", "street lights", "markets", "bins", "trains", "the airport",
     "housing", "noise", "flooding", "the high street", "the bridge",
 ]  # fmt: skip
+
+
+def folded(values: list[str]) -> list[str]:
+    """Fold ``values`` as phonein stores them for search (``signups.search_text``)."""
+    from phonein.search import fold
+
+    return [fold(value) for value in values]
 
 
 def sql_array(values: list[str]) -> str:
@@ -122,7 +133,7 @@ def load_signups(slug: str, total: int) -> None:
             INSERT INTO signups (
                 forum_id, name, location, phone, country, question, sms_consent,
                 publish_consent, timezone, status, stance, rating, queue_key, published,
-                publish_order, created_at, updated_at, screened_at)
+                publish_order, created_at, updated_at, screened_at, search_text)
             SELECT %(forum)s,
                    ({sql_array(FIRST)})[1 + (i * 7) %% 50] || ' '
                        || ({sql_array(LAST)})[1 + (i * 13) %% 50],
@@ -141,7 +152,13 @@ def load_signups(slug: str, total: int) -> None:
                    CASE WHEN i <= 35000 AND i %% 1000 = 0 THEN i / 1000 END,
                    now() - (%(total)s - i) * interval '1 second',
                    now() - (%(total)s - i) * interval '1 second',
-                   CASE WHEN i <= 35000 THEN now() END
+                   CASE WHEN i <= 35000 THEN now() END,
+                   -- What phonein.search.searchable stores (the question is ASCII).
+                   ({sql_array(folded(FIRST))})[1 + (i * 7) %% 50] || ' '
+                       || ({sql_array(folded(LAST))})[1 + (i * 13) %% 50] || ' '
+                       || ({sql_array(folded(CITIES))})[1 + (i * 11) %% 40] || ', somewhere '
+                       || 'question ' || i || ' about ' || ({sql_array(TOPICS)})[1 + i %% 20]
+                       || ': ' || md5(i::text) || ' ' || md5((i * 31)::text)
             FROM generate_series(1, %(total)s) AS i
             """,
             {"forum": fid, "total": total},
@@ -152,6 +169,18 @@ def load_signups(slug: str, total: int) -> None:
         # visibility map that lets counts read only the index.
         conn.execute("VACUUM ANALYZE signups")
     print(f"loaded {total} signups in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    from phonein.search import searchable
+
+    with psycopg.connect(common.BENCH_DSN) as conn:
+        rows = conn.execute(
+            "SELECT name, location, question, search_text FROM signups WHERE forum_id = %s "
+            "ORDER BY random() LIMIT 200",
+            (fid,),
+        ).fetchall()
+    for name, location, question, stored in rows:
+        wanted = searchable({"name": name, "location": location, "question": question})
+        if stored != wanted:
+            raise RuntimeError(f"search_text {stored!r} is not what phonein stores: {wanted!r}")
 
 
 class Driver:
@@ -164,6 +193,18 @@ class Driver:
         self.tag: str | None = None
         self.refreshed = 0  # queue_304 rounds that met a new minute (200, not counted)
         self.search_kinds: dict[str, list[float]] = {}  # every search, warm-up too
+        self.cursors: list[str] = []  # "after=ID[&status=approved]" of pages 2..20
+
+    def walk(self) -> None:
+        """Follow ``next_after`` through 20 pages, with and without a status (untimed)."""
+        api = f"/api/v1/forums/{self.slug}/signups?per_page=50"
+        for extra in ("", "&status=approved"):
+            after = None
+            for _ in range(19):
+                cursor = f"&after={after}" if after else ""
+                _, response, _ = self._get(api + extra + cursor)
+                after = json.loads(response.data)["next_after"]
+                self.cursors.append(f"after={after}{extra}")
 
     def _get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any, float]:
         start = time.perf_counter()
@@ -200,6 +241,9 @@ class Driver:
             page = self.rng.randint(1, 20)
             extra = "&status=approved" if self.rng.random() < 0.5 else ""
             status, _, ms = self._get(f"{api}/signups?page={page}&per_page=50{extra}")
+        elif op == "list_after":
+            cursor = self.rng.choice(self.cursors)
+            status, _, ms = self._get(f"{api}/signups?per_page=50&{cursor}")
         elif op == "queue":
             status, response, ms = self._get(f"{api}/queue?limit=50")
             self.tag = response.headers.get("ETag")
@@ -314,6 +358,7 @@ def main(argv: list[str]) -> None:
         slug = common.create_forum(client, "scale", live=True)
         load_signups(slug, args.signups)
         driver = Driver(client, slug, rng)
+        driver.walk()
         live = measure(driver, PHASE1, args.count, args.warmup)
         full = [driver.run("queue_full") or 0.0 for _ in range(args.full_queue)]
         client.expect(200, "PATCH", f"/api/v1/forums/{slug}", {"status": "closed"})

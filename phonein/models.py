@@ -32,12 +32,12 @@ PULL_QUOTE_MAX = 300
 PRONUNCIATION_MAX = 200
 TITLE_MAX = 200
 SLUG_MAX = 80
-# Indexes only PostgreSQL has: pg_trgm GIN indexes over case- and accent-folded text and
-# over phone numbers, for producers' search (migration 0005). SQLite has no trigram
+# Indexes only PostgreSQL has: pg_trgm GIN indexes over the folded search text and over
+# phone numbers, for producers' search (migrations 0005, 0011). SQLite has no trigram
 # indexes (its search scans), and SQLAlchemy cannot declare these expression indexes for
 # one dialect only, so the models leave them out and the model/migration comparison
 # (tests/test_app.py, migrations/env.py) ignores exactly these names.
-POSTGRESQL_ONLY_INDEXES = frozenset({"ix_signups_search_trgm", "ix_signups_phone_trgm"})
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_signups_search_text_trgm", "ix_signups_phone_trgm"})
 # Largest id an Integer column holds on every database; larger ids cannot exist, and
 # passing them to the driver would overflow instead of simply finding nothing.
 MAX_ID = 2**31 - 1
@@ -307,6 +307,9 @@ class Signup(Model):
     country: Mapped[str | None] = mapped_column(sa.String(2))
     email: Mapped[str | None] = mapped_column(sa.String(EMAIL_MAX))
     question: Mapped[str] = mapped_column(sa.Text)
+    # Name, location and question folded for producers' search (case, accents, Cyrillic
+    # and Greek transliterated): written with them by phonein.search.searchable.
+    search_text: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     sms_consent: Mapped[bool] = mapped_column(default=False)
     publish_consent: Mapped[bool] = mapped_column(default=False)
     timezone: Mapped[str | None] = mapped_column(sa.String(64))

@@ -66,6 +66,14 @@ def purge(now: datetime, older_than_days: int) -> int:
     wiped = changed(
         sa.update(Signup)
         .where(*base)
-        .values(name="", location="", question="", pull_quote=None, published=False, **personal)
+        .values(
+            name="",
+            location="",
+            question="",
+            search_text="",
+            pull_quote=None,
+            published=False,
+            **personal,
+        )
     )
     return kept + wiped

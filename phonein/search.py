@@ -1,74 +1,222 @@
 """Producers' search over a forum's signups, and its pages.
 
-Operations read only; the views that call them commit nothing.
+What a producer types is matched against ``Signup.search_text``: name, location and
+question folded once, when they are written (``searchable``), so that a search compares
+stored text instead of folding every signup on every request. Folding (``fold``):
+
+* case, by Unicode case folding ("ANNA", "Straße" = "strasse");
+* accents and other marks, by Unicode decomposition ("João" = "joao", "Zoë" = "zoe"),
+  and the Latin letters that do not decompose ("Søren" = "soren", "Łukasz" = "lukasz",
+  "Æ" = "ae");
+* Cyrillic and Greek, transliterated to Latin letter by letter (a simplified BGN/PCGN
+  romanisation: "Анна" = "anna", "Юлия" = "yuliya", "Щукин" = "shchukin"), so a producer
+  finds a name in the script they can type, and Cyrillic typed finds Latin too. One
+  letter gives one spelling: "yulia" does not find "Юлия" ("yuli" does);
+* other scripts (Arabic, Hebrew, CJK, …) are kept, case- and mark-folded: they are found
+  by what is typed in them.
+
+The query is folded the same way, in Python, on both databases. On PostgreSQL a pg_trgm
+GIN index over ``search_text`` (migration 0011) finds the candidates; SQLite scans the
+forum's rows (a station on SQLite is small). A query that reads as a phone number is also
+normalised through ``phones.normalize`` to E.164 and matched exactly (the unique
+(forum, phone) index), and any run of digits is matched inside the stored numbers (a
+trigram index on PostgreSQL), so "+44 7700 900123", "07700 900123", "0044 7700 900123",
+"447700900123" and "900123" all find +447700900123.
+
+Pages are newest first. ``after`` (the id of the last signup of the page before) gives
+the next page by keyset, from the index, however deep; ``page`` (OFFSET) stays for the
+API's contract.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
 
+from . import phones
 from .errors import Invalid
 from .extensions import db
 from .inputs import clean_text
-from .models import Forum, Signup, SignupStatus
+from .models import MAX_ID, Forum, Signup, SignupStatus
 
-# PostgreSQL answers through pg_trgm GIN indexes (migration 0005) over
-# ``phonein_fold`` (lower + unaccent) of the searchable text, so "anna" finds "ANNA" and
-# "Änna" and "joao" finds "João" (no transliteration: "anna" does not find "Анна"), and
-# over the phone numbers. SQLite has no trigram index: it scans, with the same folding
-# done by a Python function registered on its connection. The expression must stay
-# exactly as the migration's index writes it, or PostgreSQL will not use the index.
-SEARCH_TEXT = sa.func.phonein_fold(
-    Signup.name
-    + sa.literal_column("' '")
-    + Signup.location
-    + sa.literal_column("' '")
-    + Signup.question
-)
 # A query typed as a phone number: digits with the usual separators.
 PHONE_LIKE = re.compile(r"^[\d\s+().\-/]+$")
 # Fewer digits than this match too many numbers to be what a producer means.
 PHONE_MIN_DIGITS = 4
+QUERY_MAX = 200
+
+# Letter by letter, lower case: case is folded and marks are stripped first, so the
+# Cyrillic short i, yo and yi, and accented Greek vowels, arrive here as their base letters.
+# Written as code points: several of these letters look like Latin ones.
+_LATIN = {
+    "\u00f8": "o",  # o with stroke
+    "\u0142": "l",  # l with stroke
+    "\u0111": "d",  # d with stroke
+    "\u00f0": "d",  # eth
+    "\u00fe": "th",  # thorn
+    "\u00e6": "ae",
+    "\u0153": "oe",
+    "\u0131": "i",  # dotless i
+    "\u0127": "h",  # h with stroke
+    "\u0167": "t",  # t with stroke
+}
+# Cyrillic from U+0430 (a) to U+044F (ya), then the Ukrainian, Belarusian, Serbian and
+# Macedonian letters; "" drops the hard and soft signs.
+_CYRILLIC_ROMAN = [
+    "a", "b", "v", "g", "d", "e", "zh", "z", "i", "i", "k", "l", "m", "n", "o", "p",
+    "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "-", "y", "-", "e", "yu", "ya",
+]  # fmt: skip
+_CYRILLIC = {chr(0x430 + i): ("" if r == "-" else r) for i, r in enumerate(_CYRILLIC_ROMAN)}
+_CYRILLIC.update(
+    {
+        "\u0456": "i",  # Ukrainian i
+        "\u0454": "ye",  # Ukrainian ye
+        "\u0491": "g",  # ghe with upturn
+        "\u0452": "dj",
+        "\u0458": "j",
+        "\u0459": "lj",
+        "\u045a": "nj",
+        "\u045b": "c",
+        "\u045f": "dz",
+        "\u0453": "gj",
+        "\u045c": "kj",
+        "\u0455": "dz",
+    }
+)
+# Greek from U+03B1 (alpha) to U+03C9 (omega); U+03C2 is the final sigma.
+_GREEK_ROMAN = [
+    "a", "v", "g", "d", "e", "z", "i", "th", "i", "k", "l", "m", "n", "x", "o", "p", "r",
+    "s", "s", "t", "y", "f", "ch", "ps", "o",
+]  # fmt: skip
+_GREEK = {chr(0x3B1 + i): r for i, r in enumerate(_GREEK_ROMAN)}
+FOLD_TABLE = str.maketrans({**_LATIN, **_CYRILLIC, **_GREEK})
 
 
 def fold(value: str) -> str:
-    """Fold case and accents the way PostgreSQL's ``phonein_fold`` does (for SQLite)."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    """Fold ``value`` for search: case, marks, Cyrillic and Greek (see the module)."""
+    decomposed = unicodedata.normalize("NFKD", value.casefold())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    # The one Greek pair that is not spelled letter by letter (omicron upsilon).
+    bare = bare.replace("\u03bf\u03c5", "ou")
+    return " ".join(bare.translate(FOLD_TABLE).split())
+
+
+def searchable(values: Mapping[str, Any] | Signup) -> str:
+    """Return the ``search_text`` to store for a signup's (or these) name, location, question.
+
+    Every write of those three fields stores this beside them (``signups``, ``privacy``);
+    ``tests/test_search_and_pages.py`` checks each path.
+    """
+    fields = ("name", "location", "question")
+    if isinstance(values, Signup):
+        parts = [getattr(values, field) for field in fields]
+    else:
+        parts = [values.get(field) for field in fields]
+    return fold(" ".join(part or "" for part in parts))
 
 
 def _like_escape(text: str) -> str:
     return re.sub(r"([\\%_])", r"\\\1", text)
 
 
-def _search_condition(text: str) -> sa.ColumnElement[bool]:
-    """Match ``text`` in name, location or question (folded), or in the phone number."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        # Registered per call: cheap, and it keeps database.py free of search concerns.
-        raw = db.session.connection().connection.driver_connection
-        if raw is not None:  # always, on a connection just checked out
-            raw.create_function("phonein_fold", 1, fold, deterministic=True)
-    pattern = "%" + _like_escape(text) + "%"
-    condition: sa.ColumnElement[bool] = SEARCH_TEXT.like(sa.func.phonein_fold(pattern), escape="\\")
-    # Numbers are stored in E.164: a national trunk 0 or an international 00 prefix the
-    # producer typed is not part of it, nor are spaces, dashes or brackets.
-    digits = re.sub(r"\D", "", text).lstrip("0")
-    if PHONE_LIKE.match(text) and len(digits) >= PHONE_MIN_DIGITS:
-        condition = sa.or_(condition, Signup.phone.like("%" + digits + "%"))
-    return condition
+def _phone_numbers(text: str, forum: Forum) -> tuple[set[str], str | None]:
+    """Return the E.164 numbers ``text`` may be, and digits to find inside stored numbers.
+
+    Typed nationally it is a number of the forum's country (its zone), else of the
+    station's default region; typed without its "+", an international number.
+    """
+    digits = re.sub(r"\D", "", text)
+    if not PHONE_LIKE.match(text) or len(digits) < PHONE_MIN_DIGITS:
+        return set(), None
+    region = current_app.config["DEFAULT_REGION"]
+    numbers: set[str] = set()
+    for typed in (text, "+" + digits):
+        with contextlib.suppress(Invalid):
+            numbers.add(
+                phones.normalize(
+                    typed, country=None, timezone=forum.timezone, default_region=region
+                )
+            )
+    if numbers:
+        return numbers, None
+    # Part of a number: stored numbers are E.164, so a national trunk 0 or an
+    # international 00 the producer typed is not in them.
+    return numbers, digits.lstrip("0") or None
+
+
+def condition(forum: Forum, q: str) -> sa.ColumnElement[bool] | None:
+    """Return what a signup of ``forum`` must satisfy to match ``q`` (None: no search).
+
+    For callers that build their own list (the screening page): combine it with
+    ``Signup.forum_id == forum.id``.
+    """
+    text = clean_text(q)[:QUERY_MAX]
+    folded = fold(text)
+    if not folded:
+        return None
+    matches: list[sa.ColumnElement[bool]] = [
+        Signup.search_text.like("%" + _like_escape(folded) + "%", escape="\\")
+    ]
+    numbers, digits = _phone_numbers(text, forum)
+    if numbers:
+        matches.append(Signup.phone.in_(sorted(numbers)))
+    if digits and len(digits) >= PHONE_MIN_DIGITS:
+        matches.append(Signup.phone.like("%" + digits + "%"))
+    return sa.or_(*matches)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of signups, newest first."""
+
+    items: list[Signup]
+    total: int | None  # how many match; None when not counted (``count=False``)
+    next_after: int | None  # ``after`` for the next page; None on the last
+
+
+def _anchor(forum: Forum, after: int) -> tuple[Any, Any]:
+    """Return (created_at, id) of signup ``after`` of ``forum`` as typed values to compare
+    with; 422 if there is none."""
+    row = None
+    if 0 < after <= MAX_ID:
+        row = db.session.execute(
+            sa.select(Signup.created_at, Signup.id).where(
+                Signup.id == after, Signup.forum_id == forum.id
+            )
+        ).one_or_none()
+    if row is None:
+        raise Invalid({"after": f"Signup {after} is not in this forum."})
+    return (
+        sa.literal(row.created_at, Signup.created_at.type),
+        sa.literal(row.id, Signup.id.type),
+    )
 
 
 def search(
-    forum: Forum, *, status: str | None, q: str | None, page: int, per_page: int
-) -> tuple[list[Signup], int]:
-    """Return one page of a forum's signups, newest first, and the total that match.
+    forum: Forum,
+    *,
+    status: str | None,
+    q: str | None,
+    page: int = 1,
+    per_page: int = 50,
+    after: int | None = None,
+    count: bool = True,
+) -> Page:
+    """Return one page of a forum's signups matching ``status`` and ``q``, newest first.
 
-    Pages follow ``ix_signups_forum_created`` / ``ix_signups_forum_status_created``, so a
-    page costs its own rows (plus the ones skipped before it), not the whole forum.
+    ``after``: the page that follows that signup (keyset: as cheap at the end of the list
+    as at the start, and stable while new signups arrive); otherwise page ``page``.
+    Pages follow ``ix_signups_forum_created`` / ``ix_signups_forum_status_created``.
+    ``count=False`` leaves the total out: counting a forum of 100,000 reads 100,000 index
+    entries, which a client that has the first page's total need not pay again.
     """
     conditions: list[Any] = [Signup.forum_id == forum.id]
     if status:
@@ -76,44 +224,74 @@ def search(
             conditions.append(Signup.status == SignupStatus(status))
         except ValueError:
             raise Invalid({"status": "Unknown status."}) from None
-    text = clean_text(q)[:200]
+    found = condition(forum, q or "")
     newest_first = (Signup.created_at.desc(), Signup.id.desc())
-    if text:
-        conditions.append(_search_condition(text))
+    anchor = _anchor(forum, after) if after is not None else None
+
+    def before_anchor(created_at: Any, signup_id: Any) -> list[Any]:
+        return [] if anchor is None else [sa.tuple_(created_at, signup_id) < sa.tuple_(*anchor)]
+
+    keyset = before_anchor(Signup.created_at, Signup.id)
+    offset = 0 if after is not None else (page - 1) * per_page
+    if found is not None:
+        conditions.append(found)
         # One pass: every match has to be read and checked anyway (the trigram index
-        # only narrows them down), so the page and the count come from the same matches
-        # instead of checking each twice. MATERIALIZED keeps PostgreSQL from walking the
-        # forum's newest-first index and checking every signup to fill one page.
+        # only narrows them down), so the page and the count come from the same matches.
+        # MATERIALIZED keeps PostgreSQL from walking the forum's newest-first index and
+        # checking every signup to fill one page.
         matches = (
             sa.select(Signup.id, Signup.created_at)
             .where(*conditions)
             .cte("matches")
             .prefix_with("MATERIALIZED")
         )
+        total_of: Any = (
+            sa.select(sa.func.count()).select_from(matches).scalar_subquery()
+            if count
+            else sa.null()
+        )
         one_page = (
-            sa.select(matches.c.id, sa.func.count().over().label("total"))
+            sa.select(matches.c.id, total_of.label("total"))
+            .where(*before_anchor(matches.c.created_at, matches.c.id))
             .order_by(matches.c.created_at.desc(), matches.c.id.desc())
-            .limit(per_page)
-            .offset((page - 1) * per_page)
+            .limit(per_page + 1)
+            .offset(offset)
             .subquery()
         )
-        found = db.session.execute(
+        rows = db.session.execute(
             sa.select(Signup, one_page.c.total)
             .join(one_page, Signup.id == one_page.c.id)
             .order_by(*newest_first)
         ).all()
-        if found:
-            return [signup for signup, _ in found], found[0][1]
-        if page == 1:
-            return [], 0
+        if rows:
+            items = [signup for signup, _ in rows]
+            return _page(forum, items, rows[0][1], per_page)
+        if offset == 0 and not keyset:
+            return Page([], 0 if count else None, None)
     # Without a search the count reads only the index (ix_signups_forum_status_created /
     # ix_signups_forum_created) and the page only its own rows.
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(Signup).where(*conditions))
-    rows = db.session.scalars(
-        sa.select(Signup)
-        .where(*conditions)
-        .order_by(*newest_first)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+    total = (
+        db.session.scalar(sa.select(sa.func.count()).select_from(Signup).where(*conditions)) or 0
+        if count
+        else None
     )
-    return list(rows), total or 0
+    items = list(
+        db.session.scalars(
+            sa.select(Signup)
+            .where(*conditions, *keyset)
+            .order_by(*newest_first)
+            .limit(per_page + 1)
+            .offset(offset)
+        )
+    )
+    return _page(forum, items, total, per_page)
+
+
+def _page(forum: Forum, items: list[Signup], total: int | None, per_page: int) -> Page:
+    # One more than a page was read: whether it exists says whether a next page does.
+    more = len(items) > per_page
+    items = items[:per_page]
+    for signup in items:
+        # Their forum is this one: no lazy load per signup when the page is shown.
+        set_committed_value(signup, "forum", forum)
+    return Page(items, total, items[-1].id if more and items else None)

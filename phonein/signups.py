@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from . import consents, i18n, phones
+from . import consents, i18n, phones, search
 from .database import upsert_insert
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
@@ -187,6 +187,7 @@ def register(
             manage_token_hash=hash_token(token),
             created_at=now,
             updated_at=now,
+            search_text=search.searchable(values),
             **values,
         )
         .on_conflict_do_nothing(index_elements=["forum_id", "phone"])
@@ -260,6 +261,7 @@ def change_by_listener(
         setattr(signup, field, values[field])
     if source is not None:
         consents.record_changes(signup, before, source)
+    signup.search_text = search.searchable(signup)
     if status == SignupStatus.WITHDRAWN or (
         content_changed and status in (SignupStatus.APPROVED, SignupStatus.REJECTED)
     ):
@@ -406,6 +408,7 @@ def screen_call(call: Call, data: dict[str, Any], now: datetime) -> Signup:
                     status=SignupStatus.PENDING,
                     created_at=now,
                     updated_at=now,
+                    search_text=search.searchable(values),
                     **{"sms_consent": False, "publish_consent": False, **values},
                 )
                 .on_conflict_do_nothing(index_elements=["forum_id", "phone"])
@@ -432,6 +435,7 @@ def screen_call(call: Call, data: dict[str, Any], now: datetime) -> Signup:
         for key, value in values.items():
             setattr(signup, key, value)
         consents.record_changes(signup, before, consents.on_the_phone())
+        signup.search_text = search.searchable(signup)
         if status in (SignupStatus.WITHDRAWN, SignupStatus.DROPPED):
             signup.status = SignupStatus.PENDING
     else:

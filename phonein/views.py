@@ -8,7 +8,7 @@ model does not declare. The API's schemas read a view's own fields first, then i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,15 @@ class View:
     """A row and what is computed about it."""
 
     row: Any
+
+    @classmethod
+    def own_fields(cls) -> frozenset[str]:
+        """Return the names of the view's own fields (the rest are its row's)."""
+        names: frozenset[str] | None = cls.__dict__.get("_own_fields")
+        if names is None:
+            names = frozenset(f.name for f in fields(cls)) - {"row"}
+            cls._own_fields = names  # type: ignore[attr-defined]
+        return names
 
 
 @dataclass(frozen=True)

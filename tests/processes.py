@@ -5,7 +5,9 @@ Every loop here is bounded in time, and every process started is stopped by its 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -165,3 +167,126 @@ def drain(app, worker: str = "test-worker", seconds: float = 30) -> None:  # typ
             )
         ).all()
     raise AssertionError(f"outbox did not drain: {left}")
+
+
+# Runs `phonein worker` with every wall-clock reading phonein makes (times.utcnow, so the
+# models' defaults too) offset by PHONEIN_TEST_CLOCK_SKEW seconds: that process only.
+SKEWED_WORKER = """
+import datetime, os
+import phonein.times
+
+class Skewed(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        skew = datetime.timedelta(seconds=float(os.environ["PHONEIN_TEST_CLOCK_SKEW"]))
+        return datetime.datetime.now(tz) + skew
+
+phonein.times.datetime = Skewed
+from phonein.cli import main
+main()
+"""
+
+
+class Outage(FakeTwilio):
+    """The fake Twilio, answering 503 to every new message while ``down`` is set."""
+
+    down = False
+
+    def _create(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if self.down:
+            with self.lock:
+                self.attempts += 1
+                self.rejected.append((503, form.get("To", "")))
+            return 503, {"code": 20503, "message": "Service Unavailable", "status": 503}
+        return super()._create(form)
+
+
+class Proxy:
+    """Forward 127.0.0.1:<port> to ``target``; or refuse, or hang, when told to."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.mode = "forward"
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        self.closing = False
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                if self.mode == "refuse" and not self.closing:
+                    time.sleep(0.05)  # the listener is closed; wait for it to come back
+                    continue
+                return
+            if self.mode == "hang":
+                self._keep(client)  # accepted, never answered
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            self._keep(client, upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _keep(self, *sockets: socket.socket) -> None:
+        with self.lock:
+            self.sockets.extend(sockets)
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                while self.mode == "hang" and not self.closing:
+                    time.sleep(0.05)  # hold it: the database does not answer
+                if self.mode != "forward":
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def cut(self) -> None:
+        """Drop every connection open through the proxy (a restarted database)."""
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def refuse(self) -> None:
+        self.mode = "refuse"
+        self.listener.close()
+        self.cut()
+
+    def hang(self) -> None:
+        self.mode = "hang"
+
+    def forward(self) -> None:
+        if self.mode == "refuse":
+            self.listener = socket.create_server(("127.0.0.1", self.port))
+            self.mode = "forward"
+            self.thread = threading.Thread(target=self._accept, daemon=True)
+            self.thread.start()
+        else:
+            self.mode = "forward"
+            self.cut()  # what hung is over; clients connect afresh
+
+    def close(self) -> None:
+        self.closing = True
+        self.mode = "closed"
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        self.cut()

@@ -28,24 +28,15 @@ from phonein.times import utcnow
 
 from .conftest import make_forum, make_signup
 from .fake_twilio import FakeTwilio, Faults
-from .processes import outbox_settled, start_worker, stop, wait_for, wave_forum, worker_env
-
-# Runs `phonein worker` with every wall-clock reading phonein makes (times.utcnow, so the
-# models' defaults too) offset by PHONEIN_TEST_CLOCK_SKEW seconds: that process only.
-SKEWED_WORKER = """
-import datetime, os
-import phonein.times
-
-class Skewed(datetime.datetime):
-    @classmethod
-    def now(cls, tz=None):
-        skew = datetime.timedelta(seconds=float(os.environ["PHONEIN_TEST_CLOCK_SKEW"]))
-        return datetime.datetime.now(tz) + skew
-
-phonein.times.datetime = Skewed
-from phonein.cli import main
-main()
-"""
+from .processes import (
+    SKEWED_WORKER,
+    outbox_settled,
+    start_worker,
+    stop,
+    wait_for,
+    wave_forum,
+    worker_env,
+)
 
 
 def start(env: dict[str, str], skew: float = 0.0) -> subprocess.Popen[str]:

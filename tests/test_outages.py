@@ -22,23 +22,10 @@ from phonein.sms.sender import Sender
 from phonein.times import utcnow
 
 from .conftest import bearer, make_forum, make_signup, make_user
-from .fake_twilio import FakeTwilio, settings
+from .fake_twilio import settings
+from .processes import Outage
 
 OLD_MAX_ATTEMPTS = 8  # after this many, retryable failures used to fail texts for good
-
-
-class Outage(FakeTwilio):
-    """The fake Twilio, answering 503 to every new message while ``down`` is set."""
-
-    down = False
-
-    def _create(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        if self.down:
-            with self.lock:
-                self.attempts += 1
-                self.rejected.append((503, form.get("To", "")))
-            return 503, {"code": 20503, "message": "Service Unavailable", "status": 503}
-        return super()._create(form)
 
 
 @pytest.fixture(autouse=True)

@@ -163,6 +163,81 @@ def test_rebalance_keeps_order_when_keys_run_out(app, monkeypatch):
     assert [s.id for s in snap.waiting] == expected
 
 
+@pytest.mark.parametrize("gap", [queue.GAP, 4])
+def test_random_moves_keep_the_order_a_list_would(app, monkeypatch, gap):
+    """Moves, adds (at a place and last) and removes against a plain list, with tight
+    keys too (gap 4: rebalances on the way)."""
+    monkeypatch.setattr(queue, "GAP", gap)
+    rng = random.Random(gap)
+    forum = live_forum()
+    signups = [make_signup(forum, status="approved").id for _ in range(12)]
+    expected: list[int] = []
+    now = utcnow()
+    for _ in range(80):
+        signup_id = rng.choice(signups)
+        if signup_id in expected and rng.random() < 0.15:
+            queue.remove(forum.slug, signup_id, now)
+            expected.remove(signup_id)
+        else:
+            others = [i for i in expected if i != signup_id]
+            position = rng.choice([None, 1, len(others) + 1, len(others) + 5, rng.randint(1, 13)])
+            _, _, placed = queue.place(forum.slug, signup_id, position, now)
+            at = len(others) if position is None else min(position, len(others) + 1) - 1
+            others.insert(at, signup_id)
+            expected = others
+            assert placed == at + 1
+        db.session.commit()
+        assert [s.id for s in queue.snapshot(forum).waiting] == expected
+
+
+def test_only_a_new_head_is_texted_that_they_are_next(client, app, producer):
+    from phonein.models import Message
+
+    forum = live_forum()
+    first, second, third = (make_signup(forum, status="queued") for _ in range(3))
+    url = f"/api/v1/forums/{forum.slug}/queue"
+
+    def told() -> list[int]:
+        db.session.rollback()
+        return list(
+            db.session.scalars(
+                sa.select(Message.signup_id).where(Message.kind == "next_up").order_by(Message.id)
+            )
+        )
+
+    assert told() == [first.id]
+    client.post(url, json={"signup_id": third.id, "position": 2}, headers=producer)
+    assert told() == [first.id]  # the head did not change: nobody new is told
+    client.post(url, json={"signup_id": first.id, "position": 3}, headers=producer)
+    assert told() == [first.id, third.id]  # the head moved away: the new head is told
+    client.post(url, json={"signup_id": second.id, "position": 1}, headers=producer)
+    assert told() == [first.id, third.id, second.id]
+
+
+def test_next_and_a_move_are_few_statements(client, app, producer):
+    forum = live_forum()
+    waiting = [make_signup(forum, status="queued") for _ in range(5)]
+    url = f"/api/v1/forums/{forum.slug}/queue"
+    client.post(f"{url}/next", headers=producer)  # the token's last use is written once
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        client.post(url, json={"signup_id": waiting[4].id, "position": 3}, headers=producer)
+        moved = list(statements)
+        statements.clear()
+        client.post(f"{url}/next", headers=producer)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    # token and user; lock; the signup with its neighbours' keys; its update.
+    assert len(moved) == 4, moved
+    # token and user; lock; finish; on air; next up; text the new head; the lines.
+    assert len(statements) == 7, statements
+
+
 def _queue_invariants(forum_id: int) -> tuple[list[int], int]:
     keys = db.session.scalars(
         sa.select(Signup.queue_key).where(Signup.forum_id == forum_id, Signup.status == "queued")

@@ -47,6 +47,26 @@ def test_unchanged_queue_answers_304_without_a_body(client, presenter, live_foru
     )
 
 
+def test_an_unchanged_poll_is_two_statements_the_token_with_its_user_and_the_tag(
+    client, presenter, live_forum
+):
+    forum, _ = live_forum
+    tag = poll(client, presenter, forum.slug).headers["ETag"]
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        again = poll(client, presenter, forum.slug, tag)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert again.status_code == 304
+    assert len(statements) == 2, statements
+    assert "api_tokens" in statements[0] and "users" in statements[0]
+
+
 def test_a_queue_change_gives_a_new_answer(client, presenter, live_forum):
     forum, _ = live_forum
     tag = poll(client, presenter, forum.slug).headers["ETag"]

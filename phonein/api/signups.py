@@ -92,27 +92,46 @@ def create_signup(data: dict[str, Any], slug: str) -> Response:
 def list_signups(args: dict[str, Any], slug: str) -> Any:
     """List and search a forum's signups, newest first.
 
-    ``q`` searches name, location and question, ignoring case and accents, and phone
-    numbers however they are typed. The answer carries an ETag, as the queue's does: the
-    producers' board polls the approved list every second, and an unchanged list
-    answers 304 from one indexed query.
+    ``q`` searches name, location and question, ignoring case and accents (Cyrillic and
+    Greek are transliterated: "anna" finds "Анна"), and phone numbers however they are
+    typed. ``after`` pages by keyset (see ``next_after``); ``page`` by offset. The answer
+    carries an ETag, as the queue's does: the producers' board polls the approved list
+    every second, and an unchanged list answers 304 from one indexed query.
     """
-    key = ("signups", args.get("status"), args.get("q"), args["page"], args["per_page"])
+    key = (
+        "signups",
+        args.get("status"),
+        args.get("q"),
+        args["page"],
+        args["per_page"],
+        args.get("after"),
+    )
     headers, unchanged = unchanged_since_asked(slug, utcnow(), *key)
     if unchanged is not None:
         return unchanged
     forum = forums.get_by_slug(slug)
-    items, total = search.search(
+    found = search.search(
         forum,
         status=args.get("status"),
         q=args.get("q"),
         page=args["page"],
         per_page=args["per_page"],
+        after=args.get("after"),
+        # The first page's total stands for the pages after it (see SignupPage.total).
+        count=args.get("after") is None,
     )
-    places = queue.positions(forum) if any(s.queue_key is not None for s in items) else {}
-    lines = calls.live_calls_of([s.id for s in items])
-    views = [SignupView(s, queue_position=places.get(s.id), call=lines.get(s.id)) for s in items]
-    page = {"items": views, "total": total, "page": args["page"], "per_page": args["per_page"]}
+    places = queue.positions_of(forum.id, found.items)
+    lines = calls.live_calls_of([s.id for s in found.items])
+    views = [
+        SignupView(s, queue_position=places.get(s.id), call=lines.get(s.id)) for s in found.items
+    ]
+    page = {
+        "items": views,
+        "total": found.total,
+        "page": args["page"],
+        "per_page": args["per_page"],
+        "next_after": found.next_after,
+    }
     return page, 200, headers
 
 
@@ -208,7 +227,7 @@ def screen_signups(data: dict[str, Any], slug: str) -> dict[str, Any]:
         forum, data["signup_ids"], data["decision"], utcnow(), and_queue=data["queue"]
     )
     commit()
-    places = queue.positions(forum) if result.changed else {}
+    places = queue.positions_of(forum.id, result.changed) if result.changed else {}
     return {
         "changed": [SignupView(s, queue_position=places.get(s.id)) for s in result.changed],
         "skipped": result.skipped,

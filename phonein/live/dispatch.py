@@ -103,14 +103,18 @@ def make_soon(call: Call) -> None:
     after_commit(("call", call.id), functools.partial(apply_one, call.id))
 
 
-def want(forum_id: int, command: CallCommand, *conditions: sa.ColumnElement[bool]) -> int:
-    """Ask for ``command`` on the forum's live calls matching ``conditions``.
+def want(
+    forum_id: int,
+    command: CallCommand | sa.ColumnElement[str],
+    *conditions: sa.ColumnElement[bool],
+) -> int:
+    """Ask for ``command`` (or a per-row expression of it) on the forum's live calls
+    matching ``conditions``; make it once the unit of work commits, if any call matched.
 
     A new command starts with a clean slate: tries spent on the last one do not count.
     """
-    soon(forum_id)
     same = sa.and_(Call.wanted.is_not(None), Call.wanted == command)
-    return changed(
+    asked = changed(
         sa.update(Call)
         .where(Call.forum_id == forum_id, Call.state.in_(CALL_LIVE), *conditions)
         .values(
@@ -122,14 +126,28 @@ def want(forum_id: int, command: CallCommand, *conditions: sa.ColumnElement[bool
         )
         .execution_options(synchronize_session=False)
     )
+    if asked:
+        # Nothing matched, nothing new to make: requests wanted before are the
+        # scheduler's (and the request that wanted them made them after its commit).
+        soon(forum_id)
+    return asked
 
 
 def after_step(done: Signup | None, on_air_now: Signup | None) -> None:
-    """The queue moved: the finished caller's part ends, the new one goes on air."""
-    if done is not None:
-        want(done.forum_id, CallCommand.END, Call.signup_id == done.id)
-    if on_air_now is not None:
-        want(on_air_now.forum_id, CallCommand.ON_AIR, Call.signup_id == on_air_now.id)
+    """The queue moved: the finished caller's part ends, the new one goes on air.
+
+    One statement for both lines: "next" is the busiest thing a producer does.
+    """
+    commands = {
+        signup.id: command
+        for signup, command in ((done, CallCommand.END), (on_air_now, CallCommand.ON_AIR))
+        if signup is not None
+    }
+    if not commands:
+        return
+    forum_id = (done or on_air_now).forum_id  # type: ignore[union-attr]
+    command = sa.case(commands, value=Call.signup_id)
+    want(forum_id, command, Call.signup_id.in_(list(commands)))
 
 
 def forum_live(forum: Forum, now: datetime) -> bool:

@@ -74,7 +74,7 @@ def _back(slug: str) -> str:
 
 def _rows_context(forum: Forum, items: list[Signup], back: str) -> dict[str, Any]:
     now = utcnow()
-    places = queue.positions(forum) if any(s.queue_key is not None for s in items) else {}
+    places = queue.positions_of(forum.id, items)
     return {
         "forum": forum,
         "items": items,
@@ -99,12 +99,20 @@ def screening(slug: str) -> ResponseReturnValue:
         status = None
     q = request.args.get("q", "")
     page = _page()
-    items, total = search.search(forum, status=status, q=q, page=page, per_page=PER_PAGE)
+    # "Older" pages by keyset (the last signup shown), as cheap deep in a big forum as
+    # at its start; ?page= still works.
+    after = request.args.get("after", type=int)
+    found = search.search(
+        forum, status=status, q=q, page=page, per_page=PER_PAGE, after=after or None
+    )
+    items, total = found.items, found.total or 0
     return render_template(
         "producer/screening.html",
         total=total,
         page=page,
         pages=_pages(total),
+        after=after,
+        next_after=found.next_after,
         status=status,
         q=q,
         counts=forums.signup_counts(forum),
