@@ -1,7 +1,7 @@
 """honest texts: the ``closed`` SMS kind
 
 Revision ID: 0015_honest_texts
-Revises: 0014_screening_publication
+Revises: 0013_live_controls
 Create Date: 2026-11-30 23:30:00
 
 When a forum closes, approved and queued listeners who were not reached (and are not on
@@ -13,7 +13,7 @@ so it needs no new kind.
 from alembic import op
 
 revision = "0015_honest_texts"
-down_revision = "0014_screening_publication"
+down_revision = "0013_live_controls"
 branch_labels = None
 depends_on = None
 
