@@ -141,6 +141,11 @@ PURGE_AFTER_DAYS = 90
 # How often the producer and presenter boards poll for changes, in milliseconds.
 BOARD_POLL_MS = 1000
 
+# The station's language (BCP 47, one phonein ships: en, fr, es, ar): forums that name no
+# languages are offered in it, and pages of no one forum open in it unless the reader's
+# browser asks for another shipped language.
+DEFAULT_LANGUAGE = "en"
+
 # Forum defaults.
 DEFAULT_REMINDER_OFFSETS = [86400, 3600, 600]
 DEFAULT_DURATION_MINUTES = 60

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from . import i18n
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .inputs import clean_line, clean_text
@@ -51,6 +52,7 @@ EDITABLE = (
     "timezone",
     "signup_closes_at",
     "reminder_offsets",
+    "languages",
     "slug",
 )
 
@@ -145,6 +147,21 @@ def _validate(values: dict[str, Any], now: datetime, *, creating: bool) -> dict[
             )
         else:
             values["reminder_offsets"] = sorted(set(offsets), reverse=True)
+    if "languages" in values:
+        languages = values["languages"]
+        if isinstance(languages, str):
+            languages = [part.strip() for part in languages.split(",")]
+        chosen = (
+            [i18n.supported(tag) for tag in languages] if isinstance(languages, list) else [None]
+        )
+        if not chosen or None in chosen:
+            errors["languages"] = (
+                "Give a list of languages phonein speaks (BCP 47, the forum's own first), from: "
+                + ", ".join(i18n.shipped_languages())
+                + "."
+            )
+        else:
+            values["languages"] = list(dict.fromkeys(chosen))
     return errors
 
 
@@ -154,6 +171,7 @@ def station_defaults() -> dict[str, Any]:
     return {
         "duration_minutes": config["DEFAULT_DURATION_MINUTES"],
         "reminder_offsets": config["DEFAULT_REMINDER_OFFSETS"],
+        "languages": [i18n.default_language()],
     }
 
 
@@ -169,6 +187,7 @@ def create(
     values.setdefault("duration_minutes", defaults["duration_minutes"])
     values.setdefault("reminder_offsets", list(defaults["reminder_offsets"]))
     values.setdefault("timezone", "UTC")
+    values.setdefault("languages", list(defaults.get("languages") or [i18n.default_language()]))
     missing = {f: "This field is required." for f in ("title", "starts_at") if f not in values}
     errors = missing or _validate(values, now, creating=True)
     if errors:
@@ -190,7 +209,14 @@ def update(forum: Forum, values: dict[str, Any], now: datetime) -> ForumChange:
     status = values.pop("status", None)
     values = {k: v for k, v in values.items() if k in EDITABLE}
     errors = _validate(values, now, creating=False)
-    for required in ("title", "starts_at", "duration_minutes", "timezone", "reminder_offsets"):
+    for required in (
+        "title",
+        "starts_at",
+        "duration_minutes",
+        "timezone",
+        "reminder_offsets",
+        "languages",
+    ):
         if required in values and values[required] is None:
             errors[required] = "This field cannot be empty."
     if errors:

@@ -20,6 +20,7 @@ from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import Model
+from .i18n import default_language
 from .times import UTCDateTime, utcnow
 
 NAME_MAX = 80
@@ -185,6 +186,8 @@ class Forum(Model):
     timezone: Mapped[str] = mapped_column(sa.String(64))
     signup_closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reminder_offsets: Mapped[list[int]] = mapped_column(sa.JSON)
+    # BCP 47 tags, the first the forum's own: what its pages, texts and prompts are offered in.
+    languages: Mapped[list[str]] = mapped_column(sa.JSON, default=lambda: [default_language()])
     status: Mapped[str] = mapped_column(sa.String(16), default=ForumStatus.OPEN)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped by every queue change; boards poll it, and the UPDATE that bumps it is the
@@ -304,6 +307,8 @@ class Signup(Model):
     sms_consent: Mapped[bool] = mapped_column(default=False)
     publish_consent: Mapped[bool] = mapped_column(default=False)
     timezone: Mapped[str | None] = mapped_column(sa.String(64))
+    # The listener's language (BCP 47), one of the forum's; None reads as the forum's first.
+    language: Mapped[str | None] = mapped_column(sa.String(35))
     status: Mapped[str] = mapped_column(sa.String(16), default=SignupStatus.PENDING)
     stance: Mapped[str | None] = mapped_column(sa.String(16))
     rating: Mapped[int | None]
@@ -322,6 +327,11 @@ class Signup(Model):
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     forum: Mapped[Forum] = relationship(back_populates="signups")
+
+    @property
+    def reads_in(self) -> str:
+        """Return the language every text, prompt and page to this listener is in."""
+        return self.language or (self.forum.languages or [default_language()])[0]
 
 
 class MessageKind(StrEnum):

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from . import phones
+from . import i18n, phones
 from .database import upsert_insert
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
@@ -81,6 +81,10 @@ def validate_listener(data: dict[str, Any], *, default_region: str) -> dict[str,
     out["sms_consent"] = as_bool(data.get("sms_consent"))
     out["publish_consent"] = as_bool(data.get("publish_consent"))
 
+    # The page's or client's language: resolved against the forum's in ``register``, where
+    # anything unknown or not offered becomes the forum's first language, never an error.
+    language = data.get("language")
+    out["language"] = language.strip()[:35] if isinstance(language, str) else None
     zone = clean_text(data.get("timezone")) or None
     if zone and zone_or_none(zone) is None:
         errors["timezone"] = "Unknown time zone; give an IANA name like 'Europe/Paris'."
@@ -150,6 +154,7 @@ def register(
     if not forum.accepts_signups_at(now):
         raise Conflict("Signups for this forum are closed.", code="signups_closed")
     values = validate_listener(data, default_region=default_region)
+    values["language"] = i18n.choose_language(forum.languages, requested=[values["language"]])
     token = secrets.token_urlsafe(24)
     stmt = (
         upsert_insert(Signup.__table__)
@@ -181,6 +186,7 @@ def register(
     change_by_listener(signup, values, now)
     signup.timezone = values["timezone"]
     signup.country = values["country"]
+    signup.language = values["language"]
     if new_link:
         signup.manage_token_hash = hash_token(token)
     db.session.flush()

@@ -1,5 +1,6 @@
-"""The built wheel is the product: it carries templates, config, static files and migrations,
-and `phonein serve` from it serves every page from any folder (no checkout needed)."""
+"""The built wheel is the product: it carries templates, config, static files, migrations and
+compiled catalogues, and `phonein serve` from it serves every page from any folder (no
+checkout needed)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,13 @@ def test_the_wheel_carries_templates_config_static_files_and_migrations(wheel: P
             if p.is_file() and "__pycache__" not in p.parts
         ),
     }
+    # The catalogues: every .po, and the .mo the build compiled from it (setup.py).
+    catalogues = sorted(
+        p.relative_to(ROOT / "phonein").as_posix()
+        for p in ROOT.glob("phonein/translations/*/LC_MESSAGES/*.po")
+    )
+    shipped["catalogues"] = catalogues + [name[:-3] + ".mo" for name in catalogues]
+    assert len(catalogues) >= 8
     assert len(shipped["templates"]) > 10
     for group, files in shipped.items():
         for name in files:

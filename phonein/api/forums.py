@@ -35,6 +35,7 @@ def forum_json(forum: Forum, *, with_counts: bool) -> dict[str, Any]:
             "timezone",
             "signup_closes_at",
             "reminder_offsets",
+            "languages",
         )
     }
     data["status"] = forum.status_at(now).value

@@ -67,6 +67,9 @@ class ForumOut(Schema):
     timezone = fields.Str()
     signup_closes_at = UTC()
     reminder_offsets = fields.List(fields.Int())
+    languages = fields.List(
+        fields.Str(), metadata={"description": "BCP 47; the forum's own language first."}
+    )
     status = fields.Str(metadata={"enum": [s.value for s in ForumStatus]})
     accepting_signups = fields.Bool()
     url = fields.Str()
@@ -92,6 +95,11 @@ class ForumFields(Schema):
     timezone = fields.Str(validate=validate.Length(1, 64))
     signup_closes_at = UTC(allow_none=True)
     reminder_offsets = fields.List(fields.Int(strict=True), validate=validate.Length(max=20))
+    languages = fields.List(
+        fields.Str(validate=validate.Length(1, 35)),
+        validate=validate.Length(1, 20),
+        metadata={"description": "BCP 47 tags phonein ships (en, fr, es, ar), own first."},
+    )
 
 
 class ForumCreate(ForumFields):
@@ -113,6 +121,13 @@ class SignupIn(Schema):
     sms_consent = fields.Bool(load_default=False)
     publish_consent = fields.Bool(load_default=False)
     timezone = fields.Str(allow_none=True, validate=validate.Length(max=64))
+    language = fields.Str(
+        allow_none=True,
+        metadata={
+            "description": "BCP 47. Default: Accept-Language among the forum's languages; "
+            "one the forum does not offer becomes its first."
+        },
+    )
 
 
 class SignupCreated(ViewSchema):
@@ -124,6 +139,7 @@ class SignupCreated(ViewSchema):
     phone = fields.Str(metadata={"description": "E.164"})
     country = fields.Str(allow_none=True)
     timezone = fields.Str(allow_none=True)
+    language = fields.Str(attribute="reads_in")
     sms_consent = fields.Bool()
     publish_consent = fields.Bool()
     manage_url = fields.Str(metadata={"description": "The listener's private link."})
@@ -175,6 +191,7 @@ class SignupOut(ViewSchema):
     sms_consent = fields.Bool()
     publish_consent = fields.Bool()
     timezone = fields.Str(allow_none=True)
+    language = fields.Str(attribute="reads_in")
     status = fields.Str(metadata={"enum": [s.value for s in SignupStatus]})
     stance = fields.Str(allow_none=True)
     rating = fields.Int(allow_none=True)

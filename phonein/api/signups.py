@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, current_app, jsonify, request
 from flask_smorest import Blueprint
 
-from .. import challenge, forums, publication, search, signups, verification
+from .. import challenge, forums, i18n, publication, search, signups, verification
 from ..accounts import require_api
 from ..database import commit
 from ..limits import signup_rate
@@ -54,6 +54,8 @@ def create_signup(data: dict[str, Any], slug: str) -> Response:
     if challenge.required(current_app.config):
         challenge.check(data.pop("challenge", None), now)
     forum = forums.get_by_slug(slug)
+    if not data.get("language"):
+        data["language"] = i18n.choose_language(forum.languages, accept=request.accept_languages)
     region = current_app.config["DEFAULT_REGION"]
     if verification.verifying(current_app.config):
         found = verification.start(

@@ -21,7 +21,7 @@ from icalendar import Calendar, Event
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .. import challenge, forums, links, phones, publication, signups, verification
+from .. import challenge, forums, i18n, links, phones, publication, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
@@ -78,13 +78,16 @@ def _forum_page(forum: Forum, form: SignupForm, status: int = 200) -> ResponseRe
 
 @bp.get("/forums/<slug>")
 def forum_page(slug: str) -> ResponseReturnValue:
-    return _forum_page(forums.get_by_slug(slug), SignupForm())
+    forum = forums.get_by_slug(slug)
+    i18n.offer(forum.languages)
+    return _forum_page(forum, SignupForm())
 
 
 @bp.post("/forums/<slug>")
 @signup_rate
 def sign_up(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
+    language = i18n.offer(forum.languages)
     form = SignupForm()
     if not forum.accepts_signups_at(utcnow()):
         return render_template("public/closed.html", forum=forum), 409
@@ -103,13 +106,14 @@ def sign_up(slug: str) -> ResponseReturnValue:
                 "Please send the form again."
             )
             return _forum_page(forum, form, 400)
+    data = {**form.data, "language": language}
     try:
         if proving:
             found = verification.start(
-                forum, form.data, now, default_region=region, client_address=request.remote_addr
+                forum, data, now, default_region=region, client_address=request.remote_addr
             )
         else:
-            result = verification.sign_up_unverified(forum, form.data, now, default_region=region)
+            result = verification.sign_up_unverified(forum, data, now, default_region=region)
     except Invalid as error:
         rollback()
         _attach_errors(form, error)
@@ -224,6 +228,7 @@ def open_manage_page(signup: Signup) -> WerkzeugResponse:
 
 def _manage_page(signup: Signup, form: ListenerEditForm, status: int = 200) -> ResponseReturnValue:
     forum = signup.forum
+    i18n.offer(forum.languages, stored=signup.reads_in)
     token_hash = signup.manage_token_hash or ""
     return render_template(
         "public/manage.html",
@@ -272,6 +277,7 @@ def _erase(signup: Signup) -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
         return open_manage_page(signup)
     forum = signup.forum
+    i18n.offer(forum.languages, stored=signup.reads_in)
     signups.erase(signup, utcnow())
     commit()
     response = Response(render_template("public/erased.html", forum=forum))

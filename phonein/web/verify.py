@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField
 
-from .. import verification
+from .. import i18n, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid
 from ..extensions import db
@@ -38,6 +38,7 @@ class LinkForm(FlaskForm):
 
 def _page(found: Verification, form: CodeForm, status: int = 200) -> ResponseReturnValue:
     forum = db.session.get(Forum, found.forum_id)
+    i18n.offer(forum.languages if forum else None)
     return render_template(
         "public/verify.html",
         mode="code",
@@ -114,6 +115,7 @@ def link_page(verification_id: str) -> ResponseReturnValue:
         return render_template("public/verify.html", mode="kept", forum=None), 404
     found = db.session.get(Verification, verification_id)
     forum = db.session.get(Forum, found.forum_id) if found else None
+    i18n.offer(forum.languages if forum else None)
     return render_template(
         "public/verify.html",
         mode="choose",
