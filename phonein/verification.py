@@ -163,6 +163,7 @@ def _send(verification: Verification, now: datetime) -> None:
             code,
             f"{verification.id}@{now:%H%M%S.%f}",
             now,
+            language=(verification.values or {}).get("language"),
         )
     except codes.CodeRefused as refused:
         raise _answer(refused) from refused

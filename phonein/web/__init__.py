@@ -11,9 +11,10 @@ from ..times import format_in_zone, rfc3339
 
 
 def init_app(app: Flask) -> None:
-    from . import board, headers, producer, public, verify
+    from . import board, headers, producer, public, texts_preview, verify
 
     headers.init_app(app)
+    texts_preview.init_app(app)
 
     app.register_blueprint(public.bp)
     app.register_blueprint(verify.bp)
