@@ -31,7 +31,8 @@ from ..models import Forum, MessageKind
 from ..times import zone_or_none
 
 # How long the forum's title may be in a text: at most 50 characters; down to 30 when
-# that saves a segment, and further only to keep within the limit (2 GSM-7, 3 UCS-2).
+# that saves a segment, and further only to keep within the limit (2 GSM-7, 3 UCS-2),
+# which as a last resort also drops the listener's own time (the forum's stays).
 TITLE_MAX_IN_SMS = 50
 FEWER_SEGMENT_TITLES = (40, 30)
 WITHIN_LIMIT_TITLES = (40, 30, 20, 12)
@@ -62,6 +63,9 @@ class Text:
     now: datetime
     extra: dict[str, str] = field(default_factory=dict)
     title_max: int = TITLE_MAX_IN_SMS
+    # False: the forum's time only, when the listener's own would take the text past its
+    # limit (a long link and a title in another script).
+    own_time: bool = True
 
     def say(self, msgid: str, **variables: Any) -> str:
         """Translate ``msgid`` into the listener's language and fill it in."""
@@ -110,7 +114,7 @@ class Text:
         )
         own_zone = zone_or_none(self.zone)
         forum = zone_or_none(forum_zone)
-        if own_zone is None or self.zone == forum_zone:
+        if own_zone is None or self.zone == forum_zone or not self.own_time:
             return text
         ours, theirs = moment.astimezone(forum) if forum else moment, moment.astimezone(own_zone)
         if ours.utcoffset() == theirs.utcoffset():
@@ -139,7 +143,7 @@ def _confirmation(t: Text) -> str:
     # The link goes in as the text is sent (links.fill): the stored text, which producers
     # read in the SMS log, holds no working private link.
     return t.say(
-        T_('You\'re signed up for "%(title)s", %(when)s. Change or cancel: %(link)s'),
+        T_('Signed up for "%(title)s", %(when)s. Change or cancel: %(link)s'),
         title=t.title,
         when=t.when(),
         link=links.PLACEHOLDER,
@@ -254,8 +258,8 @@ def body(
     build = BUILDERS.get(kind, _help)
     language = language or forum_language(forum)
 
-    def made(title_max: int) -> tuple[str, gsm.Cost]:
-        text = Text(forum, zone, language, now, extra, title_max)
+    def made(title_max: int, own_time: bool = True) -> tuple[str, gsm.Cost]:
+        text = Text(forum, zone, language, now, extra, title_max, own_time)
         written = finish(text, build(text))
         return written, gsm.cost(as_sent(written, _public_url()))
 
@@ -266,14 +270,15 @@ def body(
     for segments in range(1, cost.segments):
         for title_max in FEWER_SEGMENT_TITLES:
             shorter, shorter_cost = made(title_max)
-            if shorter_cost.segments <= segments:
+            if shorter_cost.segments <= segments and not shorter_cost.over:
                 return shorter
     if not cost.over:
         return written
-    for title_max in WITHIN_LIMIT_TITLES:
-        written, cost = made(title_max)
-        if not cost.over:
-            return written
+    for own_time in (True, False):
+        for title_max in WITHIN_LIMIT_TITLES:
+            written, cost = made(title_max, own_time)
+            if not cost.over:
+                return written
     return written
 
 
