@@ -23,7 +23,10 @@ from phonein.sms import texts
 
 from .conftest import login, make_forum
 
-LATIN = "\u201cWho\u2019s paying for the coast?\u201d \u2014 climate, insurance and the new map of S\u00e3o Paulo\u2019s suburbs\u2026"
+LATIN = (
+    "\u201cWho\u2019s paying for the coast?\u201d \u2014 climate, insurance and the new map "
+    "of S\u00e3o Paulo\u2019s suburbs\u2026"
+)
 ARABIC = "من يدفع ثمن الساحل؟ المناخ والتأمين والخريطة الجديدة للمدن الساحلية"
 LANGUAGES = ("en", "fr", "es", "ar")
 PUBLIC_URL = "https://phonein.example-broadcaster.org"
