@@ -6,10 +6,18 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
-from phonein.models import Forum
+from phonein import worker
+from phonein.extensions import db
+from phonein.models import Forum, Message
 from phonein.settings import ConfigError
-from phonein.sms import quiet
+from phonein.sms import outbox, quiet
+from phonein.times import utcnow
+
+from .conftest import login, make_forum, make_signup
+from .fake_twilio import FakeTwilio, settings
+from .processes import drain
 
 NIGHT = quiet.Window(time(22, 0), time(8, 0))
 
@@ -72,3 +80,102 @@ def test_the_listener_zone_is_theirs_else_their_number_country_else_the_forum():
     assert quiet.listener_zone(None, "+1", "Europe/London") == ZoneInfo("America/New_York")
     assert quiet.listener_zone(None, "+999", "Europe/London") == ZoneInfo("Europe/London")
     assert quiet.listener_zone(None, None, "Europe/London") == ZoneInfo("Europe/London")
+
+
+# --- end to end: the worker's tick, the real SDK, the fake Twilio ---------------------------
+
+
+def _night_starting_soon(now: datetime) -> tuple[datetime, str]:
+    """A quiet window whose evening ends within the last minute (to the minute, in UTC)."""
+    opens = (now + quiet.MARGIN).replace(second=0, microsecond=0)
+    return opens, f"{opens:%H:%M}-{opens + timedelta(hours=8):%H:%M}"
+
+
+def test_a_reminder_that_falls_in_quiet_hours_is_moved_and_still_arrives_before_the_show(
+    make_app,
+):
+    now = utcnow()
+    opens, window = _night_starting_soon(now)
+    with FakeTwilio() as fake:
+        app = make_app(**settings(fake, SMS_RATE=1000, QUIET_HOURS=window))
+        with app.app_context():
+            # The 24-hour reminder falls due an hour into a UTC listener's night; for a
+            # listener two hours west it falls due an hour before theirs begins.
+            forum = make_forum(
+                starts_at=opens + timedelta(hours=25),
+                now=now - timedelta(hours=2),
+                reminder_offsets=[86400, 3600, 600],
+            )
+            due = forum.starts_at - timedelta(days=1)
+            night = make_signup(forum, now=now - timedelta(hours=1), timezone="UTC")
+            evening = make_signup(forum, now=now - timedelta(hours=1), timezone="Etc/GMT+2")
+            worker.tick(app, "quiet-test")
+        drain(app)
+        with app.app_context():
+            [moved] = db.session.scalars(sa.select(Message).where(Message.kind == "reminder")).all()
+            assert moved.signup_id == night.id and moved.status == "queued"
+            # Sent at the end of the listener's evening: before the night, before its
+            # due time, and so before the show.
+            assert moved.send_at == opens - quiet.MARGIN
+            assert moved.sent_at is not None and moved.sent_at < due < forum.starts_at
+            assert moved.key.startswith("86400@")
+            [text] = [m["body"] for m in fake.sent_to(night.phone) if m["body"].startswith("Rem")]
+            assert "starts in 25 hours" in text
+            assert not [m for m in fake.sent_to(evening.phone) if m["body"].startswith("Rem")]
+            # The producers' SMS log says when it was due and why it left early.
+            note = quiet.note(moved, forum)
+            assert note and "quiet hours" in note and f"{due:%H:%M}" in note
+            client = app.test_client()
+            login(client)
+            page = client.get(f"/producer/forums/{forum.slug}/messages").get_data(as_text=True)
+            assert "inside the listener&#39;s quiet hours" in page
+            # The wave itself, at its due time: the other listener's reminder, not a second
+            # one to the first.
+            assert outbox.fan_out_wave(forum, 86400, due, due) == 1
+            db.session.commit()
+            later = db.session.scalars(
+                sa.select(Message).where(
+                    Message.kind == "reminder", Message.signup_id == evening.id
+                )
+            ).one()
+            assert later.send_at == due and quiet.note(later, forum) is None
+
+
+def test_the_last_reminder_before_the_show_is_never_held_back(make_app):
+    now = utcnow()
+    opens, window = _night_starting_soon(now)
+    app = make_app(QUIET_HOURS=window)
+    with app.app_context():
+        # Its only reminder, 24 hours before, falls due in the night: it stays where it is.
+        forum = make_forum(
+            starts_at=opens + timedelta(hours=25),
+            now=now - timedelta(hours=2),
+            reminder_offsets=[86400],
+        )
+        make_signup(forum, now=now - timedelta(hours=1), timezone="UTC")
+        assert outbox.fan_out_early(now, timedelta(seconds=5)) == 0
+        due = forum.starts_at - timedelta(days=1)
+        assert outbox.fan_out_wave(forum, 86400, due, due) == 1
+        db.session.commit()
+        [reminder] = db.session.scalars(sa.select(Message).where(Message.kind == "reminder"))
+        assert reminder.send_at == due
+
+
+def test_someone_who_signs_up_after_their_evening_gets_no_moved_reminder(make_app):
+    now = utcnow()
+    opens, window = _night_starting_soon(now)
+    app = make_app(QUIET_HOURS=window)
+    with app.app_context():
+        forum = make_forum(
+            starts_at=opens + timedelta(hours=25),
+            now=now - timedelta(hours=2),
+            reminder_offsets=[86400, 600],
+        )
+        make_signup(forum, now=opens - timedelta(minutes=20), timezone="UTC")  # in time
+        make_signup(forum, now=opens + timedelta(minutes=5), timezone="UTC")  # in the night
+        db.session.commit()
+        due = forum.starts_at - timedelta(days=1)
+        # Its offset was already past for the late one when they signed up: no reminder
+        # in the night for them, and none when the wave comes either.
+        assert outbox.fan_out_early(opens - quiet.MARGIN, timedelta(seconds=5)) == 1
+        assert outbox.fan_out_wave(forum, 86400, due, due) == 0
