@@ -16,7 +16,7 @@ No network, no database: the forum is built in memory inside an app context (for
 public URL and the catalogues). Goal: at most 5 segments per listener in total for
 GSM-7 languages (en, fr, es).
 
-Usage: ``python bench/sms_cost.py [--public-url URL] [--base main] [--json]``.
+Usage: ``python bench/sms_cost.py [--public-url URL] [--base main] [--title T] [--json]``.
 """
 
 from __future__ import annotations
@@ -98,13 +98,13 @@ def _main_builder(base: str) -> ModuleType:
     return module
 
 
-def _forum() -> Forum:
+def _forum(title: str) -> Forum:
     starts = (datetime.now(UTC) + timedelta(days=3)).replace(
         hour=19, minute=0, second=0, microsecond=0
     )
     return Forum(
         slug="coast",
-        title=TITLE,
+        title=title,
         question="Q",
         correspondent="C",
         description="",
@@ -125,7 +125,7 @@ def _received(build: Any, forum: Forum, zone: str, public_url: str) -> list[int]
     return [gsm.cost(texts.as_sent(build(kind, now), public_url)).segments for kind, now in moments]
 
 
-def run(public_url: str, base: str) -> dict[str, Any]:
+def run(public_url: str, base: str, title: str = TITLE) -> dict[str, Any]:
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": "sqlite://",
@@ -135,9 +135,9 @@ def run(public_url: str, base: str) -> dict[str, Any]:
         }
     )
     before_module = _main_builder(base)
-    result: dict[str, Any] = {"public_url": public_url, "base": base, "title": TITLE}
+    result: dict[str, Any] = {"public_url": public_url, "base": base, "title": title}
     with app.app_context():
-        forum = _forum()
+        forum = _forum(title)
         per: dict[str, dict[str, list[int]]] = {
             "before": defaultdict(list),
             "after": defaultdict(list),
@@ -191,9 +191,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--public-url", default="https://phonein.example.org")
     parser.add_argument("--base", default="main", help="git revision whose texts are 'before'")
+    parser.add_argument("--title", default=TITLE, help="the forum's title")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.public_url, args.base)
+    result = run(args.public_url, args.base, args.title)
     if args.json:
         print(json.dumps(result, indent=2))
         return
