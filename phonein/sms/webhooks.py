@@ -101,7 +101,7 @@ def inbound_sms() -> Response:
             outbox.opt_out(phone, now)
             commit()
         # Where Twilio's own opt-out handling is on, it sends its reply and drops ours:
-        # set its localized replies in the Messaging Service (docs/operations.md).
+        # set its localized replies in the Messaging Service (README, Twilio).
         return twiml(stop_reply(language))
     if word in START_WORDS:
         if first:
