@@ -101,7 +101,7 @@ def test_every_text_stays_within_its_segment_limit(make_app, title, language):
 
 def test_a_shortened_title_is_cut_between_words_and_folded_to_gsm():
     forum = _forum(LATIN)
-    folded = gsm.fold(LATIN)
+    folded = gsm.fold(LATIN).replace('"', "'")
     for title_max in (texts.TITLE_MAX_IN_SMS, *texts.WITHIN_LIMIT_TITLES):
         title = texts.Text(forum, None, "en", STARTS, title_max=title_max).title
         assert len(title) <= title_max and gsm.is_gsm(gsm.fold_letters(title))

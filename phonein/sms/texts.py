@@ -81,7 +81,8 @@ class Text:
         # typographic apostrophe must neither start a line the listener reads as ours nor
         # double the cost.
         title = " ".join(gsm.fold(self.forum.title).split())
-        return gsm.shorten(title, self.title_max)
+        # The texts quote the title in double quotes: its own go in as single ones.
+        return gsm.shorten(title.replace('"', "'"), self.title_max)
 
     def moment(self, moment: datetime, zone_name: str | None, *, date: bool = True) -> str:
         locale = _locale(self.language)
