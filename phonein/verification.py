@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from . import phones, signups
+from . import i18n, phones, signups
 from .errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from .extensions import db
 from .links import forum_url
@@ -163,7 +163,7 @@ def _send(verification: Verification, now: datetime) -> None:
             code,
             f"{verification.id}@{now:%H%M%S.%f}",
             now,
-            language=(verification.values or {}).get("language"),
+            language=_language(verification),
         )
     except codes.CodeRefused as refused:
         raise _answer(refused) from refused
@@ -172,6 +172,13 @@ def _send(verification: Verification, now: datetime) -> None:
     db.session.add(_sent(verification, now))
     verification.expires_at = now + _minutes("VERIFY_CODE_MINUTES")
     db.session.flush()
+
+
+def _language(verification: Verification) -> str:
+    """The language the code goes out in: the one the signup asked for, among the forum's."""
+    forum = db.session.get(Forum, verification.forum_id)
+    requested = (verification.values or {}).get("language")
+    return i18n.choose_language(forum.languages if forum else [], requested=[requested])
 
 
 def _sent(verification: Verification, now: datetime) -> CodeSend:

@@ -206,3 +206,24 @@ def test_an_unknown_caller_hears_the_forums_first_language():
     assert twiml.voice_for("es-MX") == ("es-ES", "Polly.Lucia")
     assert twiml.voice_for("de") == twiml.DEFAULT_VOICE
     assert twiml.voice_for(None) == twiml.DEFAULT_VOICE
+
+
+def test_the_code_goes_out_in_the_language_the_signup_asked_for(make_app):
+    app = make_app(VERIFY="sms", VERIFY_BACKEND="outbox")
+    with app.app_context():
+        client = app.test_client()
+        forum = make_forum(languages=["en", "ar"])
+        listener = {
+            "name": "Leila",
+            "location": "Cairo",
+            "question": "Q?",
+            "sms_consent": True,
+        }
+        url = f"/api/v1/forums/{forum.slug}/signups"
+        for phone, language, words in (
+            ("+201001234567", "ar", "رمزك في phonein هو"),
+            ("+201001234568", "fr", "Your phonein code is"),  # not one of the forum's
+        ):
+            client.post(url, json={**listener, "phone": phone, "language": language})
+            [code] = db.session.scalars(sa.select(Message).where(Message.to == phone)).all()
+            assert code.kind == "code" and code.body.startswith(words), code.body
