@@ -26,6 +26,7 @@ from flask import current_app
 from .database import upsert_insert
 from .errors import DomainError
 from .extensions import db
+from .i18n import _
 from .models import ChallengeUse
 
 ALGORITHM = "SHA-256"
@@ -83,14 +84,14 @@ def _payload(solution: Any) -> dict[str, Any]:
             try:
                 text = base64.b64decode(text, validate=True).decode()
             except (binascii.Error, UnicodeDecodeError, ValueError):
-                raise ChallengeFailed("The solution is not readable.") from None
+                raise ChallengeFailed(_("The solution is not readable.")) from None
         try:
             found = json.loads(text)
         except ValueError:
-            raise ChallengeFailed("The solution is not readable.") from None
+            raise ChallengeFailed(_("The solution is not readable.")) from None
         if isinstance(found, dict):
             return found
-    raise ChallengeFailed("Please solve the challenge from GET /api/v1/challenge first.")
+    raise ChallengeFailed(_("Please solve the challenge from GET /api/v1/challenge first."))
 
 
 def check(solution: Any, now: datetime) -> None:
@@ -108,16 +109,16 @@ def check(solution: Any, now: datetime) -> None:
         or len(challenge) != 64
         or len(salt) > 100
     ):
-        raise ChallengeFailed("The solution is incomplete.")
+        raise ChallengeFailed(_("The solution is incomplete."))
     if not hmac.compare_digest(signature, _sign(challenge)):
-        raise ChallengeFailed("That challenge was not issued here.")
+        raise ChallengeFailed(_("That challenge was not issued here."))
     if not 0 <= number <= int(current_app.config["CHALLENGE_MAX_NUMBER"]) or not (
         hmac.compare_digest(_digest(salt, number), challenge)
     ):
-        raise ChallengeFailed("That is not the solution.")
+        raise ChallengeFailed(_("That is not the solution."))
     expires = _expiry(salt)
     if expires is None or expires <= now:
-        raise ChallengeFailed("The challenge has expired: please solve a new one.")
+        raise ChallengeFailed(_("The challenge has expired: please solve a new one."))
     used = db.session.scalar(
         upsert_insert(ChallengeUse)
         .values(challenge=challenge, expires_at=expires)
@@ -125,7 +126,7 @@ def check(solution: Any, now: datetime) -> None:
         .returning(ChallengeUse.challenge)
     )
     if used is None:
-        raise ChallengeFailed("That solution was used already: please solve a new challenge.")
+        raise ChallengeFailed(_("That solution was used already: please solve a new challenge."))
     db.session.execute(sa.delete(ChallengeUse).where(ChallengeUse.expires_at < now))
 
 

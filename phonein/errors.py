@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .database import UNAVAILABLE, rollback
+from .i18n import _, direction, lazy_gettext, page_language
 
 DEFAULT_CODES = {
     400: "bad_request",
@@ -136,7 +137,10 @@ def handle_http_exception(error: HTTPException) -> tuple[Response | str, int]:
             "the page's CSRF token (the X-CSRFToken header, or csrf_token in a form); "
             "API clients should use 'Authorization: Bearer TOKEN' instead.",
         )
-    if status == 400 and request.path.startswith("/api/"):
+    if not wants_json() and status in PAGE_MESSAGES:
+        # Pages say it in the reader's language; werkzeug's descriptions are English.
+        message = str(PAGE_MESSAGES[status])
+    elif status == 400 and request.path.startswith("/api/"):
         message = "The request body is not valid JSON (or not UTF-8)."
     elif status == 413:
         message = "The request body is too large."
@@ -152,11 +156,34 @@ def handle_domain_error(error: DomainError) -> tuple[Response | str, int]:
     return error_response(error.status, error.code, error.message, error.fields)
 
 
-UNAVAILABLE_PAGE = (
-    "<!doctype html><html lang=en><meta charset=utf-8><title>Unavailable · phonein</title>"
-    "<h1>Temporarily unavailable</h1><p>We cannot reach our database just now. "
-    "Please try again in a minute.</p></html>"
-)
+# What a page says for an HTTP error, in the reader's language (werkzeug's is English).
+PAGE_MESSAGES = {
+    400: lazy_gettext(
+        "Your browser sent a request we could not read. Please go back and try again."
+    ),
+    404: lazy_gettext("There is nothing at this address. The link may be old or mistyped."),
+    405: lazy_gettext("This page cannot be used that way. Please go back and try again."),
+    413: lazy_gettext("What you sent is too large."),
+    429: lazy_gettext(
+        "Too many requests from your connection. Please wait a minute and try again."
+    ),
+}
+
+
+def unavailable_page() -> str:
+    """Return the plain page for a database outage, in the reader's language.
+
+    Plain on purpose: the site's templates ask the database (who is logged in), which is
+    what just failed. Choosing the language needs no database.
+    """
+    language = page_language()
+    title = _("Temporarily unavailable")
+    text = _("We cannot reach our database just now. Please try again in a minute.")
+    return (
+        f'<!doctype html><html lang="{language}" dir="{direction(language)}">'
+        f"<meta charset=utf-8><title>{title} · phonein</title>"
+        f"<h1>{title}</h1><p>{text}</p></html>"
+    )
 
 
 def handle_database_unavailable(error: Exception) -> tuple[Response | str, int, dict[str, str]]:
@@ -177,7 +204,7 @@ def handle_database_unavailable(error: Exception) -> tuple[Response | str, int, 
     if wants_json():
         body = {"code": "unavailable", "message": "The database is unavailable; try again soon."}
         return jsonify(error=body), 503, headers
-    return UNAVAILABLE_PAGE, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+    return unavailable_page(), 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
 
 
 def handle_unexpected(error: Exception) -> tuple[Response | str, int]:
@@ -187,7 +214,7 @@ def handle_unexpected(error: Exception) -> tuple[Response | str, int]:
     from flask import current_app
 
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(500, "internal_error", "Something went wrong on our side.")
+    return error_response(500, "internal_error", _("Something went wrong on our side."))
 
 
 def init_app(app: Flask) -> None:

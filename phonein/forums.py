@@ -15,6 +15,7 @@ from flask import current_app
 from . import i18n
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
+from .i18n import _
 from .inputs import clean_line, clean_text
 from .live import dispatch
 from .models import (
@@ -78,7 +79,7 @@ def get_by_slug(slug: str, *, for_update: bool = False) -> Forum:
         stmt = stmt.with_for_update()
     forum = db.session.scalars(stmt).one_or_none()
     if forum is None:
-        raise NotFound(f"There is no forum called '{slug}'.")
+        raise NotFound(_("There is no forum called '%(slug)s'.", slug=slug))
     return forum
 
 

@@ -21,6 +21,7 @@ from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
 
+import flask_babel
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, get_timezone_location
 from babel.messages.mofile import write_mo
@@ -28,7 +29,9 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, Domain, force_locale, get_locale, refresh
+from markupsafe import Markup
 from werkzeug.datastructures import LanguageAccept
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header
 from werkzeug.wrappers import Response
 
@@ -43,12 +46,35 @@ DOMAINS = (PAGES, TEXTS)
 COOKIE = "phonein_lang"
 COOKIE_DAYS = 365
 QUERY = "lang"
+# The producers' and presenters' pages are written in English only.
+STAFF_LANGUAGE = "en"
 
 __all__ = [
+    "_",
     "force_locale",
+    "lazy_gettext",
+    "ngettext",
     "text_gettext",
     "text_ngettext",
 ]
+
+
+# --- Marking page strings (the ``messages`` domain) -------------------------------------------
+
+
+def _(msgid: str, **variables: Any) -> str:
+    """Translate a page string into the page's language (``%(name)s`` placeholders)."""
+    return str(flask_babel.gettext(msgid, **variables))
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    """Translate a page string that depends on a count (``%(num)d``)."""
+    return str(flask_babel.ngettext(singular, plural, num, **variables))
+
+
+def lazy_gettext(msgid: str, **variables: Any) -> Any:
+    """Mark a page string defined at import time (form labels), translated when shown."""
+    return flask_babel.lazy_gettext(msgid, **variables)
 
 
 # --- Which languages phonein speaks -------------------------------------------------------
@@ -242,6 +268,39 @@ def page_language() -> str:
     return bcp47(locale) if locale else default_language()
 
 
+def format_locale() -> Locale:
+    """Return the locale dates and numbers on this page are written in: the page's
+    language in the reader's own region when their browser names one (``en-GB`` writes
+    "14:00", ``en-US`` "2:00 PM"), else the language's CLDR default."""
+    language = page_language()
+    if has_request_context():
+        primary = language.split("-")[0].lower()
+        for tag, quality in request.accept_languages:
+            if quality > 0 and tag.split("-")[0].lower() == primary and "-" in tag:
+                try:
+                    return Locale.parse(tag, sep="-")
+                except (UnknownLocaleError, ValueError):
+                    continue
+    return to_locale(language)
+
+
+def _posted_language() -> str | None:
+    """Return the ``language`` a posted form names, if its body could be read at all.
+
+    Also called while an error page for that very body (too large, malformed) is being
+    rendered: reading it again must not raise again.
+    """
+    if request.method != "POST" or request.mimetype not in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        return None
+    try:
+        return request.form.get("language")
+    except HTTPException:
+        return None
+
+
 def _select_locale() -> str:
     if not has_request_context():
         return _babel_name(default_language())
@@ -254,6 +313,8 @@ def _select_locale() -> str:
         choices,
         requested=(
             request.args.get(QUERY),
+            # The signup form says which language it was read in (no cookie needed).
+            _posted_language(),
             request.cookies.get(COOKIE),
             g.get("phonein_stored"),
         ),
@@ -263,9 +324,9 @@ def _select_locale() -> str:
 
 
 def _remember_switch(response: Response) -> Response:
-    """Keep a language picked with ``?lang=`` in a cookie for the next pages."""
-    asked = request.args.get(QUERY)
-    language = supported(asked)
+    """Keep a language picked with ``?lang=`` (or a form read in it) in a cookie, so the
+    pages that follow (the code page, the listener's own page) stay in it."""
+    language = supported(request.args.get(QUERY)) or supported(_posted_language())
     if language and request.cookies.get(COOKIE) != language:
         response.set_cookie(
             COOKIE,
@@ -402,8 +463,24 @@ def init_app(app: Flask) -> None:
 
     @app.template_filter("moment")
     def moment_filter(moment: datetime | None, zone: str | None) -> str:
-        return format_moment(moment, zone, page_language()) if moment else ""
+        return format_moment(moment, zone, format_locale()) if moment else ""
 
     @app.template_filter("zone_name")
     def zone_filter(zone: str | None) -> str:
         return zone_name(zone, page_language())
+
+    app.add_template_filter(bdi, "bdi")
+    app.add_template_filter(strong, "strong")
+
+
+def bdi(text: Any) -> Markup:
+    """Isolate someone's own words (a name, a place) inside a sentence of the page.
+
+    Without it, an Arabic name in a French sentence, or a Latin one in an Arabic sentence,
+    takes the punctuation and numbers around it along in its direction.
+    """
+    return Markup("<bdi>{}</bdi>").format(text)
+
+
+def strong(text: Any) -> Markup:
+    return Markup("<strong>{}</strong>").format(text)

@@ -15,6 +15,7 @@ from phonenumbers import PhoneNumberType
 from phonenumbers import timezone as number_zones
 
 from .errors import Invalid
+from .i18n import _, country_name, lazy_gettext, page_language
 
 
 def _read_tab(name: str) -> list[list[str]]:
@@ -61,26 +62,31 @@ def normalize(raw: str, *, country: str | None, timezone: str | None, default_re
     """
     text = (raw or "").strip()
     if not text:
-        raise Invalid({"phone": "Please give a phone number."})
+        raise Invalid({"phone": _("Please give a phone number.")})
     if len(text) > 40:
-        raise Invalid({"phone": "That is too long to be a phone number."})
+        raise Invalid({"phone": _("That is too long to be a phone number.")})
     region = (country or country_for_timezone(timezone) or default_region).upper()
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         raise Invalid(
             {
-                "phone": "That does not look like a phone number. Include the country code, "
-                "like +44 20 7946 0000."
+                "phone": _(
+                    "That does not look like a phone number. Include the country code, "
+                    "like +44 20 7946 0000."
+                )
             }
         ) from None
     if not phonenumbers.is_valid_number(number):
         where = phonenumbers.region_code_for_number(number) or region
-        country_name = country_names().get(where, where)
         raise Invalid(
             {
-                "phone": f"{text} is not a valid phone number for {country_name}."
-                " Check the digits, or include the country code (+…)."
+                "phone": _(
+                    "%(number)s is not a valid phone number for %(country)s. Check the digits, "
+                    "or include the country code (+…).",
+                    number=text,
+                    country=country_name(where, page_language()),
+                )
             }
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -124,15 +130,32 @@ class Reach(StrEnum):
 # Numbers whose cost falls on the caller's network, or that reach no one person: premium
 # rate, shared cost, toll free, UAN, pager, personal, VoIP, voicemail access. These are what
 # SMS pumping and toll fraud use; no listener needs them for a phone-in.
+# Each refusal is one whole sentence, translated when it is said (``reach``).
 REFUSED_TYPES = {
-    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
-    PhoneNumberType.SHARED_COST: "a shared-cost number",
-    PhoneNumberType.TOLL_FREE: "a toll-free number",
-    PhoneNumberType.UAN: "a company switchboard (UAN) number",
-    PhoneNumberType.PAGER: "a pager number",
-    PhoneNumberType.PERSONAL_NUMBER: "a personal forwarding number",
-    PhoneNumberType.VOIP: "an internet (VoIP) number",
-    PhoneNumberType.VOICEMAIL: "a voicemail access number",
+    PhoneNumberType.PREMIUM_RATE: lazy_gettext(
+        "That is a premium-rate number. Please give a mobile or home phone number."
+    ),
+    PhoneNumberType.SHARED_COST: lazy_gettext(
+        "That is a shared-cost number. Please give a mobile or home phone number."
+    ),
+    PhoneNumberType.TOLL_FREE: lazy_gettext(
+        "That is a toll-free number. Please give a mobile or home phone number."
+    ),
+    PhoneNumberType.UAN: lazy_gettext(
+        "That is a company switchboard (UAN) number. Please give a mobile or home phone number."
+    ),
+    PhoneNumberType.PAGER: lazy_gettext(
+        "That is a pager number. Please give a mobile or home phone number."
+    ),
+    PhoneNumberType.PERSONAL_NUMBER: lazy_gettext(
+        "That is a personal forwarding number. Please give a mobile or home phone number."
+    ),
+    PhoneNumberType.VOIP: lazy_gettext(
+        "That is an internet (VoIP) number. Please give a mobile or home phone number."
+    ),
+    PhoneNumberType.VOICEMAIL: lazy_gettext(
+        "That is a voicemail access number. Please give a mobile or home phone number."
+    ),
 }
 
 
@@ -156,18 +179,20 @@ def reach(e164: str, policy: Policy) -> tuple[Reach, str | None]:
     """Say what phonein may do with ``e164`` under ``policy``, and why not when it may not."""
     number = phonenumbers.parse(e164)
     if any(e164.startswith(prefix) for prefix in policy.deny_prefixes):
-        return Reach.NONE, "We cannot text or call numbers of that range."
+        return Reach.NONE, _("We cannot text or call numbers of that range.")
     region = phonenumbers.region_code_for_number(number)
     if policy.countries is not None and region not in policy.countries:
-        name = country_names().get(region or "", "that country")
-        return Reach.NONE, f"We cannot text or call numbers from {name} for this programme."
+        if not region or region == "001":
+            return Reach.NONE, _("We cannot text or call numbers of that range.")
+        return Reach.NONE, _(
+            "We cannot text or call numbers from %(country)s for this programme.",
+            country=country_name(region, page_language()),
+        )
     kind = phonenumbers.number_type(number)
     if kind in REFUSED_TYPES:
-        return Reach.NONE, (
-            f"That is {REFUSED_TYPES[kind]}. Please give a mobile or home phone number."
-        )
+        return Reach.NONE, str(REFUSED_TYPES[kind])
     if kind == PhoneNumberType.FIXED_LINE:
-        return Reach.CALL_ONLY, "That is a landline, which cannot receive texts."
+        return Reach.CALL_ONLY, _("That is a landline, which cannot receive texts.")
     return Reach.TEXT_AND_CALL, None
 
 

@@ -18,6 +18,7 @@ from . import i18n, phones
 from .database import upsert_insert
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
+from .i18n import _
 from .inputs import EMAIL_RE, as_bool, clean_text
 from .links import manage_url
 from .live import queue
@@ -55,13 +56,28 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _length(errors: dict[str, str], name: str, value: str, low: int, high: int, label: str) -> None:
-    if not low <= len(value) <= high:
-        errors[name] = (
-            f"Please give your {label}."
+def _length_error(name: str, value: str, high: int) -> str | None:
+    """Say what is wrong with the length of a listener's ``name``, ``location`` or
+    ``question`` (one whole sentence each, for the translators)."""
+    if value and len(value) <= high:
+        return None
+    if name == "name":
+        return (
+            _("Please give your name.")
             if not value
-            else f"Keep your {label} to {high} characters."
+            else _("Keep your name to %(max)d characters.", max=high)
         )
+    if name == "location":
+        return (
+            _("Please say where you are.")
+            if not value
+            else _("Keep where you are to %(max)d characters.", max=high)
+        )
+    return (
+        _("Please give your question or comment.")
+        if not value
+        else _("Keep your question or comment to %(max)d characters.", max=high)
+    )
 
 
 def validate_listener(data: dict[str, Any], *, default_region: str) -> dict[str, Any]:
@@ -71,12 +87,12 @@ def validate_listener(data: dict[str, Any], *, default_region: str) -> dict[str,
     out["name"] = clean_text(data.get("name"))
     out["location"] = clean_text(data.get("location"))
     out["question"] = clean_text(data.get("question"))
-    _length(errors, "name", out["name"], 1, NAME_MAX, "name")
-    _length(errors, "location", out["location"], 1, LOCATION_MAX, "location")
-    _length(errors, "question", out["question"], 1, QUESTION_MAX, "question or comment")
+    for name, high in (("name", NAME_MAX), ("location", LOCATION_MAX), ("question", QUESTION_MAX)):
+        if problem := _length_error(name, out[name], high):
+            errors[name] = problem
     email = clean_text(data.get("email")) or None
     if email and (len(email) > EMAIL_MAX or not EMAIL_RE.match(email)):
-        errors["email"] = "That does not look like an email address."
+        errors["email"] = _("That does not look like an email address.")
     out["email"] = email
     out["sms_consent"] = as_bool(data.get("sms_consent"))
     out["publish_consent"] = as_bool(data.get("publish_consent"))
@@ -87,11 +103,11 @@ def validate_listener(data: dict[str, Any], *, default_region: str) -> dict[str,
     out["language"] = language.strip()[:35] if isinstance(language, str) else None
     zone = clean_text(data.get("timezone")) or None
     if zone and zone_or_none(zone) is None:
-        errors["timezone"] = "Unknown time zone; give an IANA name like 'Europe/Paris'."
+        errors["timezone"] = _("Unknown time zone; give an IANA name like 'Europe/Paris'.")
         zone = None
     country = (clean_text(data.get("country")) or "").upper() or None
     if country and country not in phones.country_names():
-        errors["country"] = "Unknown country; give a two-letter ISO code like 'US'."
+        errors["country"] = _("Unknown country; give a two-letter ISO code like 'US'.")
         country = None
     if "phone" in data:
         try:
@@ -123,11 +139,13 @@ def reach_errors(phone: str | None, *, sms_consent: bool) -> dict[str, str]:
         return {}
     reach, why = phones.reach(phone, phones.Policy.from_config(current_app.config))
     if reach == phones.Reach.NONE:
-        return {"phone": why or "We cannot use that number."}
+        return {"phone": why or _("We cannot use that number.")}
     if reach == phones.Reach.CALL_ONLY and sms_consent:
         return {
-            "sms_consent": "That number is a landline, which cannot receive texts: untick "
-            "this box, or give a mobile number."
+            "sms_consent": _(
+                "That number is a landline, which cannot receive texts: untick this box, or "
+                "give a mobile number."
+            )
         }
     return {}
 
@@ -152,7 +170,7 @@ def register(
     nothing on conflict, so two simultaneous requests for one number yield one row.
     """
     if not forum.accepts_signups_at(now):
-        raise Conflict("Signups for this forum are closed.", code="signups_closed")
+        raise Conflict(_("Signups for this forum are closed."), code="signups_closed")
     values = validate_listener(data, default_region=default_region)
     values["language"] = i18n.choose_language(forum.languages, requested=[values["language"]])
     token = secrets.token_urlsafe(24)
@@ -213,12 +231,14 @@ def change_by_listener(signup: Signup, values: dict[str, Any], now: datetime) ->
     status = _under_queue_lock(signup)
     if not signup.forum.active_at(now):
         raise Conflict(
-            "This phone-in is over: signups can no longer be changed.", code="forum_over"
+            _("This phone-in is over: signups can no longer be changed."), code="forum_over"
         )
     if status in SIGNUP_LOCKED:
         raise Conflict(
-            "Your call is already in the producers' queue, so it can no longer be changed "
-            "online. You can still withdraw.",
+            _(
+                "Your call is already in the producers' queue, so it can no longer be changed "
+                "online. You can still withdraw."
+            ),
             code="signup_locked",
         )
     content_changed = any(getattr(signup, f) != values[f] for f in ("name", "location", "question"))
@@ -240,7 +260,9 @@ def by_manage_token(token: str) -> Signup:
             sa.select(Signup).where(Signup.manage_token_hash == hash_token(token))
         ).one_or_none()
     if signup is None:
-        raise NotFound("This link is not valid any more. It may have been replaced by a newer one.")
+        raise NotFound(
+            _("This link is not valid any more. It may have been replaced by a newer one.")
+        )
     return signup
 
 
@@ -269,7 +291,7 @@ def withdraw(signup: Signup, now: datetime) -> None:
     """Take the listener out of the forum at their request; nothing more is sent."""
     was = _under_queue_lock(signup)
     if was == SignupStatus.ON_AIR:
-        raise Conflict("You are on air right now.", code="on_air")
+        raise Conflict(_("You are on air right now."), code="on_air")
     signup.status = SignupStatus.WITHDRAWN
     signup.queue_key = None
     signup.published = False

@@ -28,6 +28,7 @@ from flask import current_app
 from . import i18n, phones, signups
 from .errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from .extensions import db
+from .i18n import _
 from .links import forum_url
 from .models import CodeSend, Forum, Signup, Verification, VerificationChannel
 from .sms import codes
@@ -123,28 +124,44 @@ def _check_send_limits(phone: str, now: datetime) -> None:
     per number range (codes never entered), and the station's hourly budget."""
     config = current_app.config
     limits = (
-        (timedelta(hours=1), int(config["VERIFY_CODES_PER_HOUR"]), "an hour"),
-        (timedelta(days=1), int(config["VERIFY_CODES_PER_DAY"]), "a day"),
+        (
+            timedelta(hours=1),
+            int(config["VERIFY_CODES_PER_HOUR"]),
+            _(
+                "We have sent as many codes to this number as we can in an hour. "
+                "Please try again later."
+            ),
+        ),
+        (
+            timedelta(days=1),
+            int(config["VERIFY_CODES_PER_DAY"]),
+            _(
+                "We have sent as many codes to this number as we can in a day. "
+                "Please try again later."
+            ),
+        ),
     )
-    for window, most, label in limits:
+    for window, most, refusal in limits:
         sent = db.session.scalar(
             sa.select(sa.func.count())
             .select_from(CodeSend)
             .where(CodeSend.phone == phone, CodeSend.sent_at > now - window)
         )
         if (sent or 0) >= most:
-            raise TooMany(
-                f"We have sent as many codes to this number as we can in {label}. "
-                "Please try again later."
-            )
+            raise TooMany(refusal)
     if _unproved_in_range(phone, now) >= int(config["VERIFY_RANGE_UNPROVED_PER_HOUR"]):
         raise TooMany(
-            "We cannot send more codes to numbers like this one just now. Please try again later."
+            _(
+                "We cannot send more codes to numbers like this one just now. "
+                "Please try again later."
+            )
         )
     if budget_spent(now):
         raise TooMany(
-            "We are receiving more signups than we can check right now. "
-            "Please try again in a little while: your place is not lost."
+            _(
+                "We are receiving more signups than we can check right now. "
+                "Please try again in a little while: your place is not lost."
+            )
         )
 
 
@@ -195,16 +212,24 @@ def _sent(verification: Verification, now: datetime) -> CodeSend:
 def _answer(refused: codes.CodeRefused) -> DomainError:
     """Map why a code could not be sent or checked to the listener's answer."""
     if refused.reason == "landline":
-        return Invalid({"channel": "That number cannot receive texts: ask for a call instead."})
+        return Invalid({"channel": _("That number cannot receive texts: ask for a call instead.")})
     if refused.reason == "invalid":
-        return Invalid({"phone": refused.detail or "We cannot send a code to that number."})
+        # The outbox backend's own reason is phonein's wording; Twilio's is not for listeners.
+        mobile_only = refused.detail.startswith("We can only text codes here")
+        return Invalid(
+            {
+                "phone": _("We can only text codes here: please give a mobile number.")
+                if mobile_only
+                else _("We cannot send a code to that number.")
+            }
+        )
     if refused.reason == "blocked":
-        return Invalid({"phone": "We cannot send a code to that number. Please use another."})
+        return Invalid({"phone": _("We cannot send a code to that number. Please use another.")})
     if refused.reason == "too_many":
-        return TooMany("Too many codes or tries for this number. Please try again later.")
+        return TooMany(_("Too many codes or tries for this number. Please try again later."))
     if refused.reason == "gone":
-        return NotFound("This code has expired. Please sign up again.")
-    return Upstream("We could not send or check your code just now. Please try again.")
+        return NotFound(_("This code has expired. Please sign up again."))
+    return Upstream(_("We could not send or check your code just now. Please try again."))
 
 
 def forget_old(now: datetime) -> None:
@@ -231,7 +256,7 @@ def start(
     one that signed up, one that is queued and one that opted out.
     """
     if not forum.accepts_signups_at(now):
-        raise Conflict("Signups for this forum are closed.", code="signups_closed")
+        raise Conflict(_("Signups for this forum are closed."), code="signups_closed")
     values = signups.validate_listener(data, default_region=default_region)
     verification = Verification(
         id="VE" + secrets.token_hex(16),
@@ -256,7 +281,7 @@ def live(verification_id: str, now: datetime) -> Verification:
     if verification_id and len(verification_id) <= 40:
         found = db.session.get(Verification, verification_id)
     if found is None or found.proved_at is not None or found.expires_at <= now:
-        raise NotFound("This code has expired or was already used. Please sign up again.")
+        raise NotFound(_("This code has expired or was already used. Please sign up again."))
     return found
 
 
@@ -265,11 +290,13 @@ def resend(verification_id: str, channel: str | None, now: datetime) -> Verifica
     verification = live(verification_id, now)
     if channel is not None:
         if channel not in (VerificationChannel.SMS, VerificationChannel.CALL):
-            raise Invalid({"channel": "Use 'sms' or 'call'."})
+            raise Invalid({"channel": _("Use 'sms' or 'call'.")})
         if channel == VerificationChannel.SMS and channel_for(verification.phone) == (
             VerificationChannel.CALL
         ):
-            raise Invalid({"channel": "That number cannot receive texts: ask for a call instead."})
+            raise Invalid(
+                {"channel": _("That number cannot receive texts: ask for a call instead.")}
+            )
         verification.channel = channel
     _send(verification, now)
     return verification
@@ -284,7 +311,7 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
     verification = live(verification_id, now)
     code = (code or "").strip()
     if verification.attempts >= int(current_app.config["VERIFY_MAX_ATTEMPTS"]):
-        raise TooMany("Too many wrong codes. Please ask for a new one.")
+        raise TooMany(_("Too many wrong codes. Please ask for a new one."))
     verification.attempts += 1
     sender = codes.sender()
     if not code.isdigit() or len(code) > 10:
@@ -326,7 +353,7 @@ def _known(forum: Forum, phone: str) -> Signup:
         sa.select(Signup).where(Signup.forum_id == forum.id, Signup.phone == phone)
     ).one_or_none()
     if signup is None:
-        raise NotFound("This signup no longer exists.")
+        raise NotFound(_("This signup no longer exists."))
     return signup
 
 
@@ -343,10 +370,10 @@ def choose_new_link(verification_id: str, now: datetime) -> str:
         or found.signup_id is None
         or now > found.proved_at + timedelta(minutes=CHOICE_MINUTES)
     ):
-        raise NotFound("This choice is no longer open. Your private link is unchanged.")
+        raise NotFound(_("This choice is no longer open. Your private link is unchanged."))
     signup = db.session.get(Signup, found.signup_id)
     if signup is None:
-        raise NotFound("This signup no longer exists.")
+        raise NotFound(_("This signup no longer exists."))
     return signups.new_manage_link(signup)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +246,71 @@ def test_a_signup_without_language_reads_in_its_forums_first(app: Any) -> None:
     assert signup.language == "es"
     signup.language = None
     assert signup.reads_in == "es"
+
+
+def test_producers_set_a_forums_languages_on_its_form(client: Any) -> None:
+    from tests.conftest import login
+
+    login(client)
+    starts = (datetime.now(UTC) + timedelta(days=4)).strftime("%Y-%m-%dT%H:%M")
+    form = {
+        "title": "Droits de pêche",
+        "timezone": "Africa/Dakar",
+        "starts_at": starts,
+        "duration_minutes": "30",
+        "reminder_offsets": "60",
+    }
+    new = client.get("/producer/forums/new", headers={"Accept-Language": "fr"})
+    assert '<html lang="en" dir="ltr">' in new.text  # staff pages are English-only
+    assert 'name="languages"' in new.text
+    assert (
+        client.post("/producer/forums/new", data={**form, "languages": "fr, en"}).status_code == 302
+    )
+    body = client.get("/api/v1/forums/droits-de-peche").get_json()
+    assert body["languages"] == ["fr", "en"]
+    edit = client.get("/producer/forums/droits-de-peche/edit").text
+    assert 'value="fr, en"' in edit
+    # The producers' list names the zone by its city.
+    assert "(Dakar Time)" in client.get("/producer/").text
+    bad = client.post(
+        "/producer/forums/droits-de-peche/edit", data={**form, "languages": "fr, klingon"}
+    )
+    assert bad.status_code == 422 and "Give a list of languages phonein speaks" in bad.text
+
+
+def test_a_body_too_large_gets_its_error_page_in_the_readers_language(client: Any) -> None:
+    # The language selector reads the posted form; a body it cannot read must not fail twice.
+    forum = make_forum(languages=["fr", "en"])
+    client.set_cookie("phonein_lang", "fr")
+    response = client.post(f"/forums/{forum.slug}", data={"name": "x" * 70000, "language": "fr"})
+    assert response.status_code == 413
+    assert '<html lang="fr" dir="ltr">' in response.text
+    assert "trop volumineux" in response.text
+
+
+def test_a_proved_signup_keeps_the_language_its_form_was_read_in(make_app: Any) -> None:
+    from phonein.sms import codes
+
+    app = make_app(VERIFY="sms", VERIFY_BACKEND="memory")
+    with app.app_context():
+        forum = make_forum(languages=["en", "es"])
+        client = app.test_client()
+        form = {
+            "name": "Lucía",
+            "location": "Sevilla",
+            "phone": "+34 612 34 56 78",
+            "question": "¿Y los autobuses?",
+            "language": "es",  # the page's hidden field: no cookie, no Accept-Language
+        }
+        posted = client.post(f"/forums/{forum.slug}", data=form)
+        assert posted.status_code == 303
+        code_page = client.get(posted.headers["Location"]).text
+        assert '<html lang="es" dir="ltr">' in code_page  # the form's language, kept
+        code = codes.sender(app).last_code("+34612345678")  # type: ignore[attr-defined]
+        done = client.post(posted.headers["Location"], data={"code": code})
+        assert done.status_code == 303
+        signup = db.session.scalars(db.select(Signup)).one()
+        assert signup.language == "es"
+        # The listener's own page then opens in the stored language.
+        manage = client.get(done.headers["Location"], follow_redirects=True)
+        assert '<html lang="es" dir="ltr">' in manage.text

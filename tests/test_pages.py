@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from phonein import signups as S
 from phonein.errors import Conflict
 from phonein.extensions import db
+from phonein.i18n import format_moment
 from phonein.models import Forum, Message, Signup
 from phonein.times import utcnow
 
@@ -50,10 +51,10 @@ def test_signup_form_to_confirmation_with_both_times_and_links(client, app):
     confirmation = client.get(manage_path(response)).get_data(as_text=True)
     assert "You are signed up" in confirmation
     assert "+1 201-555-0211" in confirmation
-    london = forum.starts_at.astimezone(__import__("zoneinfo").ZoneInfo("Europe/London"))
-    new_york = forum.starts_at.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
-    assert f"{london:%H:%M} {london.tzname()}" in confirmation
-    assert f"{new_york:%H:%M} {new_york.tzname()}" in confirmation
+    # The forum's time and the listener's own, each named by its city (phonein.i18n).
+    assert format_moment(forum.starts_at, "Europe/London", "en") in confirmation
+    assert format_moment(forum.starts_at, "America/New_York", "en") in confirmation
+    assert "(London Time)" in confirmation and "(New York Time)" in confirmation
     assert f"/forums/{forum.slug}/calendar.ics" in confirmation
     assert 'id="manage-link"' in confirmation
     signup = db.session.query(Signup).one()
@@ -424,7 +425,9 @@ def test_published_forum_shows_selection_and_balance(client, app, producer):
     client.patch(f"/api/v1/forums/{forum.slug}", json={"status": "published"}, headers=producer)
     page = client.get(f"/forums/{forum.slug}").get_data(as_text=True)
     assert "This debate is now closed" in page
-    assert "Nobody wants to go back." in page and "Ingrid, Bergen, Norway" in page
+    # Listener-written name and place, each isolated for bidirectional display.
+    assert "Nobody wants to go back." in page
+    assert "<bdi>Ingrid</bdi>, <bdi>Bergen, Norway</bdi>" in page
     assert "Shorter meetings" in page
     assert "Private Person" not in page
     assert "<strong>2</strong> in favour" in page and "<strong>1</strong> against" in page

@@ -35,11 +35,6 @@ DEFAULT_VOICE = VOICES["en"]
 VOICE = DEFAULT_VOICE[1]
 
 
-def T_(msgid: str) -> str:
-    """Mark ``msgid`` for extraction into the ``texts`` domain (translated in ``say``)."""
-    return msgid
-
-
 def language_of(forum: Forum | None, signup: Signup | None = None) -> str | None:
     """The language a caller hears: their signup's, else the forum's first (None: station's)."""
     if signup is not None:
@@ -66,16 +61,14 @@ def spoken_moment(moment: datetime, zone_name: str | None, language: str | None)
     clock = format_time(local, "HH:mm", locale=locale)
     place = get_timezone_location(zone, locale=locale, return_city=True) if zone else "UTC"
     return text_gettext(
-        language, T_("%(day)s at %(time)s, %(place)s time"), day=day, time=clock, place=place
+        language, "%(day)s at %(time)s, %(place)s time", day=day, time=clock, place=place
     )
 
 
-def say(response: VoiceResponse, language: str | None, msgid: str, **variables: Any) -> None:
-    """Speak ``msgid`` in ``language`` (translated and filled in) with that language's voice."""
+def say(response: VoiceResponse, language: str | None, text: str) -> None:
+    """Speak ``text`` (already in ``language``: ``text_gettext``) with that language's voice."""
     spoken, voice = voice_for(language)
-    if (language or "").split("-")[0].lower() not in VOICES:
-        language = None  # heard in the default voice's language, so said in it too
-    response.say(text_gettext(language, msgid, **variables), voice=voice, language=spoken)
+    response.say(text, voice=voice, language=spoken)
 
 
 def queue_name(forum: Forum) -> str:
@@ -123,7 +116,11 @@ def conference_twiml(
     )
     response.append(dial)
     if not studio:
-        say(response, language, T_("Thank you for calling %(title)s. Goodbye."), title=forum.title)
+        say(
+            response,
+            language,
+            text_gettext(language, "Thank you for calling %(title)s. Goodbye.", title=forum.title),
+        )
     return response
 
 
@@ -135,29 +132,32 @@ def farewell_twiml(command: str, forum: Forum, call: Call) -> str:
             say(
                 response,
                 language,
-                T_(
+                text_gettext(
+                    language,
                     "Sorry: %(title)s has been cancelled, so we cannot take your call. "
-                    "Thank you for calling. Goodbye."
+                    "Thank you for calling. Goodbye.",
+                    title=forum.title,
                 ),
-                title=forum.title,
             )
         elif command == CallCommand.GOODBYE:
             say(
                 response,
                 language,
-                T_(
+                text_gettext(
+                    language,
                     "%(title)s is now over, and we could not take your call today. Thank you "
                     "for waiting. Your question may still be published with the selection of "
-                    "comments on our website. Goodbye."
+                    "comments on our website. Goodbye.",
+                    title=forum.title,
                 ),
-                title=forum.title,
             )
         else:
             say(
                 response,
                 language,
-                T_("Thank you for calling %(title)s. Goodbye."),
-                title=forum.title,
+                text_gettext(
+                    language, "Thank you for calling %(title)s. Goodbye.", title=forum.title
+                ),
             )
     response.hangup()
     return str(response)

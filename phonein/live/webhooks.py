@@ -24,6 +24,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from .. import phones
 from ..extensions import csrf, db
+from ..i18n import text_gettext
 from ..models import (
     MAX_ID,
     SIGNUP_CLEARED,
@@ -40,7 +41,7 @@ from ..sms.webhooks import first_delivery
 from ..times import utcnow
 from ..twilio import signed
 from . import calls, queue, switchboard, twiml
-from .twiml import HOLD_SECONDS, T_, language_of, say
+from .twiml import HOLD_SECONDS, language_of, say
 
 bp = Blueprint("voice", __name__, url_prefix="/webhooks/twilio/voice")
 csrf.exempt(bp)
@@ -126,15 +127,20 @@ def _no_forum_now(now: datetime) -> Response:
         say(
             response,
             language,
-            T_(
+            text_gettext(
+                language,
                 "Thank you for calling. There is no phone-in on air right now. The next one, "
-                "%(title)s, starts on %(when)s. Sign up on our website."
+                "%(title)s, starts on %(when)s. Sign up on our website.",
+                title=nxt.title,
+                when=twiml.spoken_moment(nxt.starts_at, nxt.timezone, language),
             ),
-            title=nxt.title,
-            when=twiml.spoken_moment(nxt.starts_at, nxt.timezone, language),
         )
     else:
-        say(response, None, T_("Thank you for calling. There is no phone-in on air right now."))
+        say(
+            response,
+            None,
+            text_gettext(None, "Thank you for calling. There is no phone-in on air right now."),
+        )
     response.hangup()
     return _twiml(response)
 
@@ -164,16 +170,22 @@ def incoming_call() -> Response:
         say(
             response,
             language,
-            T_("Hello %(name)s, thank you for calling %(title)s."),
-            name=signup.name,
-            title=forum.title,
+            text_gettext(
+                language,
+                "Hello %(name)s, thank you for calling %(title)s.",
+                name=signup.name,
+                title=forum.title,
+            ),
         )
     else:
         say(
             response,
             language,
-            T_("Thank you for calling %(title)s. A producer will speak to you shortly."),
-            title=forum.title,
+            text_gettext(
+                language,
+                "Thank you for calling %(title)s. A producer will speak to you shortly.",
+                title=forum.title,
+            ),
         )
     if signup is not None and signup.status == SignupStatus.ON_AIR:
         # The producers put them on air before they rang: straight through.
@@ -194,10 +206,11 @@ def hold() -> Response:
         sa.select(Forum).where(Forum.slug == request.args.get("forum", ""))
     ).one_or_none()
     if forum is None or not forum.active_at(utcnow()):
+        language = language_of(forum)
         say(
             response,
-            language_of(forum),
-            T_("This phone-in is over. Thank you for calling. Goodbye."),
+            language,
+            text_gettext(language, "This phone-in is over. Thank you for calling. Goodbye."),
         )
         response.hangup()
         return _twiml(response)
@@ -218,16 +231,21 @@ def hold() -> Response:
     place = queue.position_of(signup) if signup is not None else None
     language = language_of(forum, signup)
     if place == 1:
-        say(response, language, T_("You are next. Please stay on the line."))
+        say(response, language, text_gettext(language, "You are next. Please stay on the line."))
     elif place:
         say(
             response,
             language,
-            T_("You are number %(place)d in line. Please stay on the line."),
-            place=place,
+            text_gettext(
+                language, "You are number %(place)d in line. Please stay on the line.", place=place
+            ),
         )
     else:
-        say(response, language, T_("Please stay on the line: a producer will be with you shortly."))
+        say(
+            response,
+            language,
+            text_gettext(language, "Please stay on the line: a producer will be with you shortly."),
+        )
     response.pause(length=HOLD_SECONDS)
     db.session.commit()
     return _twiml(response)
@@ -247,7 +265,8 @@ def left_queue() -> Response:
         and switchboard.make_room(request.form.get("QueueSid"), full=True)
     ):
         response = VoiceResponse()
-        say(response, language_of(call.forum, call.signup), T_("Thank you for waiting."))
+        language = language_of(call.forum, call.signup)
+        say(response, language, text_gettext(language, "Thank you for waiting."))
         return _twiml(twiml.hold_twiml(response, call.forum, call))
     if call is not None:
         if result == "hangup":
@@ -258,10 +277,14 @@ def left_queue() -> Response:
     if result in QUEUE_FAILURES:
         # Twilio runs this TwiML when the caller could not be held (a full queue).
         response = VoiceResponse()
+        language = language_of(call.forum, call.signup) if call is not None else None
         say(
             response,
-            language_of(call.forum, call.signup) if call is not None else None,
-            T_("Sorry, all our lines are busy. Please try again in a few minutes. Goodbye."),
+            language,
+            text_gettext(
+                language,
+                "Sorry, all our lines are busy. Please try again in a few minutes. Goodbye.",
+            ),
         )
         response.hangup()
         return _twiml(response)
@@ -293,8 +316,11 @@ def answered() -> Response:
         say(
             response,
             language,
-            T_("Hello, this is %(title)s calling you back. Sorry we missed you. Goodbye."),
-            title=forum.title,
+            text_gettext(
+                language,
+                "Hello, this is %(title)s calling you back. Sorry we missed you. Goodbye.",
+                title=forum.title,
+            ),
         )
         response.hangup()
         calls.ended(call, now, "voicemail", failed=True)
@@ -304,11 +330,12 @@ def answered() -> Response:
         say(
             response,
             language,
-            T_(
+            text_gettext(
+                language,
                 "Hello, this is %(title)s. Sorry, we no longer need to speak to you today. "
-                "Thank you, goodbye."
+                "Thank you, goodbye.",
+                title=forum.title,
             ),
-            title=forum.title,
         )
         response.hangup()
         calls.ended(call, now, "not_needed")
@@ -317,22 +344,33 @@ def answered() -> Response:
     say(
         response,
         language,
-        T_("Hello %(name)s, this is %(title)s calling you back, as you asked."),
-        name=signup.name,
-        title=forum.title,
+        text_gettext(
+            language,
+            "Hello %(name)s, this is %(title)s calling you back, as you asked.",
+            name=signup.name,
+            title=forum.title,
+        ),
     )
     if signup.status == SignupStatus.ON_AIR:
         moved = calls.on_air(call, now)
         if moved:
-            say(response, language, T_("You are going on air now."))
+            say(response, language, text_gettext(language, "You are going on air now."))
             twiml.conference_twiml(response, forum, studio=False, language=language)
     else:
         moved = calls.holding(call, now)
         if moved:
-            say(response, language, T_("Please hold: a producer will put you on air."))
+            say(
+                response,
+                language,
+                text_gettext(language, "Please hold: a producer will put you on air."),
+            )
             twiml.hold_twiml(response, forum, call)
     if not moved:  # dropped by a producer while this request ran
-        say(response, language, T_("Sorry, we no longer need to speak to you today. Goodbye."))
+        say(
+            response,
+            language,
+            text_gettext(language, "Sorry, we no longer need to speak to you today. Goodbye."),
+        )
         response.hangup()
     db.session.commit()
     return _twiml(response)

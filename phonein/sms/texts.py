@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_skeleton, format_time, get_timezone_location
@@ -39,11 +38,6 @@ WITHIN_LIMIT_TITLES = (40, 30, 20, 12)
 # A link in a text is the listener's private link, filled in as it is sent: this stands in
 # for it wherever a text's cost is worked out before then (preview, benchmark).
 SAMPLE_TOKEN = "m." + "x" * 36
-
-
-def T_(msgid: str) -> str:
-    """Mark ``msgid`` for extraction into the ``texts`` domain (translated in ``Text.say``)."""
-    return msgid
 
 
 def _locale(language: str | None) -> Locale:
@@ -66,13 +60,6 @@ class Text:
     # False: the forum's time only, when the listener's own would take the text past its
     # limit (a long link and a title in another script).
     own_time: bool = True
-
-    def say(self, msgid: str, **variables: Any) -> str:
-        """Translate ``msgid`` into the listener's language and fill it in."""
-        return text_gettext(self.language, msgid, **variables)
-
-    def say_n(self, singular: str, plural: str, n: int, **variables: Any) -> str:
-        return text_ngettext(self.language, singular, plural, n, **variables)
 
     @property
     def title(self) -> str:
@@ -108,8 +95,9 @@ class Text:
         assert self.forum is not None
         moment = moment or self.forum.starts_at
         forum_zone = self.forum.timezone
-        text = self.say(
-            T_("%(moment)s %(place)s time"),
+        text = text_gettext(
+            self.language,
+            "%(moment)s %(place)s time",
             moment=self.moment(moment, forum_zone, date=date),
             place=self.place(forum_zone),
         )
@@ -121,8 +109,9 @@ class Text:
         if ours.utcoffset() == theirs.utcoffset():
             return text
         same_day = ours.date() == theirs.date()
-        return self.say(
-            T_("%(forum_time)s (%(own)s your time)"),
+        return text_gettext(
+            self.language,
+            "%(forum_time)s (%(own)s your time)",
             forum_time=text,
             own=self.moment(moment, self.zone, date=date and not same_day),
         )
@@ -130,11 +119,11 @@ class Text:
     def starts_in(self, delta: timedelta) -> str:
         minutes = max(1, round(delta.total_seconds() / 60))
         if minutes < 90:
-            return self.say_n("%(num)d minute", "%(num)d minutes", minutes)
+            return text_ngettext(self.language, "%(num)d minute", "%(num)d minutes", minutes)
         hours = round(minutes / 60)
         if hours < 36:
-            return self.say_n("%(num)d hour", "%(num)d hours", hours)
-        return self.say_n("%(num)d day", "%(num)d days", round(hours / 24))
+            return text_ngettext(self.language, "%(num)d hour", "%(num)d hours", hours)
+        return text_ngettext(self.language, "%(num)d day", "%(num)d days", round(hours / 24))
 
 
 # One builder per kind.
@@ -143,8 +132,9 @@ class Text:
 def _confirmation(t: Text) -> str:
     # The link goes in as the text is sent (links.fill): the stored text, which producers
     # read in the SMS log, holds no working private link.
-    return t.say(
-        T_('Signed up for "%(title)s", %(when)s. Change or cancel: %(link)s'),
+    return text_gettext(
+        t.language,
+        'Signed up for "%(title)s", %(when)s. Change or cancel: %(link)s',
         title=t.title,
         when=t.when(),
         link=links.PLACEHOLDER,
@@ -158,8 +148,9 @@ SAME_DAY = timedelta(hours=12)
 def _reminder(t: Text) -> str:
     assert t.forum is not None
     ahead = t.forum.starts_at - t.now
-    return t.say(
-        T_('Reminder: "%(title)s" starts in %(in)s, %(when)s.'),
+    return text_gettext(
+        t.language,
+        'Reminder: "%(title)s" starts in %(in)s, %(when)s.',
         title=t.title,
         when=t.when(date=ahead > SAME_DAY),
         **{"in": t.starts_in(ahead)},
@@ -167,40 +158,42 @@ def _reminder(t: Text) -> str:
 
 
 def _next_up(t: Text) -> str:
-    return t.say(
-        T_('You\'re next on "%(title)s"! Keep your phone free: we will call you in a few minutes.'),
+    return text_gettext(
+        t.language,
+        'You\'re next on "%(title)s"! Keep your phone free: we will call you in a few minutes.',
         title=t.title,
     )
 
 
 def _rescheduled(t: Text) -> str:
-    return t.say(
-        T_('The phone-in "%(title)s" has moved to %(when)s.'), title=t.title, when=t.when()
+    return text_gettext(
+        t.language, 'The phone-in "%(title)s" has moved to %(when)s.', title=t.title, when=t.when()
     )
 
 
 def _cancelled(t: Text) -> str:
-    return t.say(
-        T_('Sorry: the phone-in "%(title)s" on %(when)s has been cancelled.'),
+    return text_gettext(
+        t.language,
+        'Sorry: the phone-in "%(title)s" on %(when)s has been cancelled.',
         title=t.title,
         when=t.when(),
     )
 
 
 def _goodbye(t: Text) -> str:
-    return t.say(
-        T_(
-            'Thank you for calling "%(title)s". We ran out of time before your turn, but '
-            "your comment may still be published: %(url)s"
-        ),
+    # One literal: extraction does not read strings joined inside parentheses.
+    return text_gettext(
+        t.language,
+        'Thank you for calling "%(title)s". We ran out of time before your turn, but your comment may still be published: %(url)s',  # noqa: E501
         title=t.title,
         url=t.extra["forum_url"],
     )
 
 
 def _help(t: Text) -> str:
-    return t.say(
-        T_("phonein texts you about phone-ins you signed up for. Reply START to get texts again.")
+    return text_gettext(
+        t.language,
+        "phonein texts you about phone-ins you signed up for. Reply START to get texts again.",
     )
 
 
@@ -234,7 +227,7 @@ def cheapest(text: str) -> str:
 
 def finish(text: Text, sentence: str) -> str:
     """Add the opt-out line and make the body as cheap as its language allows."""
-    stop = text.say(T_("Reply STOP to opt out."))
+    stop = text_gettext(text.language, "Reply STOP to opt out.")
     return cheapest(f"{sentence} {stop}")
 
 
@@ -286,14 +279,18 @@ def body(
 def start_reply(language: str | None) -> str:
     """The reply to START (and its synonyms): texts come again."""
     text = Text(None, None, language, datetime.min)
-    return finish(text, text.say(T_("You will get texts about your phone-ins again.")))
+    return finish(
+        text, text_gettext(text.language, "You will get texts about your phone-ins again.")
+    )
 
 
 def stop_reply(language: str | None) -> str:
     """The reply to STOP (and its synonyms): no more texts, and how to get them back."""
     text = Text(None, None, language, datetime.min)
     return cheapest(
-        text.say(T_("You will get no more texts from phonein. Reply START to get them again."))
+        text_gettext(
+            text.language, "You will get no more texts from phonein. Reply START to get them again."
+        )
     )
 
 
@@ -301,8 +298,9 @@ def code_text(code: str, language: str | None) -> str:
     """The text carrying a one-time code phonein made."""
     text = Text(None, None, language, datetime.min)
     return cheapest(
-        text.say(
-            T_("Your phonein code is %(code)s. It is good for 10 minutes. Never share it."),
+        text_gettext(
+            text.language,
+            "Your phonein code is %(code)s. It is good for 10 minutes. Never share it.",
             code=code,
         )
     )

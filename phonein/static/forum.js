@@ -1,5 +1,5 @@
-// Fill the listener's time zone, preselect the country of that zone, label countries in
-// the browser's language, and show forum times in the visitor's own zone.
+// Fill the listener's time zone, preselect the country of that zone, and show forum times
+// in the visitor's own zone.
 (function () {
   "use strict";
   var zone = "";
@@ -7,18 +7,9 @@
   var tz = document.getElementById("timezone");
   if (tz && !tz.value) { tz.value = zone; }
 
+  // The server names and sorts the countries for the page's language.
   var country = document.getElementById("country");
   if (country) {
-    var names = null;
-    try { names = new Intl.DisplayNames([navigator.language || "en"], { type: "region" }); } catch (e) { /* keep server labels */ }
-    if (names) {
-      Array.prototype.forEach.call(country.options, function (option) {
-        if (!option.value) { return; }
-        var code = option.textContent.match(/\(\+\d+\)$/);
-        var label = names.of(option.value);
-        if (label) { option.textContent = label + (code ? " " + code[0] : ""); }
-      });
-    }
     if (!country.value) {
       var map = JSON.parse(country.getAttribute("data-zone-countries") || "{}");
       var guess = map[zone] || ((navigator.language || "").split("-")[1] || "").toUpperCase();
@@ -30,12 +21,24 @@
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
 
+  // The visitor's own time, in the page's language, when their zone is not the forum's.
+  // The zone is named by its region ("heure d’Europe centrale"), never an ID or offset.
+  var lang = (document.documentElement.lang || "en") + "-u-nu-latn";
   Array.prototype.forEach.call(document.querySelectorAll(".local-time"), function (el) {
     var when = new Date(el.getAttribute("data-utc"));
-    if (isNaN(when)) { return; }
-    el.textContent = when.toLocaleString(undefined, {
-      weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit", timeZoneName: "short"
-    }) + (zone ? " (" + zone + ")" : "");
+    if (isNaN(when) || !zone || zone === el.getAttribute("data-zone")) { return; }
+    var text;
+    try {
+      text = when.toLocaleString(lang, {
+        weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit",
+        timeZoneName: "longGeneric"
+      });
+    } catch (e) {
+      text = when.toLocaleString(lang, {
+        weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit"
+      });
+    }
+    el.textContent = (el.getAttribute("data-label") || "{time}").replace("{time}", text);
     el.hidden = false;
   });
 })();

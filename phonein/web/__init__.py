@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask
+from flask import Flask, request
 
-from .. import phones
-from ..times import format_in_zone, rfc3339
+from .. import i18n, phones
+from ..times import rfc3339
+
+
+def _staff_language() -> None:
+    if request.blueprint in ("producer", "board"):
+        i18n.offer([i18n.STAFF_LANGUAGE])
 
 
 def init_app(app: Flask) -> None:
@@ -15,6 +20,10 @@ def init_app(app: Flask) -> None:
 
     headers.init_app(app)
     texts_preview.init_app(app)
+
+    # Staff pages are written in English only: their language is English, whatever the
+    # browser asks, so that <html lang> and the dates on them agree with their words.
+    app.before_request(_staff_language)
 
     app.register_blueprint(public.bp)
     app.register_blueprint(verify.bp)
@@ -26,7 +35,8 @@ def init_app(app: Flask) -> None:
 
     @app.template_filter("in_zone")
     def in_zone(moment: datetime | None, zone: str | None) -> str:
-        return format_in_zone(moment, zone) if moment else ""
+        # "Tuesday, 1 December 2026 at 14:00 (London Time)": zones by city, not "GMT".
+        return i18n.format_moment(moment, zone, i18n.format_locale()) if moment else ""
 
     @app.context_processor
     def board_settings() -> dict[str, int]:

@@ -19,38 +19,52 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional
 
-from .. import phones
+from .. import i18n, phones
+from ..i18n import lazy_gettext
 from ..models import Stance
 
 
+# Listener forms: labels are marked for translation and rendered in the page's language.
 class SignupForm(FlaskForm):
-    name = StringField("Your name")
-    location = StringField("Where you are", description="Town and country, e.g. Accra, Ghana")
-    phone = StringField("Phone number", description="We call or text you on this number.")
-    country = SelectField("Country of that number", validate_choice=False)
-    email = EmailField("Email (optional)")
-    question = TextAreaField("Your question or comment")
-    sms_consent = BooleanField("Text me a confirmation, reminders and when it is my turn")
+    name = StringField(lazy_gettext("Your name"))
+    location = StringField(
+        lazy_gettext("Where you are"),
+        description=lazy_gettext("Town and country, e.g. Accra, Ghana"),
+    )
+    phone = StringField(
+        lazy_gettext("Phone number"),
+        description=lazy_gettext("We call or text you on this number."),
+    )
+    country = SelectField(lazy_gettext("Country of that number"), validate_choice=False)
+    email = EmailField(lazy_gettext("Email (optional)"))
+    question = TextAreaField(lazy_gettext("Your question or comment"))
+    sms_consent = BooleanField(
+        lazy_gettext("Text me a confirmation, reminders and when it is my turn")
+    )
     publish_consent = BooleanField(
-        "You may publish my comment with my name and location after the programme"
+        lazy_gettext("You may publish my comment with my name and location after the programme")
     )
     timezone = HiddenField()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.country.choices = [SelectChoice("", "Choose…")] + [
+        # Named and sorted for the reader (accents and case aside: Åland sorts under A).
+        language = i18n.page_language()
+        self.country.choices = [SelectChoice("", i18n._("Choose…"))] + [
             SelectChoice(code, f"{name} (+{phones.calling_code(code)})")
-            for code, name in phones.country_names().items()
+            for code, name in i18n.sorted_countries(phones.country_names(), language)
         ]
 
 
 class ListenerEditForm(FlaskForm):
-    name = StringField("Your name")
-    location = StringField("Where you are")
-    email = EmailField("Email (optional)")
-    question = TextAreaField("Your question or comment")
-    sms_consent = BooleanField("Text me reminders and when it is my turn")
-    publish_consent = BooleanField("You may publish my comment with my name and location")
+    name = StringField(lazy_gettext("Your name"))
+    location = StringField(lazy_gettext("Where you are"))
+    email = EmailField(lazy_gettext("Email (optional)"))
+    question = TextAreaField(lazy_gettext("Your question or comment"))
+    sms_consent = BooleanField(lazy_gettext("Text me reminders and when it is my turn"))
+    publish_consent = BooleanField(
+        lazy_gettext("You may publish my comment with my name and location")
+    )
 
 
 class ConfirmForm(FlaskForm):
@@ -82,6 +96,12 @@ class ForumForm(FlaskForm):
     )
     reminder_offsets = StringField(
         "Reminders (minutes before the start, comma-separated)", default="1440, 60, 10"
+    )
+    languages = StringField(
+        "Languages (the forum's own first, comma-separated)",
+        description="Pages, texts and voice prompts are offered in these. phonein speaks: "
+        + ", ".join(i18n.shipped_languages())
+        + ". Empty: the station's language.",
     )
 
 

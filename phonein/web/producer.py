@@ -103,6 +103,9 @@ def _forum_values(form: ForumForm) -> dict[str, Any]:
     slug = (form.slug.data or "").strip()
     if slug:
         values["slug"] = slug
+    languages = [part.strip() for part in (form.languages.data or "").split(",") if part.strip()]
+    if languages:
+        values["languages"] = languages
     try:
         values["reminder_offsets"] = [
             int(part) * 60 for part in (form.reminder_offsets.data or "").split(",") if part.strip()
@@ -199,6 +202,7 @@ def edit_forum(slug: str) -> ResponseReturnValue:
         else:
             form.signup_closes_at.data = None
         form.reminder_offsets.data = ", ".join(str(o // 60) for o in forum.reminder_offsets)
+        form.languages.data = ", ".join(forum.languages)
         return _forum_form_page(form, forum)
     return _save_forum(ForumForm(), forum)
 

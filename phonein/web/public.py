@@ -25,10 +25,11 @@ from .. import challenge, forums, i18n, links, phones, publication, signups, ver
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
+from ..i18n import _
 from ..limits import signup_rate
 from ..links import forum_url, manage_url
 from ..models import MAX_ID, Forum, ForumStatus, Message, Signup
-from ..times import format_in_zone, utcnow
+from ..times import utcnow
 from .forms import ConfirmForm, ListenerEditForm, SignupForm
 
 bp = Blueprint("public", __name__)
@@ -102,8 +103,10 @@ def sign_up(slug: str) -> ResponseReturnValue:
         except challenge.ChallengeFailed:
             rollback()
             form.form_errors.append(
-                "Your browser did not finish our anti-spam check (it needs JavaScript). "
-                "Please send the form again."
+                _(
+                    "Your browser did not finish our anti-spam check (it needs JavaScript). "
+                    "Please send the form again."
+                )
             )
             return _forum_page(forum, form, 400)
     data = {**form.data, "language": language}
@@ -143,7 +146,8 @@ def calendar(slug: str) -> Response:
     event.add("dtstamp", utcnow())
     event.add("dtstart", forum.starts_at)
     event.add("dtend", forum.ends_at)
-    event.add("summary", f"Phone-in: {forum.title}")
+    i18n.offer(forum.languages)
+    event.add("summary", _("Phone-in: %(title)s", title=forum.title))
     url = forum_url(forum)
     event.add("description", "\n\n".join(p for p in (forum.question, url) if p))
     event.add("url", url)
@@ -183,7 +187,9 @@ def signup_for_link(token: str) -> Signup:
     else:
         return signups.by_manage_token(token)
     if signup is None or signup.manage_token_hash is None:
-        raise NotFound("This link is not valid any more. It may have been replaced by a newer one.")
+        raise NotFound(
+            _("This link is not valid any more. It may have been replaced by a newer one.")
+        )
     return signup
 
 
@@ -204,7 +210,7 @@ def _remember(response: WerkzeugResponse, signup: Signup) -> WerkzeugResponse:
 
 def _signup_from_cookie() -> Signup:
     expired = NotFound(
-        "This page needs your private link: open it again from your text or your notes."
+        _("This page needs your private link: open it again from your text or your notes.")
     )
     raw = request.cookies.get(MANAGE_COOKIE, "")
     try:
@@ -237,13 +243,19 @@ def _manage_page(signup: Signup, form: ListenerEditForm, status: int = 200) -> R
         form=form,
         confirm=ConfirmForm(),
         state=forum.status_at(utcnow()).value,
-        listener_time=format_in_zone(forum.starts_at, signup.timezone) if signup.timezone else None,
+        listener_time=(
+            i18n.format_moment(forum.starts_at, signup.timezone, i18n.format_locale())
+            if signup.timezone and signup.timezone != forum.timezone
+            else None
+        ),
         manage_link=manage_url(links.signup_token(signup.id, token_hash)),
         reminder_lead=timedelta(seconds=max(forum.reminder_offsets or [0])),
     ), status
 
 
 def _update(signup: Signup) -> ResponseReturnValue:
+    # Before anything says something: errors and flashes are in the listener's language.
+    i18n.offer(signup.forum.languages, stored=signup.reads_in)
     form = ListenerEditForm()
     if not form.validate_on_submit():
         return _manage_page(signup, form, 400)
@@ -261,15 +273,16 @@ def _update(signup: Signup) -> ResponseReturnValue:
         form.form_errors.append(error.message)
         return _manage_page(signup, form, 409)
     commit()
-    flash("Your changes are saved.", "ok")
+    flash(_("Your changes are saved."), "ok")
     return open_manage_page(signup)
 
 
 def _withdraw(signup: Signup) -> ResponseReturnValue:
+    i18n.offer(signup.forum.languages, stored=signup.reads_in)
     if ConfirmForm().validate_on_submit():
         signups.withdraw(signup, utcnow())
         commit()
-        flash("You have withdrawn. We will not call or text you about this forum.", "ok")
+        flash(_("You have withdrawn. We will not call or text you about this forum."), "ok")
     return open_manage_page(signup)
 
 

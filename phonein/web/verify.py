@@ -16,6 +16,7 @@ from .. import i18n, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid
 from ..extensions import db
+from ..i18n import _, lazy_gettext
 from ..limits import signup_rate
 from ..models import Forum, Verification
 from ..times import utcnow
@@ -25,7 +26,7 @@ PROVED = "verify_proved"
 
 
 class CodeForm(FlaskForm):
-    code = StringField("The code we sent you")
+    code = StringField(lazy_gettext("The code we sent you"))
 
 
 class ResendForm(FlaskForm):
@@ -36,9 +37,15 @@ class LinkForm(FlaskForm):
     choice = HiddenField()
 
 
-def _page(found: Verification, form: CodeForm, status: int = 200) -> ResponseReturnValue:
-    forum = db.session.get(Forum, found.forum_id)
+def _offer(found: Verification | None) -> Forum | None:
+    """Speak the forum's languages on this page (the code page of no forum: every one)."""
+    forum = db.session.get(Forum, found.forum_id) if found else None
     i18n.offer(forum.languages if forum else None)
+    return forum
+
+
+def _page(found: Verification, form: CodeForm, status: int = 200) -> ResponseReturnValue:
+    forum = _offer(found)
     return render_template(
         "public/verify.html",
         mode="code",
@@ -62,6 +69,7 @@ def code_page(verification_id: str) -> ResponseReturnValue:
 def enter_code(verification_id: str) -> ResponseReturnValue:
     now = utcnow()
     found = verification.live(verification_id, now)
+    _offer(found)
     form = CodeForm()
     if not form.validate_on_submit():
         return _page(found, form, 400)
@@ -73,7 +81,7 @@ def enter_code(verification_id: str) -> ResponseReturnValue:
         return _page(found, form, 409)
     commit()  # a wrong code's try counts too
     if not proof.ok or proof.registration is None:
-        form.code.errors = ["That is not the code we sent. Please check it and try again."]
+        form.code.errors = [_("That is not the code we sent. Please check it and try again.")]
         return _page(found, form, 422)
     result = proof.registration
     if result.manage_token is not None:
@@ -86,6 +94,7 @@ def enter_code(verification_id: str) -> ResponseReturnValue:
 @bp.post("/verify/<verification_id>/resend")
 @signup_rate
 def resend(verification_id: str) -> ResponseReturnValue:
+    _offer(db.session.get(Verification, verification_id) if len(verification_id) < 80 else None)
     form = ResendForm()
     if form.validate_on_submit():
         channel = form.channel.data or None
@@ -97,9 +106,9 @@ def resend(verification_id: str) -> ResponseReturnValue:
         else:
             commit()
             flash(
-                "We are calling you with a new code."
+                _("We are calling you with a new code.")
                 if channel == "call"
-                else "We have sent you a new code.",
+                else _("We have sent you a new code."),
                 "ok",
             )
     return redirect(url_for("verify.code_page", verification_id=verification_id), code=303)
@@ -114,8 +123,7 @@ def link_page(verification_id: str) -> ResponseReturnValue:
     if not _proved_here(verification_id):
         return render_template("public/verify.html", mode="kept", forum=None), 404
     found = db.session.get(Verification, verification_id)
-    forum = db.session.get(Forum, found.forum_id) if found else None
-    i18n.offer(forum.languages if forum else None)
+    forum = _offer(found)
     return render_template(
         "public/verify.html",
         mode="choose",
