@@ -135,6 +135,10 @@ LEASE_SECONDS = 5
 WORKER_DEAD_SECONDS = 5
 # Reminder waves are written this long before they are due, so they leave on time.
 WAVE_AHEAD_SECONDS = 5
+# Quiet hours, in each listener's own zone ("HH:MM-HH:MM", or "off"): a reminder more than
+# two hours before the show that would land inside them leaves at the end of the
+# listener's evening instead; the last reminder before the show is never held back.
+QUIET_HOURS = "22:00-08:00"
 # The nightly purge erases personal data of forums closed longer ago (0 turns it off).
 PURGE_AFTER_DAYS = 90
 

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g
 
-from . import consents, phones, signups
+from . import consents, i18n, phones, signups
 from .database import after_commit
 from .errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from .extensions import db
@@ -209,7 +209,14 @@ def _send(verification: Verification, now: datetime, *, new: bool) -> None:
     verification.expires_at = now + _minutes("VERIFY_CODE_MINUTES")
     if not sender.outside:
         try:
-            sender.send(verification.phone, verification.channel, code, key, now)
+            sender.send(
+                verification.phone,
+                verification.channel,
+                code,
+                key,
+                now,
+                language=_language(verification),
+            )
         except codes.CodeRefused as refused:
             raise _answer(refused) from refused
         db.session.flush()
@@ -223,6 +230,7 @@ def _send(verification: Verification, now: datetime, *, new: bool) -> None:
         code=code,
         key=key,
         now=now,
+        language=_language(verification),
         # A new verification is forgotten if its first code cannot go; a resend puts back
         # the code and channel that were live before it.
         restore=None if new else before,
@@ -247,6 +255,7 @@ class _Outgoing:
     code: str | None
     key: str
     now: datetime
+    language: str
     # None: a new verification, forgotten when its code cannot go; else the values to put
     # back on a live one whose resend was refused.
     restore: dict[str, Any] | None
@@ -255,7 +264,9 @@ class _Outgoing:
     def run(self) -> None:
         """Send the code (after the commit); on a refusal, forget this send."""
         try:
-            sid = codes.sender().send(self.phone, self.channel, self.code, self.key, self.now)
+            sid = codes.sender().send(
+                self.phone, self.channel, self.code, self.key, self.now, language=self.language
+            )
         except codes.CodeRefused as refused:
             self.refused = refused
         except Exception:
@@ -302,6 +313,13 @@ def check_sent() -> None:
     for outgoing in pending.values():
         if outgoing.refused is not None:
             raise _answer(outgoing.refused)
+
+
+def _language(verification: Verification) -> str:
+    """The language the code goes out in: the one the signup asked for, among the forum's."""
+    forum = db.session.get(Forum, verification.forum_id)
+    requested = (verification.values or {}).get("language")
+    return i18n.choose_language(forum.languages if forum else [], requested=[requested])
 
 
 def _sent(verification: Verification, now: datetime) -> CodeSend:

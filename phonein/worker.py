@@ -169,6 +169,10 @@ def _tick(app: Flask, held: Held) -> dict[str, int]:
         renewed = _lease(app, held.holder)
         if renewed != held:
             break
+    held.check()
+    # Reminders quiet hours move to the listener's evening leave before their wave.
+    fanned += outbox.fan_out_early(now, ahead)
+    commit()
     if fanned:
         log.info("reminder waves: %d messages ready", fanned)
     return {"forums": changed, "reminders": fanned, "expired": expired}

@@ -67,6 +67,9 @@ def _config(url: str, instance: Path, **extra: Any) -> dict[str, Any]:
         "VERIFY": "off",
         "VERIFY_BACKEND": "memory",
         "CHALLENGE": "off",
+        # Quiet hours move reminders by the wall clock's time of day: off, so that no test
+        # depends on when it runs; tests/test_quiet_hours*.py turn them on.
+        "QUIET_HOURS": "off",
     }
     config.update(extra)
     return config

@@ -53,7 +53,8 @@ def test_the_code_flow_end_to_end_through_verify(client, app, fake):
     assert started.status_code == 202, started.get_json()
     vid = started.get_json()["verification_id"]
     sent = fake.rest("POST", f"/v2/Services/{VERIFY_SERVICE_SID}/Verifications")
-    assert [r["form"] for r in sent] == [{"To": E164, "Channel": "sms"}]
+    # Verify texts its code in the signup's language (the forum's first here).
+    assert [r["form"] for r in sent] == [{"To": E164, "Channel": "sms", "Locale": "en"}]
     assert db.session.get(Verification, vid).code_hash is None  # Twilio keeps the code
     assert db.session.query(Signup).count() == 0
     assert fake.messages == []  # Verify sent the code; phonein texted nothing

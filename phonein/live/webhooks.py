@@ -24,6 +24,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from .. import phones
 from ..extensions import csrf, db
+from ..i18n import text_gettext
 from ..models import (
     MAX_ID,
     SIGNUP_CLEARED,
@@ -37,10 +38,10 @@ from ..models import (
     forums_not_over,
 )
 from ..sms.webhooks import first_delivery
-from ..times import format_in_zone, utcnow
+from ..times import utcnow
 from ..twilio import signed
 from . import calls, queue, switchboard, twiml
-from .twiml import HOLD_SECONDS, VOICE
+from .twiml import HOLD_SECONDS, language_of, say
 
 bp = Blueprint("voice", __name__, url_prefix="/webhooks/twilio/voice")
 csrf.exempt(bp)
@@ -119,15 +120,27 @@ def _call_from_request() -> Call | None:
 
 def _no_forum_now(now: datetime) -> Response:
     upcoming = list(db.session.scalars(forums_not_over(now)))
-    text = "Thank you for calling. There is no phone-in on air right now."
+    response = VoiceResponse()
     if upcoming:
         nxt = upcoming[0]
-        text += (
-            f" The next one, {nxt.title}, starts on "
-            f"{format_in_zone(nxt.starts_at, nxt.timezone)}. Sign up on our website."
+        language = language_of(nxt)
+        say(
+            response,
+            language,
+            text_gettext(
+                language,
+                "Thank you for calling. There is no phone-in on air right now. The next one, "
+                "%(title)s, starts on %(when)s. Sign up on our website.",
+                title=nxt.title,
+                when=twiml.spoken_moment(nxt.starts_at, nxt.timezone, language),
+            ),
         )
-    response = VoiceResponse()
-    response.say(text, voice=VOICE)
+    else:
+        say(
+            response,
+            None,
+            text_gettext(None, "Thank you for calling. There is no phone-in on air right now."),
+        )
     response.hangup()
     return _twiml(response)
 
@@ -152,17 +165,32 @@ def incoming_call() -> Response:
         signup = None
     call = calls.record_inbound(forum, signup, sid, phone, now, unverified=unverified)
     response = VoiceResponse()
+    language = language_of(forum, signup)
     if signup is not None and signup.status in SIGNUP_CLEARED:
-        response.say(f"Hello {signup.name}, thank you for calling {forum.title}.", voice=VOICE)
+        say(
+            response,
+            language,
+            text_gettext(
+                language,
+                "Hello %(name)s, thank you for calling %(title)s.",
+                name=signup.name,
+                title=forum.title,
+            ),
+        )
     else:
-        response.say(
-            f"Thank you for calling {forum.title}. A producer will speak to you shortly.",
-            voice=VOICE,
+        say(
+            response,
+            language,
+            text_gettext(
+                language,
+                "Thank you for calling %(title)s. A producer will speak to you shortly.",
+                title=forum.title,
+            ),
         )
     if signup is not None and signup.status == SignupStatus.ON_AIR:
         # The producers put them on air before they rang: straight through.
         calls.on_air(call, now)
-        twiml.conference_twiml(response, forum, studio=False)
+        twiml.conference_twiml(response, forum, studio=False, language=language)
     else:
         twiml.hold_twiml(response, forum, call)
     db.session.commit()
@@ -178,7 +206,12 @@ def hold() -> Response:
         sa.select(Forum).where(Forum.slug == request.args.get("forum", ""))
     ).one_or_none()
     if forum is None or not forum.active_at(utcnow()):
-        response.say("This phone-in is over. Thank you for calling. Goodbye.", voice=VOICE)
+        language = language_of(forum)
+        say(
+            response,
+            language,
+            text_gettext(language, "This phone-in is over. Thank you for calling. Goodbye."),
+        )
         response.hangup()
         return _twiml(response)
     call = _call_from_request()
@@ -196,12 +229,23 @@ def hold() -> Response:
     if current.isdigit() and maximum.isdigit() and int(current) >= int(maximum) * 4 // 5:
         switchboard.make_room(form.get("QueueSid"), limit=int(maximum))
     place = queue.position_of(signup) if signup is not None else None
+    language = language_of(forum, signup)
     if place == 1:
-        response.say("You are next. Please stay on the line.", voice=VOICE)
+        say(response, language, text_gettext(language, "You are next. Please stay on the line."))
     elif place:
-        response.say(f"You are number {place} in line. Please stay on the line.", voice=VOICE)
+        say(
+            response,
+            language,
+            text_gettext(
+                language, "You are number %(place)d in line. Please stay on the line.", place=place
+            ),
+        )
     else:
-        response.say("Please stay on the line: a producer will be with you shortly.", voice=VOICE)
+        say(
+            response,
+            language,
+            text_gettext(language, "Please stay on the line: a producer will be with you shortly."),
+        )
     response.pause(length=HOLD_SECONDS)
     db.session.commit()
     return _twiml(response)
@@ -221,7 +265,8 @@ def left_queue() -> Response:
         and switchboard.make_room(request.form.get("QueueSid"), full=True)
     ):
         response = VoiceResponse()
-        response.say("Thank you for waiting.", voice=VOICE)
+        language = language_of(call.forum, call.signup)
+        say(response, language, text_gettext(language, "Thank you for waiting."))
         return _twiml(twiml.hold_twiml(response, call.forum, call))
     if call is not None:
         if result == "hangup":
@@ -232,9 +277,14 @@ def left_queue() -> Response:
     if result in QUEUE_FAILURES:
         # Twilio runs this TwiML when the caller could not be held (a full queue).
         response = VoiceResponse()
-        response.say(
-            "Sorry, all our lines are busy. Please try again in a few minutes. Goodbye.",
-            voice=VOICE,
+        language = language_of(call.forum, call.signup) if call is not None else None
+        say(
+            response,
+            language,
+            text_gettext(
+                language,
+                "Sorry, all our lines are busy. Please try again in a few minutes. Goodbye.",
+            ),
         )
         response.hangup()
         return _twiml(response)
@@ -259,43 +309,68 @@ def answered() -> Response:
         twiml.conference_twiml(response, forum, studio=True)
         db.session.commit()
         return _twiml(response)
+    signup = db.session.get(Signup, call.signup_id) if call.signup_id else None
+    language = language_of(forum, signup)
     if request.form.get("AnsweredBy", "").startswith(("machine", "fax")):
         # Voicemail: leave word, hang up, and show the producer it was not the listener.
-        response.say(
-            f"Hello, this is {forum.title} calling you back. Sorry we missed you. Goodbye.",
-            voice=VOICE,
+        say(
+            response,
+            language,
+            text_gettext(
+                language,
+                "Hello, this is %(title)s calling you back. Sorry we missed you. Goodbye.",
+                title=forum.title,
+            ),
         )
         response.hangup()
         calls.ended(call, now, "voicemail", failed=True)
         db.session.commit()
         return _twiml(response)
-    signup = db.session.get(Signup, call.signup_id) if call.signup_id else None
     if signup is None or not forum.active_at(now) or signup.status not in SIGNUP_CLEARED:
-        response.say(
-            f"Hello, this is {forum.title}. Sorry, we no longer need to speak to you today. "
-            "Thank you, goodbye.",
-            voice=VOICE,
+        say(
+            response,
+            language,
+            text_gettext(
+                language,
+                "Hello, this is %(title)s. Sorry, we no longer need to speak to you today. "
+                "Thank you, goodbye.",
+                title=forum.title,
+            ),
         )
         response.hangup()
         calls.ended(call, now, "not_needed")
         db.session.commit()
         return _twiml(response)
-    response.say(
-        f"Hello {signup.name}, this is {forum.title} calling you back, as you asked.",
-        voice=VOICE,
+    say(
+        response,
+        language,
+        text_gettext(
+            language,
+            "Hello %(name)s, this is %(title)s calling you back, as you asked.",
+            name=signup.name,
+            title=forum.title,
+        ),
     )
     if signup.status == SignupStatus.ON_AIR:
         moved = calls.on_air(call, now)
         if moved:
-            response.say("You are going on air now.", voice=VOICE)
-            twiml.conference_twiml(response, forum, studio=False)
+            say(response, language, text_gettext(language, "You are going on air now."))
+            twiml.conference_twiml(response, forum, studio=False, language=language)
     else:
         moved = calls.holding(call, now)
         if moved:
-            response.say("Please hold: a producer will put you on air.", voice=VOICE)
+            say(
+                response,
+                language,
+                text_gettext(language, "Please hold: a producer will put you on air."),
+            )
             twiml.hold_twiml(response, forum, call)
     if not moved:  # dropped by a producer while this request ran
-        response.say("Sorry, we no longer need to speak to you today. Goodbye.", voice=VOICE)
+        say(
+            response,
+            language,
+            text_gettext(language, "Sorry, we no longer need to speak to you today. Goodbye."),
+        )
         response.hangup()
     db.session.commit()
     return _twiml(response)
@@ -311,7 +386,12 @@ def to_air() -> Response:
         response.hangup()
         return _twiml(response)
     if calls.on_air(call, utcnow()):
-        twiml.conference_twiml(response, call.forum, studio=call.direction == "studio")
+        twiml.conference_twiml(
+            response,
+            call.forum,
+            studio=call.direction == "studio",
+            language=language_of(call.forum, call.signup),
+        )
     else:  # ended by a producer while this request ran
         response.hangup()
     db.session.commit()

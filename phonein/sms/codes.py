@@ -24,6 +24,7 @@ from .. import twilio
 from ..models import MessageKind
 from ..settings import choose
 from . import outbox
+from .texts import code_text
 
 log = logging.getLogger("phonein.codes")
 
@@ -56,16 +57,25 @@ class CodeSender(Protocol):
     # (or rolls back) with the request and leaves afterwards anyway.
     outside: bool
 
-    def send(self, to: str, channel: str, code: str | None, key: str, now: datetime) -> str | None:
-        """Send ``code`` (None: the provider's own) to ``to`` by ``channel``; return an id."""
+    def send(
+        self,
+        to: str,
+        channel: str,
+        code: str | None,
+        key: str,
+        now: datetime,
+        language: str | None = None,
+    ) -> str | None:
+        """Send ``code`` (None: the provider's own) to ``to`` by ``channel`` in ``language``;
+        return an id."""
 
     def check(self, to: str, code: str) -> bool:
         """Ask the provider whether ``code`` is the one it sent to ``to`` (Verify only)."""
 
 
-def text(code: str) -> str:
-    """Return the text carrying a code phonein made."""
-    return f"Your phonein code is {code}. It is good for 10 minutes. Never share it."
+def text(code: str, language: str | None = None) -> str:
+    """Return the text carrying a code phonein made, in ``language`` (None: the station's)."""
+    return code_text(code, language)
 
 
 class ConsoleSender:
@@ -74,7 +84,15 @@ class ConsoleSender:
     makes_codes = True
     outside = True
 
-    def send(self, to: str, channel: str, code: str | None, key: str, now: datetime) -> str | None:
+    def send(
+        self,
+        to: str,
+        channel: str,
+        code: str | None,
+        key: str,
+        now: datetime,
+        language: str | None = None,
+    ) -> str | None:
         log.warning("Code for %s by %s: %s", to, channel, code)
         return None
 
@@ -91,7 +109,15 @@ class MemorySender:
     sent: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def send(self, to: str, channel: str, code: str | None, key: str, now: datetime) -> str | None:
+    def send(
+        self,
+        to: str,
+        channel: str,
+        code: str | None,
+        key: str,
+        now: datetime,
+        language: str | None = None,
+    ) -> str | None:
         with self.lock:
             self.sent.append({"to": to, "channel": channel, "code": code, "key": key})
         return None
@@ -116,12 +142,20 @@ class OutboxSender:
     makes_codes = True
     outside = False
 
-    def send(self, to: str, channel: str, code: str | None, key: str, now: datetime) -> str | None:
+    def send(
+        self,
+        to: str,
+        channel: str,
+        code: str | None,
+        key: str,
+        now: datetime,
+        language: str | None = None,
+    ) -> str | None:
         if channel != "sms" or code is None:
             raise CodeRefused(
                 "invalid", "We can only text codes here: please give a mobile number."
             )
-        enqueue(to, text(code), key, now)
+        enqueue(to, text(code, language), key, now)
         return None
 
     def check(self, to: str, code: str) -> bool:
@@ -154,9 +188,23 @@ class VerifySender:
             service_sid
         )
 
-    def send(self, to: str, channel: str, code: str | None, key: str, now: datetime) -> str | None:
+    def send(
+        self,
+        to: str,
+        channel: str,
+        code: str | None,
+        key: str,
+        now: datetime,
+        language: str | None = None,
+    ) -> str | None:
         try:
-            found = twilio.call(self.service.verifications.create, to=to, channel=channel)
+            # Verify speaks and texts its own code in the listener's language (``locale``).
+            found = twilio.call(
+                self.service.verifications.create,
+                to=to,
+                channel=channel,
+                locale=(language or "en").split("-")[0],
+            )
         except twilio.TwilioFailure as error:
             raise _refused(error) from error
         return str(found.sid or "") or None

@@ -8,6 +8,8 @@ wave or an event never makes a second message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +34,7 @@ from ..models import (
     SignupStatus,
 )
 from ..twilio import OPTED_OUT
+from . import quiet
 from .texts import body
 
 COLUMNS = [
@@ -173,13 +176,14 @@ def confirmation(signup: Signup, manage_url: str, now: datetime) -> bool:
         forum,
         signup.timezone,
         now,
+        language=signup.reads_in,
         reminder=coming,
         manage_url=manage_url,
     )
     sent = _enqueue_one(signup, MessageKind.CONFIRMATION, "", text, now)
     if sent and catch_up is not None:
         due = forum.starts_at - CATCH_UP_BEFORE
-        reminder = body(MessageKind.REMINDER, forum, signup.timezone, due)
+        reminder = body(MessageKind.REMINDER, forum, signup.timezone, due, language=signup.reads_in)
         key = wave_key(catch_up, forum.starts_at)
         _enqueue_one(signup, MessageKind.REMINDER, key, reminder, now, send_at=due)
     return sent
@@ -188,7 +192,12 @@ def confirmation(signup: Signup, manage_url: str, now: datetime) -> bool:
 def goodbye(signup: Signup, now: datetime) -> bool:
     """Thank a caller the forum closed on before their turn (once per signup)."""
     text = body(
-        MessageKind.GOODBYE, signup.forum, signup.timezone, now, forum_url=forum_url(signup.forum)
+        MessageKind.GOODBYE,
+        signup.forum,
+        signup.timezone,
+        now,
+        language=signup.reads_in,
+        forum_url=forum_url(signup.forum),
     )
     return _enqueue_one(signup, MessageKind.GOODBYE, "", text, now)
 
@@ -212,26 +221,42 @@ def notify_head(forum: Forum, now: datetime) -> int:
         now,
         send_at=now,
         extra=[Signup.queue_key == head_key],
-        by_zone=False,
     )
 
 
-def _fan_out(
-    forum: Forum,
-    kind: MessageKind,
-    key: str,
-    now: datetime,
-    send_at: datetime,
-    extra: list[sa.ColumnElement[bool]] | None = None,
-    *,
-    by_zone: bool = True,
-) -> int:
-    """Insert one message of ``kind`` for every reachable listener, in one statement.
+@dataclass(frozen=True)
+class _Group:
+    """Listeners of one wave who get the same body at the same time.
 
-    Bodies differ by the listener's zone only, so the statement carries a CASE over the
-    forum's distinct zones: still one INSERT … SELECT, however many listeners.
+    ``zone`` and ``language`` shape the body; ``prefix`` (the number's first characters,
+    only when the zone is unknown) says which country's day quiet hours are read in.
     """
-    eligible = [
+
+    zone: str | None
+    prefix: str | None
+    language: str | None
+
+    def condition(self) -> sa.ColumnElement[bool]:
+        def same(column: Any, value: str | None) -> sa.ColumnElement[bool]:
+            found: sa.ColumnElement[bool] = column.is_(None) if value is None else column == value
+            return found
+
+        return sa.and_(
+            same(Signup.timezone, self.zone),
+            same(_PREFIX, self.prefix),
+            same(Signup.language, self.language),
+        )
+
+
+# The number's country code (at most three digits after "+"), read only for listeners
+# whose zone is unknown: the one thing about them quiet hours still need.
+_PREFIX: sa.ColumnElement[str] = sa.case(
+    (Signup.timezone.is_(None), sa.func.substr(Signup.phone, 1, 4)), else_=sa.null()
+)
+
+
+def _eligible(forum: Forum, extra: list[sa.ColumnElement[bool]] | None) -> list[Any]:
+    return [
         Signup.forum_id == forum.id,
         Signup.sms_consent.is_(True),
         Signup.status.in_(SIGNUP_REACHABLE),
@@ -239,16 +264,74 @@ def _fan_out(
         not_opted_out(),
         *(extra or []),
     ]
-    zones = (
-        db.session.scalars(sa.select(Signup.timezone).where(*eligible).distinct()).all()
-        if by_zone
-        else []
+
+
+def _groups(eligible: list[Any]) -> list[_Group]:
+    rows = db.session.execute(
+        sa.select(Signup.timezone, _PREFIX, Signup.language).where(*eligible).distinct()
+    ).all()
+    return [_Group(*row) for row in rows]
+
+
+def _fan_out(
+    forum: Forum,
+    kind: MessageKind,
+    key: str,
+    now: datetime,
+    send_at: datetime | Callable[[_Group], datetime],
+    extra: list[sa.ColumnElement[bool]] | None = None,
+    *,
+    groups: list[_Group] | None = None,
+    signed_up_by: Callable[[_Group], datetime] | None = None,
+) -> int:
+    """Insert one message of ``kind`` for every reachable listener (``_fan_out_statement``)."""
+    stmt = _fan_out_statement(
+        forum, kind, key, now, send_at, extra, groups=groups, signed_up_by=signed_up_by
     )
-    texts = {zone: body(kind, forum, zone, now) for zone in zones if zone}
-    text_expr: sa.ColumnElement[str] = (
-        sa.case(texts, value=Signup.timezone, else_=sa.literal(body(kind, forum, None, now)))
-        if texts
-        else sa.literal(body(kind, forum, None, now))
+    return changed(stmt) if stmt is not None else 0
+
+
+def _fan_out_statement(
+    forum: Forum,
+    kind: MessageKind,
+    key: str,
+    now: datetime,
+    send_at: datetime | Callable[[_Group], datetime],
+    extra: list[sa.ColumnElement[bool]] | None = None,
+    *,
+    groups: list[_Group] | None = None,
+    signed_up_by: Callable[[_Group], datetime] | None = None,
+) -> Any:
+    """Build the one statement that writes a message of ``kind`` to every reachable listener.
+
+    Bodies differ by the listener's zone and language only, and send times (quiet hours)
+    by their zone, so the statement carries a CASE over the forum's distinct groups: still
+    one INSERT … SELECT, however many listeners. ``send_at`` is one time, or a time per
+    group; ``groups`` limits the statement to those groups (by default every group, and a
+    listener of a group that appeared since gets the default body and time).
+    ``signed_up_by``: only listeners who had signed up by their group's time (a reminder's
+    offset already past when someone signed up is not theirs). None: nobody to write to.
+    The bodies are made here, before the caller takes any lock.
+    """
+    eligible = _eligible(forum, extra)
+    limited = groups is not None
+    if groups is None:
+        groups = _groups(eligible)
+    if not groups:
+        return None
+    texts: list[tuple[sa.ColumnElement[bool], Any]] = []
+    times: list[tuple[sa.ColumnElement[bool], Any]] = []
+    for group in groups:
+        condition = group.condition()
+        texts.append(
+            (condition, sa.literal(body(kind, forum, group.zone, now, language=group.language)))
+        )
+        if callable(send_at):
+            times.append((condition, sa.literal(send_at(group), type_=Message.send_at.type)))
+    when: Any = (
+        sa.case(*times, else_=sa.literal(now, type_=Message.send_at.type))
+        if callable(send_at)
+        else sa.literal(send_at, type_=Message.send_at.type)
     )
     select = sa.select(
         sa.literal(forum.id),
@@ -256,21 +339,34 @@ def _fan_out(
         sa.literal(kind.value),
         sa.literal(key),
         Signup.phone,
-        text_expr,
-        sa.literal(send_at, type_=Message.send_at.type),
+        sa.case(*texts, else_=sa.literal(body(kind, forum, None, now, language=None))),
+        when,
         sa.literal(MessageStatus.PENDING.value),
         sa.literal(0),
         sa.literal(now, type_=Message.created_at.type),
         sa.literal(now, type_=Message.updated_at.type),
     ).where(*eligible)
-    stmt = (
+    if limited:
+        select = select.where(sa.or_(*(group.condition() for group in groups)))
+    if signed_up_by is not None:
+        cutoffs = {group: signed_up_by(group) for group in groups}
+        select = select.where(
+            Signup.created_at
+            <= sa.case(
+                *(
+                    (group.condition(), sa.literal(at, type_=Signup.created_at.type))
+                    for group, at in cutoffs.items()
+                ),
+                else_=sa.literal(min(cutoffs.values()), type_=Signup.created_at.type),
+            )
+        )
+    return (
         upsert_insert(Message.__table__)
         .from_select(COLUMNS, select)
         .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
         # SQLAlchemy reports an INSERT's rowcount only when asked to.
         .execution_options(preserve_rowcount=True)
     )
-    return changed(stmt)
 
 
 def wave_key(offset: int, starts_at: datetime) -> str:
@@ -337,22 +433,38 @@ def _record_wave(
     return db.session.scalar(stmt) is not None
 
 
+def _reminder_times(forum: Forum, offset: int, due: datetime) -> Callable[[_Group], datetime]:
+    """When each group's reminder of a wave leaves: at ``due``, or out of quiet hours."""
+    window = quiet.window() if quiet.applies(forum, offset) else None
+
+    def send_at(group: _Group) -> datetime:
+        zone = quiet.listener_zone(group.zone, group.prefix, forum.timezone)
+        return quiet.moved(due, zone, window) or due
+
+    return send_at
+
+
 def fan_out_wave(forum: Forum, offset: int, due: datetime, now: datetime) -> int:
     """Write the reminders of one wave (idempotent); return how many were new.
 
-    Listeners who signed up after the wave's due time get no reminder for it: that
-    offset was already past for them.
+    Listeners who signed up after their send time (the wave's due time, or the earlier
+    time quiet hours moved theirs to) get no reminder for it: that offset was already
+    past for them. Rows ``fan_out_early`` wrote are kept as they are.
     """
-    if not _record_wave(forum, offset, due, now, count=0):
-        return 0
-    count = _fan_out(
+    times = _reminder_times(forum, offset, due)
+    # Bodies first, then the wave's row: on SQLite that row takes the write lock, which
+    # senders wait on.
+    stmt = _fan_out_statement(
         forum,
         MessageKind.REMINDER,
         wave_key(offset, forum.starts_at),
         now,
-        send_at=max(due, now),
-        extra=[Signup.created_at <= due],
+        send_at=lambda group: max(times(group), now),
+        signed_up_by=times,
     )
+    if not _record_wave(forum, offset, due, now, count=0):
+        return 0
+    count = changed(stmt) if stmt is not None else 0
     db.session.execute(
         sa.update(ReminderWave)
         .where(
@@ -360,9 +472,65 @@ def fan_out_wave(forum: Forum, offset: int, due: datetime, now: datetime) -> int
             ReminderWave.offset_seconds == offset,
             ReminderWave.starts_at == forum.starts_at,
         )
-        .values(messages=count)
+        .values(messages=sa.func.coalesce(ReminderWave.messages, 0) + count)
     )
     return count
+
+
+# A moved reminder is written from a little before its send time until a little after:
+# the later passes pick up listeners whose signup committed as the earlier one ran.
+EARLY_GRACE = timedelta(minutes=5)
+
+
+def fan_out_early(now: datetime, ahead: timedelta) -> int:
+    """Write the reminders quiet hours move before their wave's due time; return how many.
+
+    Only the groups whose moved time is near (within ``ahead``, or just past) are
+    written; everyone else waits for the wave itself (``fan_out_wave``), which leaves
+    these rows alone (same key).
+    """
+    lead = quiet.lead()
+    if not lead:
+        return 0
+    forums = db.session.scalars(
+        sa.select(Forum).where(
+            Forum.status == ForumStatus.OPEN,
+            Forum.starts_at > now + ahead,
+        )
+    ).all()
+    written = 0
+    for forum in forums:
+        done = set(
+            db.session.scalars(
+                sa.select(ReminderWave.offset_seconds).where(
+                    ReminderWave.forum_id == forum.id,
+                    ReminderWave.starts_at == forum.starts_at,
+                )
+            )
+        )
+        for offset in forum.reminder_offsets:
+            due = forum.starts_at - timedelta(seconds=offset)
+            if offset in done or not quiet.applies(forum, offset):
+                continue
+            if not (now + ahead < due <= now + ahead + lead):
+                continue
+            times = _reminder_times(forum, offset, due)
+            ready = [
+                group
+                for group in _groups(_eligible(forum, None))
+                if now - EARLY_GRACE <= times(group) <= now + ahead and times(group) < due
+            ]
+            if ready:
+                written += _fan_out(
+                    forum,
+                    MessageKind.REMINDER,
+                    wave_key(offset, forum.starts_at),
+                    now,
+                    send_at=times,
+                    groups=ready,
+                    signed_up_by=times,
+                )
+    return written
 
 
 def cancel_pending(*conditions: sa.ColumnElement[bool], now: datetime, reason: str) -> int:
@@ -402,7 +570,6 @@ def forum_closed(forum: Forum, now: datetime) -> int:
         now,
         send_at=now,
         extra=[Signup.status.in_([SignupStatus.APPROVED, SignupStatus.QUEUED]), ~goodbye],
-        by_zone=False,
     )
 
 

@@ -1,107 +1,339 @@
-"""What each kind of text says, for a listener in a given zone.
+"""What each kind of text says, in the listener's language and zone, at the lowest cost.
 
-Bodies give the time in the forum's zone and, where known and different, the listener's
-own, and end with the opt-out line.
+One builder per kind (``BUILDERS``): a new kind is one function and one table entry.
+Every sentence goes through the ``texts`` gettext domain in the listener's language
+(``Signup.reads_in``: theirs, else the forum's first, else the station's). Bodies give the
+time in the forum's zone and, where known and different, the listener's own, formatted
+by Babel in the listener's locale, and end with the opt-out line.
+
+Cost (``phonein.gsm``): the forum's title is folded to GSM forms (typographic quotes,
+dashes, ellipses, odd spaces) and cut at a word boundary; a body in a Latin-script
+language whose only non-GSM characters are accented letters GSM lacks (``ã``, ``ç``,
+``á``) loses those accents, as SMS in those languages routinely do, so that it goes as
+GSM-7 at half the cost. A body that needs UCS-2 anyway (Arabic, a title in another
+script) keeps every letter as written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .. import links
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_skeleton, format_time, get_timezone_location
+from flask import current_app, has_app_context
+
+from .. import gsm, links
+from ..i18n import text_gettext, text_ngettext
 from ..models import Forum, MessageKind
 from ..times import zone_or_none
 
-STOP_LINE = "Reply STOP to opt out"
-TITLE_MAX_IN_SMS = 60
+# How long the forum's title may be in a text: at most 50 characters; down to 30 when
+# that saves a segment, and further only to keep within the limit (2 GSM-7, 3 UCS-2),
+# which as a last resort also drops the listener's own time (the forum's stays).
+TITLE_MAX_IN_SMS = 50
+FEWER_SEGMENT_TITLES = (40, 30)
+WITHIN_LIMIT_TITLES = (40, 30, 20, 12)
+# A link in a text is the listener's private link, filled in as it is sent: this stands in
+# for it wherever a text's cost is worked out before then (preview, benchmark).
+SAMPLE_TOKEN = "m." + "x" * 36
 
 
-def _title(forum: Forum) -> str:
-    # One line whatever is stored (a title saved before titles were cleaned may hold a
-    # line break): a text must not start a new line the listener reads as ours.
-    title = " ".join(forum.title.split())
-    return title if len(title) <= TITLE_MAX_IN_SMS else title[: TITLE_MAX_IN_SMS - 1] + "…"
+def _locale(language: str | None) -> Locale:
+    try:
+        return Locale.parse((language or "en").replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse("en")
 
 
-def _short(moment: datetime, zone_name: str | None) -> str:
-    zone = zone_or_none(zone_name)
-    local = moment.astimezone(zone) if zone else moment
-    return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname()}"
+@dataclass
+class Text:
+    """One text being written: for whom (zone, language), about what, at what moment."""
+
+    forum: Forum | None
+    zone: str | None
+    language: str | None
+    now: datetime
+    extra: dict[str, str] = field(default_factory=dict)
+    title_max: int = TITLE_MAX_IN_SMS
+    # False: the forum's time only, when the listener's own would take the text past its
+    # limit (a long link and a title in another script).
+    own_time: bool = True
+    # A confirmation promises a reminder only when one will come (sms.outbox.reminder_coming).
+    reminder: bool = False
+
+    @property
+    def title(self) -> str:
+        assert self.forum is not None
+        # One line, GSM forms, cut between words: a title with a line break or a
+        # typographic apostrophe must neither start a line the listener reads as ours nor
+        # double the cost.
+        title = " ".join(gsm.fold(self.forum.title).split())
+        # The texts quote the title in double quotes: its own go in as single ones.
+        return gsm.shorten(title.replace('"', "'"), self.title_max)
+
+    def moment(self, moment: datetime, zone_name: str | None, *, date: bool = True) -> str:
+        locale = _locale(self.language)
+        zone = zone_or_none(zone_name)
+        local = moment.astimezone(zone) if zone else moment
+        clock = format_time(local, "HH:mm", locale=locale)
+        if not date:
+            return clock
+        day = format_skeleton("MMMEd", local, locale=locale)
+        return f"{day} {clock}"
+
+    def place(self, zone_name: str | None) -> str:
+        zone = zone_or_none(zone_name)
+        if zone is None:
+            return "UTC"
+        return str(get_timezone_location(zone, locale=_locale(self.language), return_city=True))
+
+    def when(self, moment: datetime | None = None, *, date: bool = True) -> str:
+        """Say when the forum starts in its zone, and in the listener's where known and other.
+
+        ``date`` False leaves the day out (a reminder hours before: the time is what counts).
+        """
+        assert self.forum is not None
+        moment = moment or self.forum.starts_at
+        forum_zone = self.forum.timezone
+        text = text_gettext(
+            self.language,
+            "%(moment)s %(place)s time",
+            moment=self.moment(moment, forum_zone, date=date),
+            place=self.place(forum_zone),
+        )
+        own_zone = zone_or_none(self.zone)
+        forum = zone_or_none(forum_zone)
+        if own_zone is None or self.zone == forum_zone or not self.own_time:
+            return text
+        ours, theirs = moment.astimezone(forum) if forum else moment, moment.astimezone(own_zone)
+        if ours.utcoffset() == theirs.utcoffset():
+            return text
+        same_day = ours.date() == theirs.date()
+        return text_gettext(
+            self.language,
+            "%(forum_time)s (%(own)s your time)",
+            forum_time=text,
+            own=self.moment(moment, self.zone, date=date and not same_day),
+        )
+
+    def starts_in(self, delta: timedelta) -> str:
+        minutes = max(1, round(delta.total_seconds() / 60))
+        if minutes < 90:
+            return text_ngettext(self.language, "%(num)d minute", "%(num)d minutes", minutes)
+        hours = round(minutes / 60)
+        if hours < 36:
+            return text_ngettext(self.language, "%(num)d hour", "%(num)d hours", hours)
+        return text_ngettext(self.language, "%(num)d day", "%(num)d days", round(hours / 24))
 
 
-def when(forum: Forum, listener_zone: str | None, moment: datetime | None = None) -> str:
-    """Say when the forum starts in its zone, and in the listener's where known and other."""
-    moment = moment or forum.starts_at
-    text = _short(moment, forum.timezone)
-    if listener_zone and listener_zone != forum.timezone and zone_or_none(listener_zone):
-        own = _short(moment, listener_zone)
-        if own != text:
-            text += f" ({own} your time)"
-    return text
+# One builder per kind.
 
 
-def _in(delta: timedelta) -> str:
-    minutes = max(1, round(delta.total_seconds() / 60))
-    if minutes < 90:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    hours = round(minutes / 60)
-    if hours < 36:
-        return f"{hours} hours"
-    return f"{round(hours / 24)} days"
+def _confirmation(t: Text) -> str:
+    # The link goes in as the text is sent (links.fill): the stored text, which producers
+    # read in the SMS log, holds no working private link.
+    if t.reminder:
+        return text_gettext(
+            t.language,
+            'Signed up for "%(title)s", %(when)s. We\'ll text you a reminder. Change or cancel: %(link)s',  # noqa: E501
+            title=t.title,
+            when=t.when(),
+            link=links.PLACEHOLDER,
+        )
+    return text_gettext(
+        t.language,
+        'Signed up for "%(title)s", %(when)s. Change or cancel: %(link)s',
+        title=t.title,
+        when=t.when(),
+        link=links.PLACEHOLDER,
+    )
+
+
+# A reminder this close to the start gives the time without the day.
+SAME_DAY = timedelta(hours=12)
+
+
+def _reminder(t: Text) -> str:
+    assert t.forum is not None
+    ahead = t.forum.starts_at - t.now
+    return text_gettext(
+        t.language,
+        'Reminder: "%(title)s" starts in %(in)s, %(when)s.',
+        title=t.title,
+        when=t.when(date=ahead > SAME_DAY),
+        **{"in": t.starts_in(ahead)},
+    )
+
+
+def _next_up(t: Text) -> str:
+    return text_gettext(
+        t.language,
+        'You\'re next on "%(title)s"! Keep your phone free: we will call you in a few minutes.',
+        title=t.title,
+    )
+
+
+def _rescheduled(t: Text) -> str:
+    return text_gettext(
+        t.language, 'The phone-in "%(title)s" has moved to %(when)s.', title=t.title, when=t.when()
+    )
+
+
+def _cancelled(t: Text) -> str:
+    return text_gettext(
+        t.language,
+        'Sorry: the phone-in "%(title)s" on %(when)s has been cancelled.',
+        title=t.title,
+        when=t.when(),
+    )
+
+
+def _goodbye(t: Text) -> str:
+    # One literal: extraction does not read strings joined inside parentheses.
+    return text_gettext(
+        t.language,
+        'Thank you for calling "%(title)s". We ran out of time before your turn, but your comment may still be published: %(url)s',  # noqa: E501
+        title=t.title,
+        url=t.extra["forum_url"],
+    )
+
+
+def _closed(t: Text) -> str:
+    return text_gettext(
+        t.language,
+        'The phone-in "%(title)s" has now closed. We could not put you on air this time. Thank you for taking part.',  # noqa: E501
+        title=t.title,
+    )
+
+
+def _help(t: Text) -> str:
+    return text_gettext(
+        t.language,
+        "phonein texts you about phone-ins you signed up for. Reply START to get texts again.",
+    )
+
+
+BUILDERS: dict[str, Callable[[Text], str]] = {
+    MessageKind.CONFIRMATION: _confirmation,
+    MessageKind.REMINDER: _reminder,
+    MessageKind.NEXT_UP: _next_up,
+    MessageKind.RESCHEDULED: _rescheduled,
+    MessageKind.CANCELLED: _cancelled,
+    MessageKind.GOODBYE: _goodbye,
+    MessageKind.CLOSED: _closed,
+    MessageKind.HELP: _help,
+}
+# What the SMS preview and benchmark show for a forum, in this order.
+FORUM_KINDS = (
+    MessageKind.CONFIRMATION,
+    MessageKind.REMINDER,
+    MessageKind.NEXT_UP,
+    MessageKind.RESCHEDULED,
+    MessageKind.CANCELLED,
+    MessageKind.GOODBYE,
+    MessageKind.CLOSED,
+)
+
+
+def cheapest(text: str) -> str:
+    """Return ``text`` in GSM-7 when losing accents GSM lacks is all it takes, else as is."""
+    if gsm.is_gsm(text):
+        return text
+    plain = gsm.fold_letters(text)
+    return plain if gsm.is_gsm(plain) else text
+
+
+def finish(text: Text, sentence: str) -> str:
+    """Add the opt-out line and make the body as cheap as its language allows."""
+    stop = text_gettext(text.language, "Reply STOP to opt out.")
+    return cheapest(f"{sentence} {stop}")
+
+
+def forum_language(forum: Forum | None) -> str | None:
+    """The forum's first language: what a listener who named none reads (None: the station's)."""
+    languages: list[str] = (forum.languages if forum is not None else None) or []
+    return languages[0] if languages else None
 
 
 def body(
-    kind: MessageKind,
+    kind: MessageKind | str,
     forum: Forum | None,
     zone: str | None,
     now: datetime,
     *,
-    reminder: bool = True,
+    language: str | None = None,
+    reminder: bool = False,
     **extra: str,
 ) -> str:
-    """Return the text of a message of ``kind`` for a listener in ``zone``.
+    """Return the text of a message of ``kind`` for a listener in ``zone`` and ``language``.
 
     ``reminder``: whether a confirmation may promise a reminder (one is on its way).
     """
-    if forum is None or kind == MessageKind.HELP:
-        return (
-            "phonein texts you about phone-ins you signed up for. Reply START to get "
-            f"texts again. {STOP_LINE}."
+    if forum is None:
+        kind = MessageKind.HELP
+    build = BUILDERS.get(kind, _help)
+    language = language or forum_language(forum)
+
+    def made(title_max: int, own_time: bool = True) -> tuple[str, gsm.Cost]:
+        text = Text(forum, zone, language, now, extra, title_max, own_time, reminder)
+        written = finish(text, build(text))
+        return written, gsm.cost(as_sent(written, _public_url()))
+
+    # The fewest segments a title of 30 characters or more allows, with the longest such
+    # title; else the longest title within the limit. A title is the one part of a text
+    # worth shortening (never the time, the link or the STOP line).
+    written, cost = made(TITLE_MAX_IN_SMS)
+    for segments in range(1, cost.segments):
+        for title_max in FEWER_SEGMENT_TITLES:
+            shorter, shorter_cost = made(title_max)
+            if shorter_cost.segments <= segments and not shorter_cost.over:
+                return shorter
+    if not cost.over:
+        return written
+    for own_time in (True, False):
+        for title_max in WITHIN_LIMIT_TITLES:
+            written, cost = made(title_max, own_time)
+            if not cost.over:
+                return written
+    return written
+
+
+def start_reply(language: str | None) -> str:
+    """The reply to START (and its synonyms): texts come again."""
+    text = Text(None, None, language, datetime.min)
+    return finish(
+        text, text_gettext(text.language, "You will get texts about your phone-ins again.")
+    )
+
+
+def stop_reply(language: str | None) -> str:
+    """The reply to STOP (and its synonyms): no more texts, and how to get them back."""
+    text = Text(None, None, language, datetime.min)
+    return cheapest(
+        text_gettext(
+            text.language, "You will get no more texts from phonein. Reply START to get them again."
         )
-    title = _title(forum)
-    if kind == MessageKind.CONFIRMATION:
-        text = f'You\'re signed up for the phone-in "{title}", {when(forum, zone)}.'
-        if reminder:
-            text += " We'll text you a reminder."
-        # The link goes in as the text is sent (links.fill): the stored text, which
-        # producers read in the SMS log, holds no working private link.
-        text += f" Change or cancel: {links.PLACEHOLDER}"
-    elif kind == MessageKind.REMINDER:
-        text = (
-            f'Reminder: the phone-in "{title}" starts in {_in(forum.starts_at - now)}, '
-            f"{when(forum, zone)}. Keep your phone with you."
+    )
+
+
+def code_text(code: str, language: str | None) -> str:
+    """The text carrying a one-time code phonein made."""
+    text = Text(None, None, language, datetime.min)
+    return cheapest(
+        text_gettext(
+            text.language,
+            "Your phonein code is %(code)s. It is good for 10 minutes. Never share it.",
+            code=code,
         )
-    elif kind == MessageKind.NEXT_UP:
-        text = (
-            f'You\'re next on "{title}"! Please keep your phone free: we will call you '
-            "in the next few minutes."
-        )
-    elif kind == MessageKind.RESCHEDULED:
-        text = f'The phone-in "{title}" has moved to {when(forum, zone)}.'
-    elif kind == MessageKind.CANCELLED:
-        text = f'Sorry: the phone-in "{title}" on {when(forum, zone)} has been cancelled.'
-    elif kind == MessageKind.GOODBYE:
-        text = (
-            f'Thank you for calling "{title}". We ran out of time before your turn, but your '
-            f"comment may still be published with the selection: {extra['forum_url']}"
-        )
-    elif kind == MessageKind.CLOSED:
-        text = (
-            f'The phone-in "{title}" has now closed. We could not put you on air this time. '
-            "Thank you for taking part."
-        )
-    else:
-        text = (
-            "phonein texts you about phone-ins you signed up for. Reply START to get texts again."
-        )
-    return f"{text} {STOP_LINE}."
+    )
+
+
+def _public_url() -> str:
+    return str(current_app.config["PUBLIC_URL"]) if has_app_context() else "https://x.example"
+
+
+def as_sent(text: str, public_url: str) -> str:
+    """``text`` with a link as long as the one it will carry, to work out its cost."""
+    return text.replace(links.PLACEHOLDER, f"{public_url}/manage/{SAMPLE_TOKEN}")

@@ -16,11 +16,11 @@ from twilio.twiml.messaging_response import MessagingResponse
 from .. import phones
 from ..database import changed, commit, upsert_insert
 from ..extensions import csrf, db
-from ..models import Message, MessageKind, MessageStatus, WebhookReceipt
+from ..models import Message, MessageKind, MessageStatus, Signup, WebhookReceipt
 from ..times import utcnow
 from ..twilio import signed
 from . import outbox, status
-from .texts import body
+from .texts import body, start_reply, stop_reply
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
 csrf.exempt(bp)
@@ -67,6 +67,14 @@ def forget_receipts(before: datetime) -> int:
     return changed(sa.delete(WebhookReceipt).where(WebhookReceipt.received_at < before))
 
 
+def _language_of(phone: str) -> str | None:
+    """The language of the number's latest signup: what its replies are in."""
+    signup = db.session.scalars(
+        sa.select(Signup).where(Signup.phone == phone).order_by(Signup.id.desc()).limit(1)
+    ).first()
+    return signup.reads_in if signup is not None else None
+
+
 def twiml(text: str | None = None) -> Response:
     response = MessagingResponse()
     if text:
@@ -88,17 +96,20 @@ def inbound_sms() -> Response:
     # nothing again: no second HELP row in the producers' log.
     first = first_delivery(request.form.get("MessageSid", "")[:64], word[:32])
     if word in STOP_WORDS:
+        language = _language_of(phone)
         if first:
             outbox.opt_out(phone, now, word=word[:32])
             commit()
-        return twiml()  # Twilio's own opt-out reply confirms it to the listener
+        # Where Twilio's own opt-out handling is on, it sends its reply and drops ours:
+        # set its localized replies in the Messaging Service (README, Twilio).
+        return twiml(stop_reply(language))
     if word in START_WORDS:
         if first:
             outbox.opt_in(phone, word=word[:32])
             commit()
-        return twiml("You will get texts about your phone-ins again. Reply STOP to opt out.")
+        return twiml(start_reply(_language_of(phone)))
     if word in HELP_WORDS:
-        text = body(MessageKind.HELP, None, None, now)
+        text = body(MessageKind.HELP, None, None, now, language=_language_of(phone))
         if first:
             db.session.add(
                 Message(

@@ -17,12 +17,13 @@ def _staff_language() -> None:
 
 def init_app(app: Flask) -> None:
     # report adds its pages to the producer blueprint, so it comes before registration.
-    from . import board, headers, producer, public, report, verify  # noqa: F401
+    from . import board, headers, producer, public, report, texts_preview, verify  # noqa: F401
 
     # Importing the screening views adds their routes to the producer blueprint.
     from .screening import bp as _with_screening  # noqa: F401
 
     headers.init_app(app)
+    texts_preview.init_app(app)
 
     # Staff pages are written in English only: their language is English, whatever the
     # browser asks, so that <html lang> and the dates on them agree with their words.
