@@ -66,8 +66,8 @@ WORDINGS = {
             PUBLISH,
             "May we publish your comment with your name and location after the programme?",
         ),
-        # The line that ends every text (sms.texts.STOP_LINE), which a STOP answers.
-        Wording("sms.stop.v1", SMS, "Reply STOP to opt out"),
+        # The line that ends every text (sms.texts.stop_line), which a STOP answers.
+        Wording("sms.stop.v1", SMS, "Reply STOP to opt out."),
         # The reply to START and its kin (sms.webhooks).
         Wording(
             "sms.start.v1",

@@ -245,10 +245,14 @@ def cheapest(text: str) -> str:
     return plain if gsm.is_gsm(plain) else text
 
 
+def stop_line(language: str | None) -> str:
+    """The opt-out line that ends every text (the consent ledger's wording ``sms.stop.v1``)."""
+    return text_gettext(language, "Reply STOP to opt out.")
+
+
 def finish(text: Text, sentence: str) -> str:
     """Add the opt-out line and make the body as cheap as its language allows."""
-    stop = text_gettext(text.language, "Reply STOP to opt out.")
-    return cheapest(f"{sentence} {stop}")
+    return cheapest(f"{sentence} {stop_line(text.language)}")
 
 
 def forum_language(forum: Forum | None) -> str | None:
@@ -269,15 +273,18 @@ def body(
 ) -> str:
     """Return the text of a message of ``kind`` for a listener in ``zone`` and ``language``.
 
-    ``reminder``: whether a confirmation may promise a reminder (one is on its way).
+    ``reminder``: whether a confirmation may promise a reminder (one is on its way); the
+    promise is left out rather than take the text past its segment limit.
     """
     if forum is None:
         kind = MessageKind.HELP
     build = BUILDERS.get(kind, _help)
     language = language or forum_language(forum)
 
-    def made(title_max: int, own_time: bool = True) -> tuple[str, gsm.Cost]:
-        text = Text(forum, zone, language, now, extra, title_max, own_time, reminder)
+    def made(
+        title_max: int, own_time: bool = True, promise: bool = reminder
+    ) -> tuple[str, gsm.Cost]:
+        text = Text(forum, zone, language, now, extra, title_max, own_time, promise)
         written = finish(text, build(text))
         return written, gsm.cost(as_sent(written, _public_url()))
 
@@ -292,9 +299,11 @@ def body(
                 return shorter
     if not cost.over:
         return written
-    for own_time in (True, False):
+    # Last resorts, in order: the listener's own time, then a confirmation's promise of a
+    # reminder (the reminder still comes; the text just does not say so).
+    for own_time, promise in ((True, reminder), (False, reminder), (False, False)):
         for title_max in WITHIN_LIMIT_TITLES:
-            written, cost = made(title_max, own_time)
+            written, cost = made(title_max, own_time, promise)
             if not cost.over:
                 return written
     return written
