@@ -23,7 +23,6 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from .. import consents, i18n, phones
 from ..i18n import lazy_gettext
-from ..models import Stance
 
 
 # Listener forms: labels are marked for translation and rendered in the page's language.
@@ -141,32 +140,3 @@ class ForumForm(FlaskForm):
         for offset in offsets:
             offered.setdefault(offset, before(offset))
         self.reminder_offsets.choices = sorted(offered.items(), reverse=True)
-
-
-class ScreenForm(FlaskForm):
-    decision = SelectField(
-        "Decision",
-        choices=[
-            SelectChoice("", "—"),
-            SelectChoice("approve", "Approve"),
-            SelectChoice("reject", "Reject"),
-        ],
-        validate_choice=False,
-    )
-    stance = SelectField(
-        "Stance",
-        choices=[SelectChoice("", "—")] + [SelectChoice(s.value) for s in Stance],
-        validate_choice=False,
-    )
-    rating = SelectField(
-        "Rating",
-        choices=[SelectChoice("", "—")] + [SelectChoice(str(i)) for i in range(1, 6)],
-        validate_choice=False,
-    )
-    notes = TextAreaField("Notes")
-
-
-class PublishForm(FlaskForm):
-    published = BooleanField("Publish")
-    pull_quote = StringField("Pull quote")
-    order = IntegerField("Order", validators=[Optional()])
