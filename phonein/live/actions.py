@@ -44,7 +44,7 @@ from ..models import (
     SignupStatus,
 )
 from ..sms import outbox
-from . import dispatch
+from . import dispatch, queue
 
 # How long an action can be undone: long enough to notice a mis-click and reach for it.
 UNDO_WINDOW = timedelta(seconds=30)
@@ -285,19 +285,7 @@ def latest(forum: Forum, now: datetime) -> LiveAction | None:
 
 def _lock(slug: str) -> Forum:
     """Take the forum's queue lock whatever its status (an undo may reopen it)."""
-    forums = Forum.__table__
-    bumped = (
-        sa.update(forums)
-        .where(forums.c.slug == slug)
-        .values(queue_version=forums.c.queue_version + 1)
-        .returning(*forums.c)
-    )
-    forum: Forum | None = db.session.scalars(
-        sa.select(Forum).from_statement(bumped).execution_options(populate_existing=True)
-    ).one_or_none()
-    if forum is None:
-        raise NotFound(f"There is no forum called '{slug}'.")
-    return forum
+    return queue.take_lock(slug)
 
 
 def undo(slug: str, action_id: int, now: datetime) -> Undone:

@@ -48,6 +48,20 @@ class Step:
 
 def lock(slug: str, now: datetime, *, live_only: bool = False) -> Forum:
     """Lock the forum called ``slug`` for a queue change and return it, checked."""
+    forum = take_lock(slug)
+    status = forum.status_at(now)
+    if live_only and status != ForumStatus.LIVE:
+        raise Conflict(
+            f"The forum is {status.value}: callers go on air only while it is live.",
+            code="forum_not_live",
+        )
+    if status not in FORUM_ACTIVE:
+        raise Conflict(f"The forum is {status.value}; its queue is closed.", code="forum_closed")
+    return forum
+
+
+def take_lock(slug: str) -> Forum:
+    """Take the queue lock of the forum called ``slug``, whatever its status; return it."""
     forums = Forum.__table__
     bumped = (
         sa.update(forums)
@@ -60,14 +74,6 @@ def lock(slug: str, now: datetime, *, live_only: bool = False) -> Forum:
     ).one_or_none()
     if forum is None:
         raise NotFound(f"There is no forum called '{slug}'.")
-    status = forum.status_at(now)
-    if live_only and status != ForumStatus.LIVE:
-        raise Conflict(
-            f"The forum is {status.value}: callers go on air only while it is live.",
-            code="forum_not_live",
-        )
-    if status not in FORUM_ACTIVE:
-        raise Conflict(f"The forum is {status.value}; its queue is closed.", code="forum_closed")
     return forum
 
 
