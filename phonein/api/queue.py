@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from .. import forums, signups
 from ..accounts import api_user, require_api
 from ..database import commit
+from ..errors import Conflict
 from ..inputs import clean_line
 from ..live import actions, board, calls, queue
 from ..models import Role
@@ -76,12 +77,18 @@ def place(data: dict[str, Any], slug: str) -> dict[str, Any]:
     that is a live action, undoable for a while (``action``).
     """
     now = utcnow()
-    forum = queue.lock(slug, now)
-    before = actions.capture(forum, now, data["signup_id"])
-    was = before.signups.get(data["signup_id"], {}).get("status")
-    forum, signup, position = queue.requeue(slug, data["signup_id"], data.get("position"), now)
+    signup_id, wanted = data["signup_id"], data.get("position")
     action = None
-    if was in ("done", "dropped"):
+    try:
+        # Adding or moving: the common case, and no live action (nothing to capture).
+        forum, signup, position = queue.place(slug, signup_id, wanted, now)
+    except Conflict as refused:
+        if refused.code != "not_approved":
+            raise
+        before = actions.capture(queue.lock(slug, now), now, signup_id)
+        if before.signups.get(signup_id, {}).get("status") not in ("done", "dropped"):
+            raise
+        forum, signup, position = queue.requeue(slug, signup_id, wanted, now)
         action = actions.record(before, forum, actions.Kind.REQUEUE, now, _user_id())
     commit()
     return {
