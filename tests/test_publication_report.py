@@ -97,7 +97,7 @@ def test_the_stance_bar_is_an_accessible_svg(client, app):
     db.session.commit()
     page = _publish_forum(client, forum)
     assert 'aria-labelledby="balance-all-title balance-all-desc"' in page
-    assert '<desc id="balance-all-desc">in favour: 1 (50%); against: 1 (50%)</desc>' in page
+    assert '<desc id="balance-all-desc">In favour: 1 (50%); Against: 1 (50%)</desc>' in page
     assert "<script" not in page.split('id="balance-all"')[1].split("</svg>")[0]
 
 
