@@ -127,7 +127,7 @@ def test_serve_prints_every_text_of_the_console_backend(tmp_path: Path):
         if process.stderr:
             process.stderr.close()
     text = "".join(seen)
-    assert "You're signed up" in text
+    assert "Signed up for" in text
     assert "/manage/[private]" in text  # the private link never reaches a log
     assert "[alembic" not in text and "INFO alembic" not in text
     assert "Running job" not in text  # the scheduler's every second stays quiet
