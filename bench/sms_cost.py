@@ -8,7 +8,8 @@ zone and one of the four languages. For every listener the texts they receive ar
 the real length for ``--public-url``, and each text's segments counted with
 ``phonein.gsm.cost`` (GSM-7 with its extension table, else UCS-2; 153/67 per part).
 
-Before: main's text builder, read from git (``git show main:phonein/sms/texts.py``) and
+Before: the text builder of ``--base`` (default 6d9c5e1, the last commit before
+multilingual, GSM-7-aware texts), read from git (``git show 6d9c5e1:phonein/sms/texts.py``) and
 loaded beside the new one, for the same listeners: English only, the title unfolded.
 After: this tree's ``phonein.sms.texts`` in each listener's language.
 
@@ -151,8 +152,10 @@ def run(public_url: str, base: str, title: str = TITLE) -> dict[str, Any]:
                 public_url,
             )
             after = _received(
+                # The confirmation as these listeners get it: reminders are coming, so it
+                # promises one (within its segment limit).
                 lambda kind, now, z=zone, lang=language: texts.body(
-                    kind, forum, z, now, language=lang
+                    kind, forum, z, now, language=lang, reminder=kind == MessageKind.CONFIRMATION
                 ),
                 forum,
                 zone,
@@ -190,7 +193,12 @@ def run(public_url: str, base: str, title: str = TITLE) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--public-url", default="https://phonein.example.org")
-    parser.add_argument("--base", default="main", help="git revision whose texts are 'before'")
+    parser.add_argument(
+        "--base",
+        default="6d9c5e1",
+        help="git revision whose texts are 'before' (default: the last one before "
+        "multilingual, GSM-7-aware texts)",
+    )
     parser.add_argument("--title", default=TITLE, help="the forum's title")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
