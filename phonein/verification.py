@@ -377,7 +377,8 @@ def start(
         attempts=0,
         client_address=(client_address or "")[:64] or None,
         created_at=now,
-        expires_at=now,
+        # The expiry _send sets, written by the INSERT: no UPDATE of it right after.
+        expires_at=now + _minutes("VERIFY_CODE_MINUTES"),
     )
     db.session.add(verification)
     db.session.flush()
