@@ -423,7 +423,10 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
     code = (code or "").strip()
     if verification.attempts >= int(current_app.config["VERIFY_MAX_ATTEMPTS"]):
         raise TooMany(_("Too many wrong codes. Please ask for a new one."))
-    verification.attempts += 1
+    # The try is counted with the answer: a wrong code on its own, a right one with the
+    # proof and the signup in one UPDATE after the signup's INSERT (set before the reads
+    # below, the autoflush would write it a statement early). A raise rolls it all back.
+    tries = verification.attempts + 1
     sender = codes.sender()
     if not code.isdigit() or len(code) > 10:
         right = False
@@ -437,9 +440,9 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
         except codes.CodeRefused as refused:
             raise _answer(refused) from refused
     if not right:
+        verification.attempts = tries
         db.session.flush()
         return Proof(ok=False)
-    verification.proved_at = now
     forum = db.session.get(Forum, verification.forum_id)
     assert forum is not None  # the verification goes with its forum (ON DELETE CASCADE)
     if verification.values is None:  # a link request (PHONEIN_VERIFY=off): nothing changes
@@ -456,6 +459,8 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
             new_link=new_link,
             source=consents.Source.from_json(values.pop(SOURCE_KEY, None)),
         )
+    verification.attempts = tries
+    verification.proved_at = now
     verification.signup_id = registration.signup.id
     db.session.flush()
     return Proof(ok=True, registration=registration)
