@@ -73,9 +73,10 @@ class RedirectingHttpClient(TwilioHttpClient):
     def __init__(self, base_url: str | None, timeout: float = TIMEOUT_SECONDS):
         super().__init__(timeout=timeout)
         self.base_url = base_url.rstrip("/") if base_url else None
-        if self.session is not None:
+        sdk_session: requests.Session | None = getattr(self, "session", None)
+        if sdk_session is not None:
             settled = SettledSession()
-            settled.adapters = self.session.adapters  # the SDK's pool sizes
+            settled.adapters = sdk_session.adapters  # the SDK's pool sizes
             self.session = settled
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
