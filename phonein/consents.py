@@ -181,14 +181,16 @@ def _row(
         "wording": shown(version, language),
         "detail": detail,
         "client_address": client_address,
-        "recorded_at": clock(),
     }
 
 
 def _insert(rows: list[dict[str, Any]]) -> None:
     if rows:
-        # One multi-row INSERT: on the signup path this is one round trip.
-        db.session.execute(sa.insert(Consent.__table__).values(rows))
+        # One statement with the rows as parameters (an executemany, which SQLAlchemy
+        # sends as one multi-row INSERT on PostgreSQL: one round trip on the signup path).
+        # Not .values(rows): a multi-row VALUES is compiled anew for every execution,
+        # never cached.
+        db.session.execute(sa.insert(Consent.__table__).values(recorded_at=clock()), rows)
 
 
 def record(signup: Signup, source: Source, purposes: Iterable[ConsentPurpose]) -> None:

@@ -395,7 +395,8 @@ def start(
         attempts=0,
         client_address=(client_address or "")[:64] or None,
         created_at=now,
-        expires_at=now,
+        # The expiry _send sets, written by the INSERT: no UPDATE of it right after.
+        expires_at=now + _minutes("VERIFY_CODE_MINUTES"),
     )
     db.session.add(verification)
     db.session.flush()
@@ -408,9 +409,27 @@ def live(verification_id: str, now: datetime) -> Verification:
     found = None
     if verification_id and len(verification_id) <= 40:
         found = db.session.get(Verification, verification_id)
+    return _still_live(found, now)
+
+
+def _still_live(found: Verification | None, now: datetime) -> Verification:
     if found is None or found.proved_at is not None or found.expires_at <= now:
         raise NotFound(_("This code has expired or was already used. Please sign up again."))
     return found
+
+
+def _live_with_forum(verification_id: str, now: datetime) -> tuple[Verification, Forum]:
+    """``live``, and the verification's forum read by the same SELECT (the code entry's)."""
+    row = None
+    if verification_id and len(verification_id) <= 40:
+        row = db.session.execute(
+            sa.select(Verification, Forum)
+            .join(Forum, Forum.id == Verification.forum_id)
+            .where(Verification.id == verification_id)
+        ).first()
+    verification = _still_live(row[0] if row is not None else None, now)
+    assert row is not None
+    return verification, row[1]
 
 
 def resend(verification_id: str, channel: str | None, now: datetime) -> Verification:
@@ -436,11 +455,16 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
     A wrong code counts a try and changes nothing else: the view commits that, then answers
     422. Past the tries: TooMany.
     """
-    verification = live(verification_id, now)
+    # One SELECT for the verification and its forum (the forum is needed once the code is
+    # right; a separate read of it cost a statement).
+    verification, forum = _live_with_forum(verification_id, now)
     code = (code or "").strip()
     if verification.attempts >= int(current_app.config["VERIFY_MAX_ATTEMPTS"]):
         raise TooMany(_("Too many wrong codes. Please ask for a new one."))
-    verification.attempts += 1
+    # The try is counted with the answer: a wrong code on its own, a right one with the
+    # proof and the signup in one UPDATE after the signup's INSERT (set before the reads
+    # below, the autoflush would write it a statement early). A raise rolls it all back.
+    tries = verification.attempts + 1
     sender = codes.sender()
     if not code.isdigit() or len(code) > 10:
         right = False
@@ -454,11 +478,9 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
         except codes.CodeRefused as refused:
             raise _answer(refused) from refused
     if not right:
+        verification.attempts = tries
         db.session.flush()
         return Proof(ok=False)
-    verification.proved_at = now
-    forum = db.session.get(Forum, verification.forum_id)
-    assert forum is not None  # the verification goes with its forum (ON DELETE CASCADE)
     if verification.values is None:  # a link request (PHONEIN_VERIFY=off): nothing changes
         signup = _known(forum, verification.phone)
         token = signups.new_manage_link(signup) if new_link else None
@@ -473,6 +495,8 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
             new_link=new_link,
             source=consents.Source.from_json(values.pop(SOURCE_KEY, None)),
         )
+    verification.attempts = tries
+    verification.proved_at = now
     verification.signup_id = registration.signup.id
     db.session.flush()
     return Proof(ok=True, registration=registration)

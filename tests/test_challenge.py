@@ -117,3 +117,34 @@ def test_the_challenge_endpoint_is_in_the_openapi_document(client, app):
     assert "get" in spec["paths"]["/api/v1/challenge"]
     signup = spec["paths"]["/api/v1/forums/{slug}/signups"]["post"]
     assert "400" in signup["responses"]
+
+
+def test_spent_solutions_past_their_expiry_are_deleted_once_a_minute(client, app, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from phonein import challenge
+    from phonein.models import ChallengeUse
+
+    forum = make_forum()
+    old = datetime.now(UTC) - timedelta(hours=1)
+
+    def expired(name: str) -> None:
+        db.session.add(ChallengeUse(challenge=name * 64, expires_at=old))
+        db.session.commit()
+
+    def left() -> set[str]:
+        db.session.expire_all()
+        return {use.challenge for use in db.session.query(ChallengeUse)}
+
+    monkeypatch.setattr(challenge, "_cleanup_due", datetime.min.replace(tzinfo=UTC))
+    expired("a")
+    assert client.post(url(forum), json={**LISTENER, "challenge": solve(client)}).status_code == 202
+    assert "a" * 64 not in left() and len(left()) == 1  # the expired use went, the new one stays
+    expired("b")
+    second = {**LISTENER, "phone": "+1 201 555 0212", "challenge": solve(client)}
+    assert client.post(url(forum), json=second).status_code == 202
+    assert "b" * 64 in left()  # not due yet: kept until the next minute
+    monkeypatch.setattr(challenge, "_cleanup_due", challenge._cleanup_due - timedelta(minutes=1))
+    third = {**LISTENER, "phone": "+1 201 555 0213", "challenge": solve(client)}
+    assert client.post(url(forum), json=third).status_code == 202
+    assert "b" * 64 not in left() and len(left()) == 3
