@@ -236,7 +236,7 @@ def test_next_and_a_move_are_few_statements(client, app, producer):
     assert len(moved) == 4, moved
     # token and user; lock; finish; on air; next up; text the new head; the lines (7), and
     # the undo log (live.actions): the state before, the state after, the action row (12).
-    assert len(statements) <= 19, statements
+    assert len(statements) <= 17, statements
 
 
 def _queue_invariants(forum_id: int) -> tuple[list[int], int]:

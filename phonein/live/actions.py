@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..database import changed, clock
 from ..errors import Conflict, NotFound
@@ -242,11 +243,10 @@ def record(
         .execution_options(synchronize_session=False)
     )
     assert version is not None
-    forum.queue_version = version
-    db.session.flush()
-    table = LiveAction.__table__
-    action_id = db.session.scalar(
-        sa.insert(table)
+    # What the UPDATE just wrote: set as loaded, so that no second UPDATE follows.
+    set_committed_value(forum, "queue_version", version)
+    return db.session.scalars(
+        sa.insert(LiveAction)
         .values(
             forum_id=forum.id,
             user_id=user_id,
@@ -263,9 +263,8 @@ def record(
             created_at=now,
             expires_at=clock(UNDO_WINDOW),
         )
-        .returning(table.c.id)
-    )
-    return db.session.get(LiveAction, action_id)
+        .returning(LiveAction)
+    ).one()
 
 
 def latest(forum: Forum, now: datetime) -> LiveAction | None:
