@@ -151,6 +151,11 @@ class Statuses:
 
     by_status: dict[str, int]
 
+    @classmethod
+    def of(cls, counts: dict[str, int]) -> Statuses:
+        """Read ``forums.signup_counts`` (every status, and its ``total``)."""
+        return cls({s.value: counts.get(s.value, 0) for s in SignupStatus})
+
     @property
     def total(self) -> int:
         return sum(self.by_status.values())
@@ -163,17 +168,6 @@ class Statuses:
     def approved(self) -> int:
         """Approved at some point: still approved, or queued, on air, done or dropped since."""
         return sum(self.by_status[s] for s in ("approved", "queued", "on_air", "done", "dropped"))
-
-
-def statuses(forum: Forum) -> Statuses:
-    rows = db.session.execute(
-        sa.select(Signup.status, sa.func.count())
-        .where(Signup.forum_id == forum.id)
-        .group_by(Signup.status)
-    )
-    counts = {s.value: 0 for s in SignupStatus}
-    counts.update({status: n for status, n in rows})
-    return Statuses(counts)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from phonein import publication, report
+from phonein import forums, publication, report
 from phonein.exports import BOM, csv_lines, safe_cell
 from phonein.extensions import db
 from phonein.models import Call, Message, Signup
@@ -354,7 +354,7 @@ def test_report_figures_from_a_known_dataset(app):
         ("US", "United States", 2),
         ("", "Unknown", 1),
     ]
-    statuses = report.statuses(forum)
+    statuses = report.Statuses.of(forums.signup_counts(forum))
     assert (statuses.total, statuses.screened, statuses.approved) == (6, 4, 3)
     assert statuses.by_status["rejected"] == 1 and statuses.by_status["done"] == 2
     calls = report.calls(forum)

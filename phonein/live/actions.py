@@ -282,14 +282,9 @@ def latest(forum: Forum, now: datetime) -> LiveAction | None:
     return action
 
 
-def _lock(slug: str) -> Forum:
-    """Take the forum's queue lock whatever its status (an undo may reopen it)."""
-    return queue.take_lock(slug)
-
-
 def undo(slug: str, action_id: int, now: datetime) -> Undone:
     """Undo the action ``action_id`` of forum ``slug``; undoing it twice changes nothing."""
-    forum = _lock(slug)
+    forum = queue.take_lock(slug)  # whatever its status: an undo may reopen it
     action = None
     if 0 < action_id <= MAX_ID:
         action = db.session.scalars(

@@ -191,7 +191,7 @@ def publication_save(slug: str) -> ResponseReturnValue:
 @producer_only
 def forum_report(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
-    statuses = report.statuses(forum)
+    statuses = report.Statuses.of(forums.signup_counts(forum))
     return render_template(
         "producer/report.html",
         forum=forum,
