@@ -21,6 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from phonein import consents
 from phonein.extensions import db
 from phonein.live import calls
 from phonein.models import Forum, Signup
@@ -168,6 +169,10 @@ def test_the_producer_sees_the_lines_and_screens_a_caller_live(live_app, browser
     ) == ("Priya <b>Nair</b>")
     assert "where you are" in (_read(browser, f"{form} .field-error") or "").lower()
 
+    # Each consent box is labelled with the question the ledger records as asked.
+    for name, version in (("sms_consent", "sms.phone.v1"), ("publish_consent", "publish.phone.v1")):
+        label = browser.find_element(By.CSS_SELECTOR, f"{form} label:has([name={name}])")
+        assert label.text.strip() == consents.text(version)
     browser.find_element(By.CSS_SELECTOR, f"{form} [name=location]").send_keys("Bristol")
     browser.find_element(By.CSS_SELECTOR, f"{form} [name=question]").send_keys("What about buses?")
     browser.find_element(By.CSS_SELECTOR, f'{form} [data-call-action="screen"]').click()

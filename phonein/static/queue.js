@@ -17,6 +17,9 @@
   var doneUrl = root.getAttribute("data-done-url");
   var last = null;  // the last queue answer: what "next" and "finish" check before they act
   var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 1000;
+  // The questions a producer asks a caller on the phone, word for word as the consent
+  // ledger stores them (consents.ON_THE_PHONE).
+  var asked = { sms_consent: root.getAttribute("data-asked-sms"), publish_consent: root.getAttribute("data-asked-publish") };
   var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
   var forumApi = "/api/v1/forums/" + encodeURIComponent(slug);
   var shown = {};  // section -> the JSON it shows
@@ -327,8 +330,9 @@
     position.addEventListener("input", function () { d.position = position.value; });
     labelled("position", "Position", position, "short");
     // Consents: sent only when the producer ticks or unticks them on the phone; left
-    // alone, a listener who signed up online keeps what they gave there.
-    [["sms_consent", "SMS OK"], ["publish_consent", "Publish OK"]].forEach(function (pair) {
+    // alone, a listener who signed up online keeps what they gave there. Each box is
+    // labelled with the question to ask, as the ledger records it: ticked means "yes".
+    [["sms_consent", asked.sms_consent], ["publish_consent", asked.publish_consent]].forEach(function (pair) {
       var box = el("input");
       box.type = "checkbox";
       box.name = pair[0];

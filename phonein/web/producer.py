@@ -309,6 +309,8 @@ def queue_board(slug: str) -> ResponseReturnValue:
         state=forum.status_at(utcnow()).value,
         undo=board.latest_action(forum),
         confirm=ConfirmForm(),
+        # The questions producers ask a caller on the phone: what the ledger stores.
+        asked={p.value: consents.text(v) for p, v in consents.ON_THE_PHONE.items()},
     )
 
 
