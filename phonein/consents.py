@@ -59,6 +59,9 @@ WORDINGS = {
         Wording(
             "publish.manage.v1", PUBLISH, N_("You may publish my comment with my name and location")
         ),
+        # The private manage page's withdraw button: withdrawing ends both consents.
+        Wording("sms.withdraw.v1", SMS, N_("Withdraw from this phone-in")),
+        Wording("publish.withdraw.v1", PUBLISH, N_("Withdraw from this phone-in")),
         # What producers ask a caller they screen on the phone.
         Wording("sms.phone.v1", SMS, "May we text you reminders and when it is your turn?"),
         Wording(
@@ -115,7 +118,8 @@ class Source:
 
 SIGNUP_FORM = {SMS: "sms.v1", PUBLISH: "publish.v1"}
 MANAGE_PAGE = {SMS: "sms.manage.v1", PUBLISH: "publish.manage.v1"}
-PAGE_WORDINGS = frozenset((*SIGNUP_FORM.values(), *MANAGE_PAGE.values()))
+WITHDRAW_BUTTON = {SMS: "sms.withdraw.v1", PUBLISH: "publish.withdraw.v1"}
+PAGE_WORDINGS = frozenset((*SIGNUP_FORM.values(), *MANAGE_PAGE.values(), *WITHDRAW_BUTTON.values()))
 ON_THE_PHONE = {SMS: "sms.phone.v1", PUBLISH: "publish.phone.v1"}
 
 
@@ -146,6 +150,11 @@ def api(client_address: str | None) -> Source:
 
 def manage_page(client_address: str | None) -> Source:
     return Source(ConsentMethod.WEB, MANAGE_PAGE, _address(client_address))
+
+
+def withdrawal(client_address: str | None) -> Source:
+    """The listener withdrew on the manage page: no more texts, nothing published."""
+    return Source(ConsentMethod.WEB, WITHDRAW_BUTTON, _address(client_address))
 
 
 def on_the_phone() -> Source:

@@ -305,15 +305,24 @@ def _left_queue(signup: Signup, was: SignupStatus, now: datetime, reason: str) -
         outbox.notify_head(signup.forum, now)
 
 
-def withdraw(signup: Signup, now: datetime) -> None:
-    """Take the listener out of the forum at their request; nothing more is sent."""
+def withdraw(signup: Signup, now: datetime, *, source: consents.Source | None = None) -> None:
+    """Take the listener out of the forum at their request; nothing more is sent.
+
+    Withdrawing ends both consents (texts, publication): the ledger records each one that
+    was given as withdrawn, by ``source``.
+    """
     was = _under_queue_lock(signup)
     if was == SignupStatus.ON_AIR:
         raise Conflict(_("You are on air right now."), code="on_air")
+    before = consents.answers(signup)
     signup.status = SignupStatus.WITHDRAWN
     signup.queue_key = None
     signup.published = False
+    signup.sms_consent = False
+    signup.publish_consent = False
     signup.updated_at = now
+    if source is not None:
+        consents.record_changes(signup, before, source)
     db.session.flush()
     _left_queue(signup, was, now, "withdrawn")
 

@@ -262,6 +262,40 @@ def test_erasing_a_signup_keeps_only_its_sms_opt_outs(make_app) -> None:  # type
             assert consent.forum_id == forum.id and consent.recorded_at is not None
 
 
+def test_withdrawing_on_the_manage_page_withdraws_both_consents_in_the_ledger(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(VERIFY="off")
+    with app.app_context():
+        forum = make_forum(languages=["en", "fr"])
+        client = browser(app)
+        client.post(f"/forums/{forum.slug}?lang=fr", data=form(publish_consent=True))
+        assert summary(rows()) == [
+            ("sms", True, "web", "sms.v1"),
+            ("publish", True, "web", "publish.v1"),
+        ]
+
+        assert client.post("/manage/mine/withdraw").status_code == 303
+        signup = db.session.scalars(sa.select(Signup)).one()
+        assert (signup.status, signup.sms_consent, signup.publish_consent) == (
+            "withdrawn",
+            False,
+            False,
+        )
+        withdrawn = rows()[2:]
+        assert summary(withdrawn) == [
+            ("sms", False, "web", "sms.withdraw.v1"),
+            ("publish", False, "web", "publish.withdraw.v1"),
+        ]
+        for consent in withdrawn:
+            assert consent.client_address == ADDRESS and consent.phone == E164
+            # The button as the listener read it, on a French page.
+            assert consent.wording == consents.shown(consent.wording_version, "fr")
+            assert consent.wording != consents.text(consent.wording_version)
+
+        # Erasing afterwards keeps the withdrawal of texts: it proves the opt-out.
+        assert client.post("/manage/mine/erase").status_code == 200
+        assert [(c.wording_version, c.given) for c in rows()] == [("sms.withdraw.v1", False)]
+
+
 def test_the_purge_keeps_opt_outs_and_the_consent_behind_published_comments(app) -> None:  # type: ignore[no-untyped-def]
     now = utcnow()
     forum = make_forum(starts_at=now - timedelta(days=100), now=now)

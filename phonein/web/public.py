@@ -288,7 +288,7 @@ def _update(signup: Signup) -> ResponseReturnValue:
 def _withdraw(signup: Signup) -> ResponseReturnValue:
     i18n.offer(signup.forum.languages, stored=signup.reads_in)
     if ConfirmForm().validate_on_submit():
-        signups.withdraw(signup, utcnow())
+        signups.withdraw(signup, utcnow(), source=consents.withdrawal(request.remote_addr))
         commit()
         flash(_("You have withdrawn. We will not call or text you about this forum."), "ok")
     return open_manage_page(signup)
