@@ -166,3 +166,26 @@ def test_the_signup_list_answers_304_until_a_signup_changes(client, producer, li
     changed = client.get(url, headers={**producer, "If-None-Match": tag})
     assert changed.status_code == 200
     assert changed.get_json()["items"][1]["notes"] == "Sounds nervous"
+
+
+def test_an_erased_signup_leaves_the_list_at_once(client, producer, live_forum):
+    """Erasure deletes a row, which no maximum of ``updated_at`` sees: the tag must change."""
+    forum, _ = live_forum
+    pending = [make_signup(forum) for _ in range(3)]
+    url = f"/api/v1/forums/{forum.slug}/signups?status=pending"
+    first = client.get(url, headers=producer)
+    assert first.status_code == 200 and first.get_json()["total"] == 3
+    tag = first.headers["ETag"]
+    db.session.commit()
+    # The oldest of the three: not the newest update, so the tag's maximum stands.
+    erased = pending[0]
+    with client.application.test_request_context():
+        from phonein import signups
+
+        signups.erase(db.session.get(type(erased), erased.id), utcnow())
+        db.session.commit()
+    db.session.expire_all()
+    after = client.get(url, headers={**producer, "If-None-Match": tag})
+    assert after.status_code == 200
+    assert after.get_json()["total"] == 2
+    assert erased.id not in [item["id"] for item in after.get_json()["items"]]
