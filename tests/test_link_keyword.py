@@ -111,6 +111,16 @@ def test_a_french_listener_texts_lien_and_gets_one_working_link_a_day(app, fake)
     )
 
 
+def test_a_listener_who_wanted_no_texts_still_gets_the_link_they_ask_for(app, fake):
+    listener = _french_listener(sms_consent=False)
+    drain(app)
+    assert fake.sent_to(listener.phone) == []  # no confirmation: no consent to texts
+    _text_in(app, listener.phone, "LIEN")
+    drain(app)
+    [text] = [m["body"] for m in fake.sent_to(listener.phone)]
+    assert text.startswith("Votre lien privé pour") and "/manage/m." in text
+
+
 def test_an_opted_out_number_gets_nothing(app, fake):
     listener = _french_listener()
     drain(app)
