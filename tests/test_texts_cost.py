@@ -176,6 +176,9 @@ def test_the_forum_editor_previews_every_text_with_its_cost(app, client: Any):
     assert "GSM-7" in section and "UCS-2" in section
     assert 'dir="rtl"' in section and 'lang="ar"' in section
     assert "Inscription :" in section and "تم تسجيلك في" in section
+    # The text answering LINK, the only one with the private link, as its placeholder.
+    assert section.count("private link (on request: LINK)") == 2
+    assert "Votre lien privé pour" in section and "[your private link]" in section
 
 
 def test_the_preview_warns_about_texts_over_the_limit(app, client: Any, monkeypatch):
