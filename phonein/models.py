@@ -380,6 +380,9 @@ class MessageKind(StrEnum):
     # A one-time code phonein made itself (no Twilio Verify service), or, with
     # PHONEIN_VERIFY=off, a link to a signup texted to its own number.
     CODE = "code"
+    # The listener's private link, texted on request (the LINK keyword): at most one a day
+    # per signup, keyed by the day.
+    LINK = "link"
 
 
 class VerificationChannel(StrEnum):

@@ -32,7 +32,7 @@ from .extensions import db
 from .i18n import _
 from .links import forum_url
 from .models import CodeSend, Forum, Signup, Verification, VerificationChannel
-from .sms import codes
+from .sms import codes, texts
 
 CODE_DIGITS = 6
 # How long after a proof the listener may still choose a new private link on the page.
@@ -568,10 +568,7 @@ def _text_link(forum: Forum, signup: Signup, now: datetime) -> None:
     code = _new_code()
     verification.code_hash = _hash(verification.id, code)
     link = f"{current_app.config['PUBLIC_URL']}/verify/{verification.id}?code={code}"
-    body = (
-        f'Someone signed up again for "{forum.title[:60]}" with this number; nothing was '
-        f"changed. To open your signup: {link} Reply STOP to opt out."
-    )
+    body = texts.signed_up_again(forum, signup.reads_in, link, now)
     if budget_spent(now):
         return  # the answer is the same either way; the listener's link still works
     # Keyed by the day: however often the number is tried, one text a day.

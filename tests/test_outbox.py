@@ -50,8 +50,9 @@ def test_signup_with_consent_gets_one_confirmation_in_both_zones(client, app):
     # Zones named by their city (never an ID or a bare offset), the listener's own time beside.
     assert f"{london:%H:%M} London time" in confirmation.body
     assert f"{new_york:%H:%M} your time)" in confirmation.body  # with its day when another
-    # Stored without its private link (links.fill puts it in as the text is sent).
-    assert "[your private link]" in confirmation.body and "/manage/" not in confirmation.body
+    # No private link (the listener saw it on the page; LINK texts it to them).
+    assert "[your private link]" not in confirmation.body and "/manage/" not in confirmation.body
+    assert "Reply LINK to change or cancel." in confirmation.body
     assert confirmation.body.endswith("Reply STOP to opt out.")
     assert created["manage_url"].rsplit("/", 1)[1] not in confirmation.body
     without = {**body, "phone": "(201) 555-0299", "sms_consent": False}

@@ -18,7 +18,10 @@ from phonein.models import Message, MessageKind, Signup
 from phonein.sms import dispatch
 from phonein.times import utcnow
 
-from .conftest import login, make_forum
+from .conftest import bearer, login, make_forum, make_user
+from .fake_twilio import signed
+
+SMS_URL = "http://phonein.test/webhooks/twilio/sms"
 
 LISTENER = {
     "name": "Dana",
@@ -36,27 +39,41 @@ def _send_all(app) -> None:  # type: ignore[no-untyped-def]
         dispatch.deliver(app, message, "test-worker")
 
 
-def test_a_confirmation_is_stored_without_its_link_and_sent_with_a_working_one(client, app):
+def test_a_link_text_is_stored_without_its_link_and_sent_with_a_working_one(client, app):
     forum = make_forum()
     registration = signups.register(forum, LISTENER, utcnow(), default_region="GB")
     db.session.commit()
     token = registration.manage_token
     assert token
-    stored = db.session.scalars(
+    # The confirmation carries no link at all: it says how to ask for one.
+    confirmation = db.session.scalars(
         sa.select(Message).where(Message.kind == MessageKind.CONFIRMATION)
     ).one()
+    assert links.PLACEHOLDER not in confirmation.body and "/manage/" not in confirmation.body
+    assert "Reply LINK" in confirmation.body
+    _send_all(app)
+
+    form = {"From": registration.signup.phone, "Body": "LINK", "MessageSid": "SM" + "1" * 32}
+    assert client.post(SMS_URL, data=form, headers=signed(SMS_URL, form)).status_code == 200
+    stored = db.session.scalars(sa.select(Message).where(Message.kind == MessageKind.LINK)).one()
     assert links.PLACEHOLDER in stored.body and token not in stored.body
-    assert "/manage/" not in stored.body
+    assert "/manage/" not in stored.body and stored.forum_id == forum.id
 
     # The producers' SMS log, page and API, shows the placeholder, not a link.
     login(client)
     page = client.get(f"/producer/forums/{forum.slug}/messages").get_data(as_text=True)
     assert links.PLACEHOLDER in page and "/manage/" not in page
+    api = app.test_client().get(
+        f"/api/v1/forums/{forum.slug}/messages?kind=link", headers=bearer(make_user("producer")[1])
+    )
+    [item] = api.get_json()["items"]
+    assert links.PLACEHOLDER in item["body"] and "/manage/" not in item["body"]
 
     _send_all(app)
-    [sent] = app.extensions["phonein_sms"].sent
-    link = re.search(r"http://phonein\.test(/manage/\S+)", sent["body"])
-    assert link is not None and links.PLACEHOLDER not in sent["body"]
+    sent = app.extensions["phonein_sms"].sent
+    assert len(sent) == 2 and "/manage/" not in sent[0]["body"]
+    link = re.search(r"http://phonein\.test(/manage/\S+)", sent[1]["body"])
+    assert link is not None and links.PLACEHOLDER not in sent[1]["body"]
     listener = app.test_client()
     opened = listener.get(link.group(1), follow_redirects=True)
     assert opened.status_code == 200 and "Your signup" in opened.get_data(as_text=True)

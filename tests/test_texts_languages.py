@@ -3,7 +3,7 @@
 A French, an Arabic and an English listener of one forum: their confirmation, reminder,
 "you're next", HELP and STOP replies arrive in their language (sent through the real SDK
 to tests/fake_twilio.py), and what they hear when they ring in is spoken in it, by a
-voice for that language.
+voice for that language. The private link they ask for with LINK: tests/test_link_keyword.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 import pytest
 import sqlalchemy as sa
 
+from phonein import links
 from phonein.extensions import db
 from phonein.live import queue, twiml
 from phonein.models import Forum, Message
@@ -37,7 +38,8 @@ EXPECTED = {
         "reminder": "Rappel",
         "next_up": "Gardez votre téléphone libre",
         "stop_line": "Désabonnement : STOP.",
-        "help": "Répondez START",
+        "link_word": "répondez LIEN",
+        "help": "Répondez LIEN pour votre lien privé",
         "stop": "Vous ne recevrez plus de SMS",
         "greeting": "Bonjour Amélie Durand, merci d'avoir appelé",
         "place": "C'est bientôt à vous.",  # first in the queue
@@ -47,7 +49,8 @@ EXPECTED = {
         "reminder": "تذكير",
         "next_up": "أنت التالي",
         "stop_line": "أرسل STOP لإلغاء الاشتراك.",
-        "help": "أرسل START",
+        "link_word": "أرسل «رابط»",
+        "help": "أرسل «رابط» لتلقي رابطك الخاص",
         "stop": "لن تصلك رسائل",
         "greeting": "مرحبًا ليلى حداد، شكرًا لاتصالك",
         "place": "ترتيبك 2 في قائمة الانتظار",
@@ -57,7 +60,8 @@ EXPECTED = {
         "reminder": "Reminder:",
         "next_up": "You're next on",
         "stop_line": "Reply STOP to opt out.",
-        "help": "Reply START",
+        "link_word": "Reply LINK to change or cancel",
+        "help": "Reply LINK for your private link",
         "stop": "You will get no more texts",
         "greeting": "Hello Sam Taylor, thank you for calling",
         "place": "You are number 3 in line.",
@@ -119,7 +123,9 @@ def test_each_listener_gets_texts_in_their_own_language(app, fake):
         expected = EXPECTED[language]
         [confirmation] = [t for t in texts if t.startswith(expected["confirmation"])]
         assert sum(t.startswith(expected["reminder"]) for t in texts) == 1
-        assert "/manage/" in confirmation  # the private link went in as it was sent
+        # No private link: the listener asks for it (LINK, in their language: LIEN, «رابط»).
+        assert "/manage/" not in confirmation and links.PLACEHOLDER not in confirmation
+        assert EXPECTED[language]["link_word"] in confirmation
         for body in texts:
             assert body.endswith(expected["stop_line"])
             # No sentence of another language's texts slipped in.

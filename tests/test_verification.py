@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from phonein import gsm
 from phonein.extensions import db
 from phonein.models import CodeSend, Message, Signup, Verification
 from phonein.sms import codes, outbox
@@ -335,6 +336,25 @@ def test_off_mode_texts_a_known_number_its_link_once_a_day(make_app):
         assert proved.status_code == 303 and proved.headers["Location"].endswith("/link")
         # The first link still works; nothing changed.
         assert opens(app, first.get_json()["manage_url"]) == 200
+
+
+def test_off_mode_texts_a_known_number_its_link_in_its_own_language(make_app):
+    app = make_app(VERIFY="off")
+    with app.app_context():
+        client = app.test_client()
+        forum = make_forum(
+            title="L\u2019avenir des villes \u2014 un d\u00e9bat", languages=["en", "fr"]
+        )
+        french = {**LISTENER, "language": "fr"}
+        assert client.post(url(forum), json=french).status_code == 201
+        assert client.post(url(forum), json={**french, "language": "en"}).status_code == 202
+        [text] = db.session.query(Message).filter_by(kind="code").all()
+        # French (the signup's language, not the second request's), the title's typographic
+        # apostrophe and dash folded: GSM-7, and the link whole.
+        assert text.body.startswith("Quelqu'un s'est réinscrit à \"L'avenir des villes - un")
+        assert text.body.endswith("Désabonnement : STOP.")
+        assert gsm.cost(text.body).encoding == gsm.GSM7
+        assert re.search(r"http://phonein\.test/verify/VE\w+\?code=\d+ ", text.body)
 
 
 def test_outbox_sender_writes_the_code_as_a_text(make_app):

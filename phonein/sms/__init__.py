@@ -11,7 +11,7 @@
 - ``recovery``: reconcile the claims a sender let go of or left behind.
 - ``codes``: one-time codes (Twilio Verify, outbox, console, memory), by VERIFY_BACKEND.
 - ``status``: delivery statuses, forward only.
-- ``webhooks``: inbound keywords (STOP, START, HELP) and status callbacks.
+- ``webhooks``: inbound keywords (STOP, START, HELP, LINK) and status callbacks.
 """
 
 from __future__ import annotations

@@ -75,8 +75,10 @@ LEAD_SECONDS = 0.1
 
 
 # Texts that must leave at their moment: they never wait behind confirmations or other
-# bulk texts, which a flood of signups (real or not) writes by the hundred.
-FAST_LANE = (MessageKind.REMINDER, MessageKind.NEXT_UP, MessageKind.CODE)
+# bulk texts, which a flood of signups (real or not) writes by the hundred. A private
+# link asked for (LINK) has a listener waiting for it, like a code; there is at most one
+# a day per signup.
+FAST_LANE = (MessageKind.REMINDER, MessageKind.NEXT_UP, MessageKind.CODE, MessageKind.LINK)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from ..database import changed, upsert_insert
 from ..extensions import db
 from ..links import forum_url
 from ..models import (
+    FORUM_ACTIVE,
     SIGNUP_REACHABLE,
     ConsentMethod,
     Forum,
@@ -187,6 +188,46 @@ def confirmation(signup: Signup, manage_url: str, now: datetime) -> bool:
         key = wave_key(catch_up, forum.starts_at)
         _enqueue_one(signup, MessageKind.REMINDER, key, reminder, now, send_at=due)
     return sent
+
+
+def link_signup(phone: str, now: datetime) -> Signup | None:
+    """Return the signup a LINK from ``phone`` is about: the number's most recent one whose
+    forum has not ended, neither withdrawn nor rejected, nor erased; None when there is none.
+    """
+    return db.session.scalars(
+        sa.select(Signup)
+        .join(Forum, Forum.id == Signup.forum_id)
+        .where(
+            Signup.phone == phone,
+            Signup.status.in_(SIGNUP_REACHABLE),
+            Signup.manage_token_hash.is_not(None),
+            Forum.status.in_(FORUM_ACTIVE),
+            Forum.ends_at > now,
+        )
+        .order_by(Signup.created_at.desc(), Signup.id.desc())
+        .limit(1)
+    ).first()
+
+
+def private_link(signup: Signup, now: datetime) -> bool:
+    """Text a listener who asked for it (LINK) their private link; say whether one was written.
+
+    At most one a day per signup (keyed by the day), never to a number that opted out. It
+    goes whatever the signup's SMS consent: the listener asked for this one text. The body
+    holds ``links.PLACEHOLDER``, filled in as it is sent, like every private link.
+    """
+    if signup.phone is None:
+        return False
+    text = body(MessageKind.LINK, signup.forum, signup.timezone, now, language=signup.reads_in)
+    return enqueue(
+        signup.phone,
+        MessageKind.LINK,
+        f"{now:%Y-%m-%d}",
+        text,
+        now,
+        forum_id=signup.forum_id,
+        signup_id=signup.id,
+    )
 
 
 def goodbye(signup: Signup, now: datetime) -> bool:

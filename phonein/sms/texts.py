@@ -132,21 +132,31 @@ class Text:
 
 
 def _confirmation(t: Text) -> str:
-    # The link goes in as the text is sent (links.fill): the stored text, which producers
-    # read in the SMS log, holds no working private link.
+    # No link: with the title and both times it would take the text to two segments. The
+    # listener saw their private link on the page when they proved the number, and a LINK
+    # reply texts it to them (``_link``).
     if t.reminder:
         return text_gettext(
             t.language,
-            'Signed up for "%(title)s", %(when)s. We\'ll text you a reminder. Change or cancel: %(link)s',  # noqa: E501
+            'Signed up for "%(title)s", %(when)s. We\'ll text you a reminder. Reply LINK to change or cancel.',  # noqa: E501
             title=t.title,
             when=t.when(),
-            link=links.PLACEHOLDER,
         )
     return text_gettext(
         t.language,
-        'Signed up for "%(title)s", %(when)s. Change or cancel: %(link)s',
+        'Signed up for "%(title)s", %(when)s. Reply LINK to change or cancel.',
         title=t.title,
         when=t.when(),
+    )
+
+
+def _link(t: Text) -> str:
+    # The answer to LINK. The link goes in as the text is sent (links.fill): the stored
+    # text, which producers read in the SMS log, holds no working private link.
+    return text_gettext(
+        t.language,
+        'Your private link for "%(title)s" (change or cancel): %(link)s',
+        title=t.title,
         link=links.PLACEHOLDER,
     )
 
@@ -211,7 +221,7 @@ def _closed(t: Text) -> str:
 def _help(t: Text) -> str:
     return text_gettext(
         t.language,
-        "phonein texts you about phone-ins you signed up for. Reply START to get texts again.",
+        "phonein texts you about phone-ins you signed up for. Reply LINK for your private link, START to get texts again.",  # noqa: E501
     )
 
 
@@ -224,8 +234,9 @@ BUILDERS: dict[str, Callable[[Text], str]] = {
     MessageKind.GOODBYE: _goodbye,
     MessageKind.CLOSED: _closed,
     MessageKind.HELP: _help,
+    MessageKind.LINK: _link,
 }
-# What the SMS preview and benchmark show for a forum, in this order.
+# What the forum editor's SMS preview shows for a forum, in this order.
 FORUM_KINDS = (
     MessageKind.CONFIRMATION,
     MessageKind.REMINDER,
@@ -234,6 +245,7 @@ FORUM_KINDS = (
     MessageKind.CANCELLED,
     MessageKind.GOODBYE,
     MessageKind.CLOSED,
+    MessageKind.LINK,
 )
 
 
@@ -279,7 +291,21 @@ def body(
     if forum is None:
         kind = MessageKind.HELP
     build = BUILDERS.get(kind, _help)
-    language = language or forum_language(forum)
+    return _cheapest_body(
+        build, forum, zone, now, language or forum_language(forum), reminder, extra
+    )
+
+
+def _cheapest_body(
+    build: Callable[[Text], str],
+    forum: Forum | None,
+    zone: str | None,
+    now: datetime,
+    language: str | None,
+    reminder: bool,
+    extra: dict[str, str],
+) -> str:
+    """Write ``build``'s text in as few segments as a title of 30 characters or more allows."""
 
     def made(
         title_max: int, own_time: bool = True, promise: bool = reminder
@@ -289,24 +315,58 @@ def body(
         return written, gsm.cost(as_sent(written, _public_url()))
 
     # The fewest segments a title of 30 characters or more allows, with the longest such
-    # title; else the longest title within the limit. A title is the one part of a text
-    # worth shortening (never the time, the link or the STOP line).
+    # title (and, for a confirmation, its promise of a reminder if it still fits); else the
+    # longest title within the limit. A title is the one part of a text worth shortening
+    # (never the time, a link or the STOP line); a promise is worth less than a segment:
+    # the reminder comes all the same.
     written, cost = made(TITLE_MAX_IN_SMS)
+    shorter_forms = [(title_max, reminder) for title_max in FEWER_SEGMENT_TITLES]
+    if reminder:
+        shorter_forms += [(t, False) for t in (TITLE_MAX_IN_SMS, *FEWER_SEGMENT_TITLES)]
     for segments in range(1, cost.segments):
-        for title_max in FEWER_SEGMENT_TITLES:
-            shorter, shorter_cost = made(title_max)
+        for title_max, promise in shorter_forms:
+            shorter, shorter_cost = made(title_max, promise=promise)
             if shorter_cost.segments <= segments and not shorter_cost.over:
                 return shorter
     if not cost.over:
         return written
-    # Last resorts, in order: the listener's own time, then a confirmation's promise of a
-    # reminder (the reminder still comes; the text just does not say so).
-    for own_time, promise in ((True, reminder), (False, reminder), (False, False)):
+    # Last resorts, in order: a confirmation's promise of a reminder (the reminder still
+    # comes; the text just does not say so), then the listener's own time.
+    for own_time, promise in ((True, reminder), (True, False), (False, False)):
         for title_max in WITHIN_LIMIT_TITLES:
             written, cost = made(title_max, own_time, promise)
             if not cost.over:
                 return written
     return written
+
+
+def no_signup_reply(language: str | None) -> str:
+    """The reply to LINK from a number with no signup to come: nothing to link to."""
+    text = Text(None, None, language, datetime.min)
+    return finish(
+        text,
+        text_gettext(
+            text.language,
+            "This number has no signup for a phone-in to come. Reply HELP for help.",
+        ),
+    )
+
+
+def signed_up_again(forum: Forum, language: str | None, link: str, now: datetime) -> str:
+    """The text to a known number signed up again with PHONEIN_VERIFY=off: ``link`` (a
+    one-time link to its signup) and that nothing changed."""
+
+    def build(t: Text) -> str:
+        return text_gettext(
+            t.language,
+            'Someone signed up again for "%(title)s" with this number; nothing was changed. To open your signup: %(link)s',  # noqa: E501
+            title=t.title,
+            link=t.extra["link"],
+        )
+
+    return _cheapest_body(
+        build, forum, None, now, language or forum_language(forum), False, {"link": link}
+    )
 
 
 def start_reply(language: str | None) -> str:

@@ -38,8 +38,12 @@ CODE_EXPIRED = "not sent before its code expired"
 # Kinds about a forum's start: pointless once it has started.
 BEFORE_START = (MessageKind.REMINDER,)
 # Kinds worth sending until the forum ends: a new time is news even once it has come
-# (a show that went live early texts "it has moved to now").
-UNTIL_END = (MessageKind.CONFIRMATION, MessageKind.RESCHEDULED)
+# (a show that went live early texts "it has moved to now"); a private link asked for
+# (LINK) opens the manage page until then.
+UNTIL_END = (MessageKind.CONFIRMATION, MessageKind.RESCHEDULED, MessageKind.LINK)
+# Kinds the listener asked for by text: they go whatever the signup's SMS consent (never
+# to a number that opted out).
+ASKED_FOR = (MessageKind.LINK,)
 # Kinds that tell a listener the forum ended without them: closing or cancelling drops the
 # queue, and these are still owed to the dropped.
 AFTER_THE_QUEUE = (MessageKind.GOODBYE, MessageKind.CLOSED, MessageKind.CANCELLED)
@@ -113,7 +117,7 @@ def unwanted(ids: list[int], now: datetime) -> dict[int, tuple[MessageStatus, st
             if code_for_a_number
             else (
                 row.status is not None
-                and row.sms_consent
+                and (row.sms_consent or row.kind in ASKED_FOR)
                 and row.opted_out is None
                 and (
                     row.status in SIGNUP_REACHABLE

@@ -7,6 +7,7 @@ URL Twilio was given, whatever proxies stand between it and this process.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -16,11 +17,11 @@ from twilio.twiml.messaging_response import MessagingResponse
 from .. import phones
 from ..database import changed, commit, upsert_insert
 from ..extensions import csrf, db
-from ..models import Message, MessageKind, MessageStatus, Signup, WebhookReceipt
+from ..models import Message, MessageKind, MessageStatus, OptOut, Signup, WebhookReceipt
 from ..times import utcnow
 from ..twilio import signed
 from . import outbox, status
-from .texts import body, start_reply, stop_reply
+from .texts import body, no_signup_reply, start_reply, stop_reply
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
 csrf.exempt(bp)
@@ -28,6 +29,13 @@ csrf.exempt(bp)
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
 HELP_WORDS = {"HELP", "INFO"}
+# The private link, asked for in any of the shipped languages (the texts say LINK, LIEN,
+# ENLACE or رابط): see ``link_word``.
+LINK_WORDS = {"LINK", "LIEN", "ENLACE", "رابط", "الرابط"}
+# What a listener may add around a keyword without meaning anything else by it.
+_TRIM = " \t\r\n.!?¡¿،؟\"'«»"
+# Arabic short vowels and marks (harakat) and the tatweel, which do not change the word.
+_ARABIC_MARKS = dict.fromkeys([*range(0x064B, 0x0653), 0x0670, 0x0640])
 
 
 # Twilio sends the same token with every retry of one webhook request.
@@ -67,6 +75,35 @@ def forget_receipts(before: datetime) -> int:
     return changed(sa.delete(WebhookReceipt).where(WebhookReceipt.received_at < before))
 
 
+def link_word(text: str) -> bool:
+    """Say whether an inbound text asks for the private link: LINK or a translation, in
+    any case, with or without punctuation around it or Arabic vowel marks."""
+    word = unicodedata.normalize("NFKC", text).translate(_ARABIC_MARKS).strip(_TRIM).upper()
+    return word in LINK_WORDS
+
+
+def _opted_out(phone: str) -> bool:
+    return db.session.get(OptOut, phone) is not None
+
+
+def _log_reply(phone: str, text: str, now: datetime) -> None:
+    """Record a keyword's inline reply in the SMS log (no forum: producers do not see it)."""
+    db.session.add(
+        Message(
+            kind=MessageKind.HELP,
+            key=request.form.get("MessageSid", "")[:64],
+            to=phone,
+            body=text,
+            send_at=now,
+            status=MessageStatus.SENT,
+            sent_at=now,
+            attempts=1,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
 def _language_of(phone: str) -> str | None:
     """The language of the number's latest signup: what its replies are in."""
     signup = db.session.scalars(
@@ -85,7 +122,8 @@ def twiml(text: str | None = None) -> Response:
 @bp.post("/sms")
 @signed
 def inbound_sms() -> Response:
-    """STOP-type words opt the number out of everything, START-type back in, HELP answers."""
+    """STOP-type words opt the number out of everything, START-type back in, HELP answers,
+    LINK (and its translations) texts the number its private link."""
     sender = request.form.get("From", "")
     word = request.form.get("Body", "").strip().upper()
     now = utcnow()
@@ -111,23 +149,33 @@ def inbound_sms() -> Response:
     if word in HELP_WORDS:
         text = body(MessageKind.HELP, None, None, now, language=_language_of(phone))
         if first:
-            db.session.add(
-                Message(
-                    kind=MessageKind.HELP,
-                    key=request.form.get("MessageSid", "")[:64],
-                    to=phone,
-                    body=text,
-                    send_at=now,
-                    status=MessageStatus.SENT,
-                    sent_at=now,
-                    attempts=1,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            _log_reply(phone, text, now)
             commit()
         return twiml(text)
+    if link_word(word):
+        return _link(phone, now, first)
     return twiml()
+
+
+def _link(phone: str, now: datetime, first: bool) -> Response:
+    """LINK: text the number its private link for its latest signup, through the outbox.
+
+    Not an inline reply: the outbox fences the send, keeps to the rate, fills the link in
+    only as it goes and logs it with the placeholder. At most one a day per signup (the
+    key), so a second LINK that day, or Twilio's retry, sends nothing more. A number that
+    opted out gets nothing; one without a signup to come gets a short answer instead.
+    """
+    reply = None
+    if not _opted_out(phone):
+        signup = outbox.link_signup(phone, now)
+        if signup is None:
+            reply = no_signup_reply(_language_of(phone))
+            if first:
+                _log_reply(phone, reply, now)
+        elif first:
+            outbox.private_link(signup, now)
+    commit()  # with the request's receipt (first_delivery)
+    return twiml(reply)
 
 
 @bp.post("/status")

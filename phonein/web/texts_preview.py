@@ -2,7 +2,8 @@
 
 For each of the forum's languages, each kind of text (a reminder per offset) as a listener
 in another zone than the forum's would get it (the longest form: both times), with its
-encoding and segment count worked out with a link as long as the real one. Texts above
+encoding and segment count worked out with a link as long as the real one (the private
+link, which only the text answering LINK carries; the goodbye's forum link). Texts above
 two segments (GSM-7) or three (UCS-2) are flagged: the producer can shorten the title.
 """
 
@@ -42,6 +43,8 @@ class PreviewedLanguage:
 
 
 def _label(kind: str, offset: int | None = None) -> str:
+    if kind == MessageKind.LINK:
+        return "private link (on request: LINK)"
     if offset is None:
         return kind.replace("_", " ")
     hours, rest = divmod(offset, 3600)
