@@ -20,7 +20,6 @@ from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .i18n import _
 from .inputs import EMAIL_RE, as_bool, clean_text
-from .links import manage_url
 from .live import queue
 from .models import (
     EMAIL_MAX,
@@ -199,7 +198,7 @@ def register(
     if created is not None:
         if source is not None:
             consents.record(created, source, consents.COLUMNS)
-        outbox.confirmation(created, manage_url(token), now)
+        outbox.confirmation(created, now)
         return Registration(created, token, created=True)
 
     # No row lock here: change_by_listener takes the forum's queue lock first and re-reads,

@@ -31,7 +31,7 @@ def test_a_claim_takes_the_fast_lane_first_and_bulk_only_up_to_its_room(app) -> 
     db.session.query(Message).delete()  # only the flood's confirmations, written again below
     db.session.commit()
     for signup in flooded.signups:
-        outbox.confirmation(signup, "[your private link]", utcnow() - timedelta(minutes=5))
+        outbox.confirmation(signup, utcnow() - timedelta(minutes=5))
     assert _wave(waiting, utcnow()) == 5
     db.session.commit()
 

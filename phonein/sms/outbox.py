@@ -163,7 +163,7 @@ def reminder_coming(forum: Forum, now: datetime) -> tuple[bool, int | None]:
     return True, min(offsets)
 
 
-def confirmation(signup: Signup, manage_url: str, now: datetime) -> bool:
+def confirmation(signup: Signup, now: datetime) -> bool:
     """Confirm a new signup (once per signup), and write its catch-up reminder if no wave
     will reach it (``reminder_coming``). The confirmation promises a reminder only then.
 
@@ -179,7 +179,6 @@ def confirmation(signup: Signup, manage_url: str, now: datetime) -> bool:
         now,
         language=signup.reads_in,
         reminder=coming,
-        manage_url=manage_url,
     )
     sent = _enqueue_one(signup, MessageKind.CONFIRMATION, "", text, now)
     if sent and catch_up is not None:
