@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from .. import challenge, consents, forums, i18n, links, phones, publication, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db
+from ..extensions import csrf, db
 from ..i18n import _
 from ..limits import signup_rate
 from ..links import forum_url, manage_url
@@ -33,6 +33,11 @@ from ..times import utcnow
 from .forms import ConfirmForm, ListenerEditForm, SignupForm
 
 bp = Blueprint("public", __name__)
+# Every POST here validates its FlaskForm, CSRF token included, before it changes anything
+# (tests/test_listener_csrf.py holds each route to that). The global check would answer a
+# stale form (a lost session cookie) with an English error page and the listener's question
+# gone; the form's own check re-renders it, filled in, with a new token, in their language.
+csrf.exempt(bp)
 
 
 def _attach_errors(form: FlaskForm, error: Invalid) -> None:
@@ -291,14 +296,17 @@ def _withdraw(signup: Signup) -> ResponseReturnValue:
         signups.withdraw(signup, utcnow())
         commit()
         flash(_("You have withdrawn. We will not call or text you about this forum."), "ok")
+    else:
+        flash(_("The form expired. Please submit it again."), "error")
     return open_manage_page(signup)
 
 
 def _erase(signup: Signup) -> ResponseReturnValue:
-    if not ConfirmForm().validate_on_submit():
-        return open_manage_page(signup)
     forum = signup.forum
     i18n.offer(forum.languages, stored=signup.reads_in)
+    if not ConfirmForm().validate_on_submit():
+        flash(_("The form expired. Please submit it again."), "error")
+        return open_manage_page(signup)
     signups.erase(signup, utcnow())
     commit()
     response = Response(render_template("public/erased.html", forum=forum))
