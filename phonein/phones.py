@@ -57,7 +57,8 @@ def calling_code(country: str) -> int:
 # The international prefix the ITU recommends and most of the world dials ("00 44 …"),
 # tried last for a number that reads as nothing else.
 ITU_PREFIX = "00"
-VANITY = (
+# Translated when it is said, like the refusals below.
+VANITY = lazy_gettext(
     "Please type the number in digits. A number spelt with letters (like 1-800-FLOWERS) "
     "cannot receive our texts or calls."
 )
@@ -104,7 +105,7 @@ def normalize(raw: str, *, country: str | None, timezone: str | None, default_re
     if len(text) > 40:
         raise Invalid({"phone": _("That is too long to be a phone number.")})
     if any(char.isalpha() for char in text):
-        raise Invalid({"phone": VANITY})
+        raise Invalid({"phone": str(VANITY)})
     region = (country or country_for_timezone(timezone) or default_region).upper()
     try:
         number = phonenumbers.parse(text, region)

@@ -29,7 +29,7 @@ from ..i18n import _
 from ..limits import signup_rate
 from ..links import forum_url, manage_url
 from ..models import MAX_ID, Forum, ForumStatus, Message, Signup
-from ..times import utcnow
+from ..times import utcnow, zone_or_none
 from .forms import ConfirmForm, ListenerEditForm, SignupForm
 
 bp = Blueprint("public", __name__)
@@ -116,6 +116,10 @@ def sign_up(slug: str) -> ResponseReturnValue:
             )
             return _forum_page(forum, form, 400)
     data = {**form.data, "language": language}
+    if zone_or_none((data.get("timezone") or "").strip()) is None:
+        # The browser filled this hidden field ("Etc/Unknown" where it cannot tell): the
+        # listener cannot correct it, so an unknown zone is guessed from the number instead.
+        data["timezone"] = None
     try:
         if proving:
             found = verification.start(forum, data, now, default_region=region, source=source)
