@@ -130,7 +130,10 @@ def normalize(raw: str, *, country: str | None, timezone: str | None, default_re
                 "phone": _(
                     "%(number)s is not a valid phone number for %(country)s. Check the digits, "
                     "or include the country code (+…).",
-                    number=text,
+                    # What the listener typed, isolated left to right (LRI … PDI): in an
+                    # Arabic sentence "+44 7700" would otherwise show as "7700 44+". The
+                    # message is text, not markup, so <bdi> cannot do it here.
+                    number=f"\u2066{text}\u2069",
                     country=country_name(where, page_language()),
                 )
             }

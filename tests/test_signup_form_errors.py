@@ -48,3 +48,11 @@ def test_a_zone_the_browser_names_wrongly_does_not_stop_the_signup(client, app, 
     assert sent.status_code == 303, _visible(sent.get_data(as_text=True))[-600:]
     stored = db.session.scalars(sa.select(Signup.timezone)).all()
     assert stored == ["Africa/Accra"]  # guessed from the number
+
+
+def test_the_number_typed_is_isolated_in_a_right_to_left_refusal(client, app):
+    forum = make_forum(languages=["en", "ar"])
+    typed = "+44 7700 900123"  # a number of no operator: refused, and repeated
+    sent = client.post(f"/forums/{forum.slug}?lang=ar", data={**FORM, "phone": typed})
+    assert sent.status_code == 422
+    assert f"\u2066{typed}\u2069" in sent.get_data(as_text=True)
