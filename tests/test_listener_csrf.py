@@ -104,3 +104,42 @@ def test_no_listener_post_without_a_valid_token_changes_anything(app):
     assert len(sender.sent) == texts_sent  # no code sent again  # type: ignore[attr-defined]
     proved = db.session.get(Verification, vid)
     assert proved is not None and proved.proved_at is None
+
+
+@pytest.mark.parametrize(
+    ("action", "data"),
+    [
+        ("", {"name": "Ama Mensah", "location": "Kumasi", "question": "And buses?"}),
+        ("/withdraw", {}),
+        ("/erase", {}),
+    ],
+)
+def test_the_manage_page_works_over_https_though_it_sends_no_referrer(app, action, data):
+    """The page is served with Referrer-Policy: no-referrer (its URL was private), so its
+    forms post without a Referer; the app-wide check refused every such POST over HTTPS
+    ('The referrer header is missing'): no listener could change, withdraw or erase."""
+    forum = make_forum()
+    signup = make_signup(forum)
+    signup_id = signup.id
+    token = manage_token(forum, signup)
+    https = "https://phonein.test"
+    browser = app.test_client()
+    assert browser.get(f"/manage/{token}", base_url=https).status_code == 303
+    page = browser.get("/manage/mine", base_url=https)
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    csrf = re.search(
+        r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)
+    )
+    assert csrf is not None
+    sent = browser.post(
+        f"/manage/mine{action}", base_url=https, data={**data, "csrf_token": csrf.group(1)}
+    )
+    assert sent.status_code in (200, 303), sent.get_data(as_text=True)[-400:]
+    db.session.expire_all()
+    after = db.session.get(Signup, signup_id)
+    if action == "/erase":
+        assert after is None  # erased: the row is gone
+    elif action == "/withdraw":
+        assert after is not None and after.status == "withdrawn"
+    else:
+        assert after is not None and after.name == "Ama Mensah"
