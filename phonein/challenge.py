@@ -108,6 +108,9 @@ def check(solution: Any, now: datetime) -> None:
         or not isinstance(number, int)
         or len(challenge) != 64
         or len(salt) > 100
+        # What we issue is ASCII: compare_digest refuses other text, and a lone
+        # surrogate cannot be hashed (both a 500 otherwise).
+        or not (challenge.isascii() and salt.isascii() and signature.isascii())
     ):
         raise ChallengeFailed(_("The solution is incomplete."))
     if not hmac.compare_digest(signature, _sign(challenge)):

@@ -33,7 +33,8 @@ def _create_app() -> Flask:
 COMMANDS = ("serve", "worker", "db", "users", "tokens", "demo", "purge")
 # Loggers that talk on every start at INFO: migrations ("Context impl SQLiteImpl") and the
 # scheduler ("Running job", every second). Warnings and errors still show.
-QUIET_LOGGERS = ("alembic", "flask_migrate", "apscheduler")
+# twilio.http_client logs each request's query at INFO: a reconciliation's To=+44… number.
+QUIET_LOGGERS = ("alembic", "flask_migrate", "apscheduler", "twilio.http_client")
 
 
 class PhoneinGroup(FlaskGroup):

@@ -6,8 +6,10 @@ import contextlib
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, render_template, request
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from markupsafe import escape
+from werkzeug.exceptions import BadHost, HTTPException
 
 from .database import UNAVAILABLE, rollback
 from .i18n import _, direction, lazy_gettext, page_language
@@ -94,6 +96,11 @@ def error_response(
         if fields:
             body["fields"] = fields
         return jsonify(error=body), status
+    if request_ctx.url_adapter is None:
+        # A Host header the URL map cannot bind ("a..b", a 64-letter label: werkzeug's
+        # BadHost): the site's template builds links, which needs that binding, and would
+        # fail inside this handler (a 500 from the server). A plain page says it instead.
+        return plain_page(_("Sorry"), message), status
     return render_template("error.html", status=status, message=message), status
 
 
@@ -140,6 +147,8 @@ def handle_http_exception(error: HTTPException) -> tuple[Response | str, int]:
     if not wants_json() and status in PAGE_MESSAGES:
         # Pages say it in the reader's language; werkzeug's descriptions are English.
         message = str(PAGE_MESSAGES[status])
+    elif isinstance(error, BadHost):
+        message = "The Host header does not name a valid host."
     elif status == 400 and request.path.startswith("/api/"):
         message = "The request body is not valid JSON (or not UTF-8)."
     elif status == 413:
@@ -170,19 +179,27 @@ PAGE_MESSAGES = {
 }
 
 
+def plain_page(title: str, text: str) -> str:
+    """Return a page of a title and a sentence, in the reader's language, built without
+    the site's templates (they need the database and the URL map)."""
+    language = page_language()
+    title, text = escape(title), escape(text)
+    return (
+        f'<!doctype html><html lang="{language}" dir="{direction(language)}">'
+        f"<meta charset=utf-8><title>{title} · phonein</title>"
+        f"<h1>{title}</h1><p>{text}</p></html>"
+    )
+
+
 def unavailable_page() -> str:
     """Return the plain page for a database outage, in the reader's language.
 
     Plain on purpose: the site's templates ask the database (who is logged in), which is
     what just failed. Choosing the language needs no database.
     """
-    language = page_language()
-    title = _("Temporarily unavailable")
-    text = _("We cannot reach our database just now. Please try again in a minute.")
-    return (
-        f'<!doctype html><html lang="{language}" dir="{direction(language)}">'
-        f"<meta charset=utf-8><title>{title} · phonein</title>"
-        f"<h1>{title}</h1><p>{text}</p></html>"
+    return plain_page(
+        _("Temporarily unavailable"),
+        _("We cannot reach our database just now. Please try again in a minute."),
     )
 
 

@@ -94,6 +94,15 @@ def redact(text: str) -> str:
     return CODE_RE.sub(r"\1[private]", PRIVATE_RE.sub("/manage/[private]", text))
 
 
+# A phone number as Twilio's error messages spell it ("The 'To' number +44 7700 900123 …").
+NUMBER_RE = re.compile(r"\+?\d[\d ().-]{5,}\d")
+
+
+def redact_numbers(text: str) -> str:
+    """Return ``text`` (a provider's error message, for a log line) without phone numbers."""
+    return NUMBER_RE.sub("[number]", text)
+
+
 class RedactPrivateLinks(logging.Filter):
     """A logging filter that takes private links out of every record it sees."""
 

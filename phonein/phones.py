@@ -57,7 +57,8 @@ def calling_code(country: str) -> int:
 # The international prefix the ITU recommends and most of the world dials ("00 44 …"),
 # tried last for a number that reads as nothing else.
 ITU_PREFIX = "00"
-VANITY = (
+# Translated when it is said, like the refusals below.
+VANITY = lazy_gettext(
     "Please type the number in digits. A number spelt with letters (like 1-800-FLOWERS) "
     "cannot receive our texts or calls."
 )
@@ -104,7 +105,7 @@ def normalize(raw: str, *, country: str | None, timezone: str | None, default_re
     if len(text) > 40:
         raise Invalid({"phone": _("That is too long to be a phone number.")})
     if any(char.isalpha() for char in text):
-        raise Invalid({"phone": VANITY})
+        raise Invalid({"phone": str(VANITY)})
     region = (country or country_for_timezone(timezone) or default_region).upper()
     try:
         number = phonenumbers.parse(text, region)
@@ -129,7 +130,10 @@ def normalize(raw: str, *, country: str | None, timezone: str | None, default_re
                 "phone": _(
                     "%(number)s is not a valid phone number for %(country)s. Check the digits, "
                     "or include the country code (+…).",
-                    number=text,
+                    # What the listener typed, isolated left to right (LRI … PDI): in an
+                    # Arabic sentence "+44 7700" would otherwise show as "7700 44+". The
+                    # message is text, not markup, so <bdi> cannot do it here.
+                    number=f"\u2066{text}\u2069",
                     country=country_name(where, page_language()),
                 )
             }

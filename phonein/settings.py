@@ -67,6 +67,9 @@ def _derive(app: Flask) -> None:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     config["SQLALCHEMY_DATABASE_URI"] = url
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    # A failing statement's error (logged, and in tracebacks) leaves out its parameters:
+    # listeners' numbers, names and questions.
+    config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("hide_parameters", True)
     if url.startswith("postgresql"):
         config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
 

@@ -82,6 +82,27 @@ def test_a_wrong_or_forged_solution_is_400(client, app, tamper):
     assert "challenge" in response.get_json()["error"]["fields"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("signature", "é" * 64),  # hmac.compare_digest raises on non-ASCII text
+        ("challenge", "é" * 64),
+        ("salt", "\ud800?expires=9999999999&"),  # a lone surrogate cannot be hashed
+    ],
+)
+def test_a_solution_with_text_never_issued_is_400_not_500(client, app, field, value):
+    forum = make_forum()
+    # Base64 of the JSON, as the form sends it: the lone surrogate survives in the escape.
+    solution = base64.b64encode(json.dumps(solve(client) | {field: value}).encode()).decode()
+    api = client.post(url(forum), json={**LISTENER, "challenge": solution})
+    assert api.status_code == 400, api.get_data(as_text=True)[:300]
+    assert "challenge" in api.get_json()["error"]["fields"]
+    form = {**LISTENER, "sms_consent": "y", "challenge": solution}
+    page = client.post(f"/forums/{forum.slug}", data=form)
+    assert page.status_code == 400
+    assert db.session.query(Verification).count() == 0
+
+
 def test_an_expired_challenge_is_refused(make_app):
     app = make_app(CHALLENGE="pow", CHALLENGE_SECONDS=-1)
     with app.app_context():

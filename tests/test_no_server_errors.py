@@ -124,6 +124,20 @@ def test_an_api_call_with_a_session_but_no_csrf_token_says_so(make_app):
     assert "not valid JSON" not in error["message"]
 
 
+@pytest.mark.parametrize("host", ["a..b", ".", "x" * 64 + ".example", "1" * 300])
+@pytest.mark.parametrize("path", ["/", "/forums/{slug}", "/nothing-here", "/api/v1/forums"])
+def test_a_host_header_the_url_map_cannot_bind_is_400_not_a_500(app, host, path):
+    """werkzeug answers BadHost; the error page must not then need the URL map itself."""
+    forum = make_forum()
+    client = app.test_client()
+    response = client.get(path.format(slug=forum.slug), headers={"Host": host})
+    assert response.status_code == 400
+    if path.startswith("/api/"):
+        assert "Host" in assert_json_error(response, 400)["message"]
+    else:
+        assert "<h1>" in response.get_data(as_text=True)
+
+
 # The fuzz: every rule of the URL map, each of its methods, random path values, query
 # strings and bodies (JSON, forms, raw bytes), as a logged-in producer, with a bearer
 # token and anonymously. Webhooks are signed half the time so that their bodies are read.

@@ -246,6 +246,22 @@ def test_login_rejects_bad_passwords_and_foreign_redirects(client, app):
     assert good.headers["Location"] == "/producer/"
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["/producer/%0d%0aSet-Cookie:%20x=1", "/producer/%0aX", "/board%09x", "/producer/%00"],
+)
+def test_login_with_control_characters_in_next_lands_home_not_on_a_500(client, app, target):
+    """urlsplit drops CR, LF and tab, so such a path passed the same-site check and the
+    redirect's Location header then refused it (ValueError: a 500 after a good login)."""
+    user, _ = make_user("producer")
+    good = client.post(
+        f"/producer/login?next={target}",
+        data={"email": user.email, "password": "correct horse battery"},
+    )
+    assert good.status_code == 302
+    assert good.headers["Location"] == "/producer/"
+
+
 def test_producer_screens_from_the_page(client, app):
     forum = make_forum()
     signup = make_signup(forum, name="Kenji", location="Osaka")

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import database
+from .. import database, links
 from ..database import after_commit, changed, upsert_insert
 from ..extensions import db
 from ..models import (
@@ -313,7 +313,8 @@ def apply_one(call_id: int) -> int:
         log.warning("voice: %s", lost)
         return 0
     except TwilioFailure as error:
-        log.warning("voice: %s for call %s failed: %s", command, call_id, error)
+        reason = links.redact_numbers(str(error))  # a dial's error names the number
+        log.warning("voice: %s for call %s failed: %s", command, call_id, reason)
         _failed(call, command, error, database.now(), fence)
     db.session.commit()
     return 1

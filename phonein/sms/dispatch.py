@@ -325,7 +325,8 @@ def _send_and_record(
             if found is not None:
                 record_sent(claimed, worker_id, found)
                 return
-        log.warning("SMS %s to %s failed: %s", claimed.id, claimed.to, error)
+        # No number in the log: the message's id finds it in the SMS log for producers.
+        log.warning("SMS %s failed: %s", claimed.id, links.redact_numbers(str(error)))
         record_failure(claimed, worker_id, error)
         return
     record_sent(claimed, worker_id, result)

@@ -61,8 +61,15 @@ def login() -> ResponseReturnValue:
             login_user(user)
             accounts.mark_seen(utcnow())
             target = request.args.get("next", "")
-            # Only same-site paths: a crafted ?next= must not send staff elsewhere.
-            if not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+            # Only same-site paths: a crafted ?next= must not send staff elsewhere. No
+            # control characters either: urlsplit drops CR, LF and tab, which the
+            # redirect's header then refuses (a 500).
+            if (
+                not target.startswith("/")
+                or target.startswith("//")
+                or urlsplit(target).netloc
+                or not target.isprintable()
+            ):
                 # A presenter lands on the board of the live (or next) forum.
                 target = (
                     url_for("producer.home")

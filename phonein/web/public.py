@@ -24,15 +24,20 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from .. import challenge, consents, forums, i18n, links, phones, publication, signups, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db
+from ..extensions import csrf, db
 from ..i18n import _
 from ..limits import signup_rate
 from ..links import forum_url, manage_url
 from ..models import MAX_ID, Forum, ForumStatus, Message, Signup
-from ..times import utcnow
+from ..times import utcnow, zone_or_none
 from .forms import ConfirmForm, ListenerEditForm, SignupForm
 
 bp = Blueprint("public", __name__)
+# Every POST here validates its FlaskForm, CSRF token included, before it changes anything
+# (tests/test_listener_csrf.py holds each route to that). The global check would answer a
+# stale form (a lost session cookie) with an English error page and the listener's question
+# gone; the form's own check re-renders it, filled in, with a new token, in their language.
+csrf.exempt(bp)
 
 
 def _attach_errors(form: FlaskForm, error: Invalid) -> None:
@@ -111,6 +116,10 @@ def sign_up(slug: str) -> ResponseReturnValue:
             )
             return _forum_page(forum, form, 400)
     data = {**form.data, "language": language}
+    if zone_or_none((data.get("timezone") or "").strip()) is None:
+        # The browser filled this hidden field ("Etc/Unknown" where it cannot tell): the
+        # listener cannot correct it, so an unknown zone is guessed from the number instead.
+        data["timezone"] = None
     try:
         if proving:
             found = verification.start(forum, data, now, default_region=region, source=source)
@@ -291,14 +300,17 @@ def _withdraw(signup: Signup) -> ResponseReturnValue:
         signups.withdraw(signup, utcnow(), source=consents.withdrawal(request.remote_addr))
         commit()
         flash(_("You have withdrawn. We will not call or text you about this forum."), "ok")
+    else:
+        flash(_("The form expired. Please submit it again."), "error")
     return open_manage_page(signup)
 
 
 def _erase(signup: Signup) -> ResponseReturnValue:
-    if not ConfirmForm().validate_on_submit():
-        return open_manage_page(signup)
     forum = signup.forum
     i18n.offer(forum.languages, stored=signup.reads_in)
+    if not ConfirmForm().validate_on_submit():
+        flash(_("The form expired. Please submit it again."), "error")
+        return open_manage_page(signup)
     signups.erase(signup, utcnow())
     commit()
     response = Response(render_template("public/erased.html", forum=forum))

@@ -15,13 +15,16 @@ from wtforms import HiddenField, StringField
 from .. import i18n, verification
 from ..database import commit, rollback
 from ..errors import Conflict, Invalid
-from ..extensions import db
+from ..extensions import csrf, db
 from ..i18n import _, lazy_gettext
 from ..limits import signup_rate
 from ..models import Forum, Verification
 from ..times import utcnow
 
 bp = Blueprint("verify", __name__)
+# As on the public pages: each POST checks its form's CSRF token itself, so that a stale
+# form gets the page back in the listener's language rather than an English error page.
+csrf.exempt(bp)
 PROVED = "verify_proved"
 
 
@@ -112,6 +115,8 @@ def resend(verification_id: str) -> ResponseReturnValue:
                 else _("We have sent you a new code."),
                 "ok",
             )
+    else:
+        flash(_("The form expired. Please submit it again."), "error")
     return redirect(url_for("verify.code_page", verification_id=verification_id), code=303)
 
 
