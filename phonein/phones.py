@@ -168,6 +168,25 @@ def display(e164: str | None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def masked(e164: str | None) -> str:
+    """Format a number with all but its country code and last three digits hidden:
+    '+44 •••• ••0123' style, for a page reached by a link that can end up in logs."""
+    shown = display(e164)
+    if not shown:
+        return ""
+    prefix = f"+{phonenumbers.parse(e164).country_code}"
+    rest = shown.removeprefix(prefix)
+    keep = len([c for c in rest if c.isdigit()]) - 3
+    out = []
+    for char in rest:
+        if char.isdigit():
+            out.append("\u2022" if keep > 0 else char)
+            keep -= 1
+        else:
+            out.append(char)
+    return prefix + "".join(out)
+
+
 class Reach(StrEnum):
     """What phonein may do with a number."""
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from phonein import gsm
+from phonein import gsm, phones
 from phonein.extensions import db
 from phonein.models import CodeSend, Message, Signup, Verification
 from phonein.sms import codes, outbox
@@ -298,6 +298,23 @@ def test_the_code_page_signs_up_and_offers_the_link_choice(client, app):
     assert opens(app, first_link) == 404
     manage = client.get(new.headers["Location"], follow_redirects=True).get_data(as_text=True)
     assert "Changed &lt;b&gt;" in manage
+
+
+def test_the_code_page_shows_only_the_end_of_the_number(client, app):
+    """The code page's address (a verification id) can end up in access logs: whoever
+    opens it there must not learn the listener's number."""
+    forum = make_forum()
+    form = {k: ("y" if v is True else v) for k, v in LISTENER.items()}
+    posted = client.post(f"/forums/{forum.slug}", data=form)
+    text = client.get(posted.headers["Location"]).get_data(as_text=True)
+    e164 = phones.normalize(
+        str(LISTENER["phone"]), country=None, timezone=None, default_region="GB"
+    )
+    assert e164 is not None
+    full = phones.display(e164)
+    assert full not in text and e164 not in text
+    assert phones.masked(e164) in text and e164[-3:] in phones.masked(e164)
+    assert full.replace(" ", "")[:-3] not in text.replace(" ", "")
 
 
 def test_another_browser_cannot_take_the_link_choice(client, app):

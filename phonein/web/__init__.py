@@ -36,6 +36,7 @@ def init_app(app: Flask) -> None:
 
     app.add_template_filter(rfc3339, "rfc3339")
     app.add_template_filter(phones.display, "phone")
+    app.add_template_filter(phones.masked, "masked_phone")
 
     @app.template_filter("in_zone")
     def in_zone(moment: datetime | None, zone: str | None) -> str:
