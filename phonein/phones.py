@@ -172,7 +172,7 @@ def masked(e164: str | None) -> str:
     """Format a number with all but its country code and last three digits hidden:
     '+44 •••• ••0123' style, for a page reached by a link that can end up in logs."""
     shown = display(e164)
-    if not shown:
+    if not e164 or not shown:
         return ""
     prefix = f"+{phonenumbers.parse(e164).country_code}"
     rest = shown.removeprefix(prefix)
