@@ -150,7 +150,9 @@ def signed(view: Callable[P, R]) -> Callable[P, R]:
         if (
             not token
             or not signature
-            or not RequestValidator(token).validate(url, request.form.to_dict(), signature)
+            # Every value of every field (the SDK reads a MultiDict's lists): a value added
+            # beside a signed one must break the signature, not slip past it.
+            or not RequestValidator(token).validate(url, request.form, signature)
         ):
             abort(403)
         given = (*request.args.listvalues(), *request.form.listvalues())

@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -1259,8 +1259,9 @@ def settings(fake: FakeTwilio, **extra: Any) -> dict[str, Any]:
     return config
 
 
-def signed(url: str, params: dict[str, str]) -> dict[str, str]:
-    """Return the X-Twilio-Signature header Twilio would send for ``params`` to ``url``."""
+def signed(url: str, params: Mapping[str, str]) -> dict[str, str]:
+    """Return the X-Twilio-Signature header Twilio would send for ``params`` to ``url``
+    (every value of a repeated field when ``params`` is a MultiDict)."""
     return {"X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, params)}
 
 

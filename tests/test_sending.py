@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import MultiDict
 
 from phonein import links
 from phonein.extensions import db
@@ -216,6 +217,9 @@ def test_webhooks_refuse_missing_or_wrong_signatures(client, app):
     assert client.post(url, data=tampered, headers=signed(url, form)).status_code == 403
     other_url = "http://evil.example/webhooks/twilio/sms"
     assert client.post(url, data=form, headers=signed(other_url, form)).status_code == 403
+    # A value added beside a signed one (a repeated field) is a tampered request too.
+    repeated = MultiDict([("From", "+447400123456"), ("Body", "STOP"), ("Body", "START")])
+    assert client.post(url, data=repeated, headers=signed(url, form)).status_code == 403
     assert db.session.scalars(sa.select(OptOut)).all() == []
 
 

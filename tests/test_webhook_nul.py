@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import MultiDict
 
 from phonein.extensions import db
 from phonein.models import OptOut
@@ -35,8 +36,19 @@ def test_a_signed_webhook_with_nul_is_ignored(app, client, path, params):
 
 
 def test_a_second_value_with_nul_counts_too(app, client):
-    first = {"MessageSid": "SM1", "MessageStatus": "delivered"}
-    headers = signed("http://phonein.test/webhooks/twilio/status", first)  # covers first values
-    params = {**first, "MessageSid": ["SM1", "SM\x00"]}
-    answer = client.post("/webhooks/twilio/status", data=params, headers=headers)
+    """Signed over every value (as Twilio signs a repeated field): a second value with NUL
+    makes the whole request one to ignore, though the first values alone would act."""
+    forum = make_forum(status="live")
+    listener = make_signup(forum, status="queued")
+    params = MultiDict(
+        [
+            ("From", listener.phone),
+            ("Body", "STOP"),
+            ("MessageSid", "SM1"),
+            ("MessageSid", "SM\x00"),
+        ]
+    )
+    headers = signed("http://phonein.test/webhooks/twilio/sms", params)
+    answer = client.post("/webhooks/twilio/sms", data=params, headers=headers)
     assert answer.status_code == 204 and answer.data == b""
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OptOut)) == 0
