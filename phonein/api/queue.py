@@ -34,7 +34,7 @@ blp = Blueprint("api_queue", __name__, description="The caller queue")
 
 
 @blp.route("/forums/<slug>/queue", methods=["GET"])
-@require_api(Role.PRESENTER)
+@require_api(Role.PRESENTER, along=board.etag_ride)
 @blp.arguments(QueueQuery, location="query")
 @blp.response(200, QueueOut, headers={"ETag": {"schema": {"type": "string"}}})
 @blp.alt_response(304, description="Unchanged since the ETag given in If-None-Match")
@@ -52,10 +52,10 @@ def get_queue(args: dict[str, Any], slug: str) -> Any:
     now = utcnow()
     limit = args.get("limit")
     full = is_producer(api_user())
-    headers, unchanged = unchanged_since_asked(slug, now, "queue", limit, full)
+    headers, unchanged, forum = unchanged_since_asked(slug, now, "queue", limit, full)
     if unchanged is not None:
         return unchanged
-    forum = forums.get_by_slug(slug)
+    forum = forum or forums.get_by_slug(slug)
     return board.board(forum, now, limit=limit, full=full), 200, headers
 
 

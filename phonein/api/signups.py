@@ -13,7 +13,7 @@ from ..accounts import require_api
 from ..database import commit
 from ..limits import signup_rate
 from ..links import manage_url
-from ..live import calls, queue
+from ..live import board, calls, queue
 from ..models import MAX_ID, Role, Signup
 from ..times import utcnow
 from ..views import SignupView
@@ -83,7 +83,7 @@ def create_signup(data: dict[str, Any], slug: str) -> Response:
 
 
 @blp.route("/forums/<slug>/signups", methods=["GET"])
-@require_api(Role.PRODUCER)
+@require_api(Role.PRODUCER, along=board.etag_ride)
 @blp.arguments(SignupQuery, location="query")
 @blp.response(200, SignupPage, headers={"ETag": {"schema": {"type": "string"}}})
 @blp.alt_response(304, description="Unchanged since the ETag given in If-None-Match")
@@ -106,10 +106,10 @@ def list_signups(args: dict[str, Any], slug: str) -> Any:
         args["per_page"],
         args.get("after"),
     )
-    headers, unchanged = unchanged_since_asked(slug, utcnow(), *key)
+    headers, unchanged, forum = unchanged_since_asked(slug, utcnow(), *key)
     if unchanged is not None:
         return unchanged
-    forum = forums.get_by_slug(slug)
+    forum = forum or forums.get_by_slug(slug)
     found = search.search(
         forum,
         status=args.get("status"),
