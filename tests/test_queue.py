@@ -249,6 +249,40 @@ def test_next_finish_and_a_move_are_few_statements(client, app, producer):
     assert len(finished) == 6, finished
 
 
+def test_the_boards_page_is_few_statements(client, app, producer):
+    forum = live_forum()
+    waiting = [make_signup(forum, status="queued") for _ in range(5)]
+    url = f"/api/v1/forums/{forum.slug}/queue"
+    client.post(url, json={"signup_id": waiting[4].id, "position": 1}, headers=producer)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    def page() -> dict:  # type: ignore[type-arg]
+        statements.clear()
+        sa.event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            response = client.get(f"{url}?limit=3", headers=producer)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", record)
+        assert response.status_code == 200
+        return response.get_json()  # type: ignore[no-any-return]
+
+    body = page()
+    # token, user, forum and tag; who is on air, how many wait and the undo's id;
+    # the first three; the forum's lines; the average call.
+    assert len(statements) == 5, statements
+    assert body["undo"] is None and body["total_waiting"] == 5
+    assert [s["id"] for s in body["waiting"]] == [waiting[4].id, waiting[0].id, waiting[1].id]
+    step = client.post(f"{url}/next", headers=producer).get_json()
+    body = page()
+    # ... and the action that can be undone, loaded only when there is one.
+    assert len(statements) == 6, statements
+    assert body["undo"]["id"] == step["action"]["id"] and body["total_waiting"] == 4
+    assert body["on_air"]["id"] == waiting[4].id
+
+
 def _queue_invariants(forum_id: int) -> tuple[list[int], int]:
     keys = db.session.scalars(
         sa.select(Signup.queue_key).where(Signup.forum_id == forum_id, Signup.status == "queued")

@@ -333,6 +333,37 @@ def latest(forum: Forum, now: datetime) -> LiveAction | None:
     return action
 
 
+def undoable(forum: Forum, now: datetime) -> sa.ScalarSelect[int]:
+    """The id of the action ``latest`` would answer, as a scalar subquery (NULL: none),
+    for a board to read with a query it makes anyway.
+
+    The one action whose ``version_after`` is the forum's version is the last one: every
+    action and every undo takes the queue lock, which moves the version on.
+    """
+    return (
+        sa.select(LiveAction.id)
+        .where(
+            LiveAction.forum_id == forum.id,
+            LiveAction.version_after == forum.queue_version,
+            LiveAction.undone_at.is_(None),
+            LiveAction.expires_at > now,
+        )
+        .order_by(LiveAction.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def undoable_action(forum: Forum, now: datetime, action_id: int | None) -> LiveAction | None:
+    """Load what ``undoable`` found (None: nothing to undo; no query)."""
+    if action_id is None:
+        return None
+    action = db.session.get(LiveAction, action_id)
+    if action is None or action.undone_at is not None or action.expires_at <= now:
+        return None
+    return action if action.version_after == forum.queue_version else None
+
+
 def undo(slug: str, action_id: int, now: datetime) -> Undone:
     """Undo the action ``action_id`` of forum ``slug``; undoing it twice changes nothing."""
     forum = queue.take_lock(slug)  # whatever its status: an undo may reopen it

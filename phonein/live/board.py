@@ -176,9 +176,12 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
     ``full`` (producers) shows everything; otherwise (presenters) callers are shown as the
     board shows them, without phone, email or notes, and unscreened lines without numbers.
     """
-    snap = queue.snapshot(forum, limit)
-    everyone = [*snap.waiting, *([snap.on_air] if snap.on_air else [])]
-    lines = calls.live_calls_of([s.id for s in everyone])
+    # Producers see the last action while it can be undone: its id rides on the
+    # snapshot's first query, and it is loaded only when there is one.
+    snap = queue.snapshot(forum, limit, (actions.undoable(forum, now),) if full else ())
+    undo = actions.undoable_action(forum, now, snap.extra[0]) if full else None
+    line_of = calls.board_lines(forum)
+    lines = line_of.of
     average = average_call(forum)
     # Back-timing runs on the coming minute, not the second: the board shows it to the
     # minute anyway, and it makes the answer a function of what ``etag`` hashes, so a 304
@@ -207,7 +210,7 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
         UnscreenedLine(
             call, name=signup.name if signup else None, number=call.number if full else None
         )
-        for call, signup in calls.unscreened(forum)
+        for call, signup in line_of.unscreened
     ]
     return QueueBoard(
         status=status.value,
@@ -216,11 +219,11 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
         total_waiting=snap.total_waiting,
         version=snap.version,
         unscreened=unscreened,
-        studio=calls.studio_call(forum),
+        studio=line_of.studio,
         now=now,
         starts_at=forum.starts_at,
         ends_at=forum.ends_at,
         average_call_seconds=round(average.total_seconds()),
         remaining_seconds=max(0, round((forum.ends_at - now).total_seconds())),
-        undo=actions.latest(forum, now) if full else None,
+        undo=undo,
     )

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import Conflict, Invalid, NotFound
@@ -36,6 +37,7 @@ class Snapshot:
     waiting: list[Signup]
     version: int
     total_waiting: int
+    extra: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -436,11 +438,33 @@ def finish(slug: str, now: datetime) -> Step:
     return step_finish(lock(slug, now, live_only=True), now)
 
 
-def snapshot(forum: Forum, limit: int | None = None) -> Snapshot:
-    """Return who is on air and who waits, in order, with the queue's version."""
-    on_air = db.session.scalars(
-        sa.select(Signup).where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
-    ).one_or_none()
+def snapshot(
+    forum: Forum, limit: int | None = None, extra: tuple[sa.ScalarSelect[Any], ...] = ()
+) -> Snapshot:
+    """Return who is on air and who waits, in order, with the queue's version.
+
+    Two queries: one row with whoever is on air (LEFT JOINed: one row with nobody too),
+    the number waiting (when ``limit`` pages them) and ``extra`` (the caller's scalar
+    subqueries, in ``Snapshot.extra``); then the waiting, in order.
+    """
+    counted = aliased(Signup)
+    total_waiting: Any = sa.null()
+    if limit is not None:
+        total_waiting = (
+            sa.select(sa.func.count())
+            .select_from(counted)
+            .where(counted.forum_id == forum.id, counted.queue_key.is_not(None))
+            .scalar_subquery()
+        )
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    head = db.session.execute(
+        sa.select(Signup, total_waiting, *extra)
+        .select_from(one)
+        .outerjoin(
+            Signup, sa.and_(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
+        )
+    ).one()
+    on_air: Signup | None = head[0]
     stmt = _waiting(forum.id)
     if limit is not None:
         stmt = stmt.limit(limit)
@@ -448,13 +472,8 @@ def snapshot(forum: Forum, limit: int | None = None) -> Snapshot:
     # The board shows each one's forum: this one, without a lazy load per caller.
     for signup in (*waiting, on_air):
         _with_forum(signup, forum)
-    total = len(waiting)
-    if limit is not None and total == limit:
-        total = (
-            db.session.scalar(sa.select(sa.func.count()).select_from(_waiting(forum.id).subquery()))
-            or 0
-        )
-    return Snapshot(on_air, waiting, forum.queue_version, total)
+    total = len(waiting) if limit is None else head[1]
+    return Snapshot(on_air, waiting, forum.queue_version, total, tuple(head[2:]))
 
 
 def requeue(
