@@ -27,7 +27,7 @@ from flask_login import current_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
-from .database import commit, rollback
+from .database import Ride, commit, rollback
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from .extensions import csrf, db, login_manager
 from .inputs import EMAIL_RE
@@ -187,10 +187,11 @@ def user_for_token(token: str, now: datetime) -> User | None:
     digest = hashlib.sha256(token.encode()).hexdigest()
     # The token and its user in one join: every API request pays this, the boards' 304
     # polls included, and a second round trip for the user was a third of such a poll.
-    stmt, rider = _riding(
-        sa.select(ApiToken, User).join(ApiToken.user).where(ApiToken.token_hash == digest)
-    )
-    found = db.session.execute(stmt).one_or_none()
+    rider = _rider()
+    found = db.session.execute(
+        _token_query(rider.ride.extend if rider is not None else None),
+        {"token_digest": digest, **dict(rider.ride.params if rider is not None else ())},
+    ).one_or_none()
     if found is None:
         return None
     row: ApiToken = found[0]
@@ -257,10 +258,6 @@ def api_user() -> User | None:
     return user
 
 
-# Adds a LEFT JOIN and columns to the query that authenticates a request.
-Ride = Callable[[sa.Select[Any]], sa.Select[Any]]
-
-
 @dataclass
 class _Rider:
     ride: Ride
@@ -268,14 +265,27 @@ class _Rider:
     values: tuple[Any, ...] | None = None
 
 
-def _riding(stmt: Any) -> tuple[Any, _Rider | None]:
-    """Add this request's rider (``require_api(along=…)``) to its authentication query."""
+@functools.cache
+def _token_query(extend: Callable[[Any], Any] | None) -> Any:
+    stmt = (
+        sa.select(ApiToken, User)
+        .join(ApiToken.user)
+        .where(ApiToken.token_hash == sa.bindparam("token_digest"))
+    )
+    return extend(stmt) if extend is not None else stmt
+
+
+@functools.cache
+def _session_query(extend: Callable[[Any], Any]) -> Any:
+    return extend(sa.select(User).where(User.id == sa.bindparam("session_user")))
+
+
+def _rider() -> _Rider | None:
+    """This request's rider (``require_api(along=…)``) if it has not ridden yet."""
     if not has_request_context():
-        return stmt, None
+        return None
     rider: _Rider | None = request.environ.get(RIDER_KEY)
-    if rider is None or rider.values is not None:
-        return stmt, None
-    return rider.ride(stmt), rider
+    return rider if rider is not None and rider.values is None else None
 
 
 def ridden() -> tuple[Any, ...] | None:
@@ -346,11 +356,14 @@ def user_for_session(value: str) -> User | None:
     user_id, _, version = value.partition(":")
     if not user_id.isdigit() or not version.isdigit() or int(user_id) >= 2**31:
         return None
-    stmt, rider = _riding(sa.select(User).where(User.id == int(user_id)))
+    rider = _rider()
     if rider is None:
         user = db.session.get(User, int(user_id))
     else:
-        found = db.session.execute(stmt).one_or_none()
+        found = db.session.execute(
+            _session_query(rider.ride.extend),
+            {"session_user": int(user_id), **dict(rider.ride.params)},
+        ).one_or_none()
         user = cast("User | None", found[0] if found is not None else None)
         if found is not None:
             rider.values = tuple(found[1:])

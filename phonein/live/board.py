@@ -6,7 +6,6 @@ board, built by ``board``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -15,6 +14,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from flask import current_app
 
+from ..database import Ride
 from ..extensions import db
 from ..models import Call, Forum, ForumStatus, LiveAction, Signup
 from ..views import BoardCaller, SignupView, UnscreenedLine
@@ -84,16 +84,18 @@ def _tag_columns() -> list[sa.ScalarSelect[object]]:
     ]
 
 
-def etag_ride(slug: str) -> Callable[[sa.Select[Any]], sa.Select[Any]]:
+def _ride_tag(stmt: sa.Select[Any]) -> sa.Select[Any]:
+    return stmt.outerjoin(Forum, Forum.slug == sa.bindparam("tag_slug")).add_columns(
+        Forum, *_tag_columns()
+    )
+
+
+def etag_ride(slug: str) -> Ride:
     """What the tag of forum ``slug`` needs, for the query that checks the caller to read
     as well (``accounts.require_api(along=…)``): the forum, LEFT JOINed by its slug, and
     the tag's columns. ``etag_of`` reads the result; the forum is the one the answer uses.
     """
-
-    def ride(stmt: sa.Select[Any]) -> sa.Select[Any]:
-        return stmt.outerjoin(Forum, Forum.slug == slug).add_columns(Forum, *_tag_columns())
-
-    return ride
+    return Ride(_ride_tag, (("tag_slug", slug),))
 
 
 def etag_of(values: tuple[Any, ...], now: datetime, *key: object) -> str | None:
