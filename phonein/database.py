@@ -16,6 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -209,6 +210,17 @@ def changed(statement: sa.Executable) -> int:
     """Run an INSERT, UPDATE or DELETE and return how many rows it changed."""
     result = db.session.execute(statement)
     return cast("sa.CursorResult[Any]", result).rowcount or 0
+
+
+@dataclass(frozen=True)
+class Ride:
+    """What a view has the query that checks its caller read as well
+    (``accounts.require_api(along=…)``): ``extend`` adds a LEFT JOIN and columns, with
+    bound parameters so that the statement is built once per process; ``params`` gives
+    their values for this request."""
+
+    extend: Callable[[Any], Any]
+    params: tuple[tuple[str, Any], ...] = ()
 
 
 def upsert_insert(table: Any) -> Any:

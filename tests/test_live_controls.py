@@ -80,6 +80,62 @@ def test_undo_of_a_mis_clicked_next_restores_who_is_on_air_and_the_order(client,
     assert board(client, forum, producer)["undo"] is None
 
 
+def test_undo_of_a_next_that_picked_a_caller_further_back_restores_the_queue(client, producer):
+    forum = live_forum()
+    a, b, c, d, e = (make_signup(forum, status="queued") for _ in range(5))
+    url = f"/api/v1/forums/{forum.slug}"
+    client.post(f"{url}/queue/next", headers=producer)  # a on air, b told
+    db.session.expire_all()
+    keys_before = {s.id: db.session.get(Signup, s.id).queue_key for s in (b, c, d, e)}
+    told_before = [m.id for m in texts(kind="next_up")]
+    # The producer picks d, fourth in line: a is done, b is still next (told already).
+    step = client.post(f"{url}/queue/next", json={"signup_id": d.id}, headers=producer)
+    body = step.get_json()
+    assert (body["done"]["id"], body["on_air"]["id"], body["next_up"]["id"]) == (a.id, d.id, b.id)
+    assert [m.id for m in texts(kind="next_up")] == told_before  # nobody new is told
+    kept = db.session.get(LiveAction, body["action"]["id"]).before
+    assert set(kept["signups"]) == {str(a.id), str(d.id)} and kept["written"] == []
+    assert waiting(client, forum, producer) == [b.id, c.id, e.id]
+
+    undone = client.post(f"{url}/actions/{body['action']['id']}/undo", headers=producer)
+    assert undone.status_code == 200, undone.get_json()
+    assert statuses(a, b, c, d, e) == ["on_air", "queued", "queued", "queued", "queued"]
+    assert waiting(client, forum, producer) == [b.id, c.id, d.id, e.id]
+    db.session.expire_all()
+    assert {s.id: db.session.get(Signup, s.id).queue_key for s in (b, c, d, e)} == keys_before
+    stored = db.session.get(Signup, d.id)
+    assert stored.on_air_at is None and stored.done_at is None
+    # A caller who is not waiting, or not in this forum, cannot be picked.
+    assert (
+        client.post(f"{url}/queue/next", json={"signup_id": a.id}, headers=producer).status_code
+        == 409
+    )
+    other = make_signup(live_forum(), status="queued")
+    assert (
+        client.post(f"{url}/queue/next", json={"signup_id": other.id}, headers=producer).status_code
+        == 404
+    )
+    assert statuses(a, d) == ["on_air", "queued"]
+
+
+def test_undo_of_a_next_that_hung_up_a_line_says_to_call_back(client, producer):
+    forum = live_forum()
+    a, b = (make_signup(forum, status="queued") for _ in range(2))
+    calls.record_inbound(forum, a, "CA" + "2" * 32, a.phone, utcnow())
+    db.session.commit()
+    url = f"/api/v1/forums/{forum.slug}"
+    first = client.post(f"{url}/queue/next", headers=producer).get_json()
+    assert first["message"] == f"{a.name} is on air."  # on the line: nothing to call back
+    assert db.session.get(LiveAction, first["action"]["id"]).before["on_the_line"] == [a.id]
+    # a is done: their line is hung up once the step commits; b has no line.
+    step = client.post(f"{url}/queue/next", headers=producer).get_json()
+    assert db.session.get(LiveAction, step["action"]["id"]).before["on_the_line"] == [a.id]
+    assert calls.live_calls_of([a.id]) == {}
+    undone = client.post(f"{url}/actions/{step['action']['id']}/undo", headers=producer)
+    assert f"{a.name}'s call had ended: call them back." in undone.get_json()["message"]
+    assert statuses(a, b) == ["on_air", "queued"]
+
+
 def test_undo_says_a_you_are_next_already_sent_is_not_unsent(client, producer):
     forum = live_forum()
     a, b, c = (make_signup(forum, status="queued") for _ in range(3))

@@ -214,7 +214,7 @@ def test_only_a_new_head_is_texted_that_they_are_next(client, app, producer):
     assert told() == [first.id, third.id, second.id]
 
 
-def test_next_and_a_move_are_few_statements(client, app, producer):
+def test_next_finish_and_a_move_are_few_statements(client, app, producer):
     forum = live_forum()
     waiting = [make_signup(forum, status="queued") for _ in range(5)]
     url = f"/api/v1/forums/{forum.slug}/queue"
@@ -224,19 +224,63 @@ def test_next_and_a_move_are_few_statements(client, app, producer):
     def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
         statements.append(statement)
 
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        client.post(url, json={"signup_id": waiting[4].id, "position": 3}, headers=producer)
-        moved = list(statements)
+    def count(method: str, path: str, **kwargs) -> list[str]:  # type: ignore[no-untyped-def]
         statements.clear()
-        client.post(f"{url}/next", headers=producer)
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
+        sa.event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            response = client.open(path, method=method, headers=producer, **kwargs)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", record)
+        assert response.status_code == 200, response.get_json()
+        return list(statements)
+
+    moved = count("POST", url, json={"signup_id": waiting[4].id, "position": 3})
     # token and user; lock; the signup with its neighbours' keys; its update.
     assert len(moved) == 4, moved
-    # token and user; lock; finish; on air; next up; text the new head; the lines (7), and
-    # the undo log (live.actions): the state before, the state after, the action row (12).
-    assert len(statements) <= 17, statements
+    advanced = count("POST", f"{url}/next")
+    # token and user; one lock; who is on air and the first two waiting (what the undo
+    # log keeps, read once); finish; on air; text the new head (ids returned); ask the
+    # lines (which are on the line, returned); the undo log's row.
+    assert len(advanced) == 8, advanced
+    assert advanced[1].lstrip().upper().startswith("UPDATE FORUMS")
+    assert sum(s.lstrip().upper().startswith("UPDATE FORUMS") for s in advanced) == 1
+    finished = count("POST", f"{url}/finish")
+    # token and user; lock; who is on air; finish; ask the line; the undo log's row.
+    assert len(finished) == 6, finished
+
+
+def test_the_boards_page_is_few_statements(client, app, producer):
+    forum = live_forum()
+    waiting = [make_signup(forum, status="queued") for _ in range(5)]
+    url = f"/api/v1/forums/{forum.slug}/queue"
+    client.post(url, json={"signup_id": waiting[4].id, "position": 1}, headers=producer)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    def page() -> dict:  # type: ignore[type-arg]
+        statements.clear()
+        sa.event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            response = client.get(f"{url}?limit=3", headers=producer)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", record)
+        assert response.status_code == 200
+        return response.get_json()  # type: ignore[no-any-return]
+
+    body = page()
+    # token, user, forum and tag; who is on air, how many wait and the undo's id;
+    # the first three; the forum's lines; the average call.
+    assert len(statements) == 5, statements
+    assert body["undo"] is None and body["total_waiting"] == 5
+    assert [s["id"] for s in body["waiting"]] == [waiting[4].id, waiting[0].id, waiting[1].id]
+    step = client.post(f"{url}/next", headers=producer).get_json()
+    body = page()
+    # ... and the action that can be undone, loaded only when there is one.
+    assert len(statements) == 6, statements
+    assert body["undo"]["id"] == step["action"]["id"] and body["total_waiting"] == 4
+    assert body["on_air"]["id"] == waiting[4].id
 
 
 def _queue_invariants(forum_id: int) -> tuple[list[int], int]:

@@ -149,6 +149,44 @@ def test_list_pages_newest_first_without_gaps_or_repeats(client, producer):
     assert approved["total"] == 0
 
 
+def test_the_other_pages_of_an_unchanged_forum_do_not_count_it_again(client, producer, monkeypatch):
+    from phonein.api import signups as signups_api
+
+    still = utcnow()  # the minute is part of the key: it must not turn mid-test
+    monkeypatch.setattr(signups_api, "utcnow", lambda: still)
+    forum = make_forum()
+    for _ in range(5):
+        make_signup(forum)
+    make_signup(forum, status="approved")
+    url = f"/api/v1/forums/{forum.slug}/signups"
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    def total(**query) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
+        statements.clear()
+        sa.event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            response = client.get(url, query_string={"per_page": 2, **query}, headers=producer)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", record)
+        assert response.status_code == 200
+        counted = any("count(*)" in s and "FROM signups" in s for s in statements[1:])
+        return response.get_json()["total"], counted
+
+    assert total(page=1) == (6, True)
+    assert total(page=2) == (6, False)  # the same forum, the same filter: counted once
+    assert total(page=3) == (6, False)
+    assert total(page=1, status="approved") == (1, True)  # another filter, another total
+    make_signup(forum)  # a new signup changes the forum's tag: counted again
+    assert total(page=2) == (7, True)
+    approved = db.session.scalars(sa.select(Signup).where(Signup.status == "approved")).one()
+    approved.status = "rejected"  # its updated_at moves with it (onupdate)
+    db.session.commit()
+    assert total(page=2, status="approved") == (0, True)
+
+
 def walk(client, producer, slug, **args):  # type: ignore[no-untyped-def]
     """Follow ``next_after`` from the first page to the last; return the ids seen."""
     seen: list[int] = []

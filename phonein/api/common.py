@@ -11,8 +11,9 @@ from flask_smorest import Blueprint
 from werkzeug.http import quote_etag
 
 from .. import forums
+from ..accounts import ridden
 from ..live import board
-from ..models import Role, User
+from ..models import Forum, Role, User
 from .schemas import ApiError
 
 PRODUCER_DOC: dict[str, Any] = {"security": [{"bearerAuth": []}]}
@@ -45,17 +46,26 @@ def is_producer(user: User | None) -> bool:
 
 def unchanged_since_asked(
     slug: str, now: datetime, *key: object
-) -> tuple[dict[str, str], Response | None]:
-    """Return a board poll's ETag headers, and the 304 to answer if the client has it.
+) -> tuple[dict[str, str], Response | None, Forum | None]:
+    """Return a board poll's ETag headers, the 304 to answer if the client has it, and
+    the forum when it was read on the way (else None: the view loads it).
 
-    The tag comes from one indexed query (``live.board.etag``); an unknown forum is a 404.
-    Weak: ``now`` differs between two answers with the same tag. Staff answers stay
+    The tag comes from the query that checked the caller, when the view asked for it
+    (``require_api(along=board.etag_ride)``: an unchanged board's poll is that one query),
+    else from one indexed query of its own (``live.board.etag``); an unknown forum is a
+    404. Weak: ``now`` differs between two answers with the same tag. Staff answers stay
     ``no-store``: the boards keep the last answer themselves and send its tag back.
     """
-    tag = board.etag(slug, now, *key)
+    values = ridden()
+    forum: Forum | None = None
+    if values is not None:
+        tag = board.etag_of(values, now, *key)
+        forum = values[0]
+    else:
+        tag = board.etag(slug, now, *key)
     if tag is None:
         forums.get_by_slug(slug)  # raises the 404
     headers = {"ETag": quote_etag(tag or "", weak=True), "Vary": "Authorization, Cookie"}
     if tag is not None and request.if_none_match.contains_weak(tag):
-        return headers, make_response("", 304, headers)
-    return headers, None
+        return headers, make_response("", 304, headers), forum
+    return headers, None, forum

@@ -11,7 +11,7 @@ from ..accounts import api_user, require_api
 from ..database import commit
 from ..errors import Conflict
 from ..inputs import clean_line
-from ..live import actions, board, calls, queue
+from ..live import actions, board, queue
 from ..models import Role
 from ..times import utcnow
 from ..views import SignupView
@@ -34,7 +34,7 @@ blp = Blueprint("api_queue", __name__, description="The caller queue")
 
 
 @blp.route("/forums/<slug>/queue", methods=["GET"])
-@require_api(Role.PRESENTER)
+@require_api(Role.PRESENTER, along=board.etag_ride)
 @blp.arguments(QueueQuery, location="query")
 @blp.response(200, QueueOut, headers={"ETag": {"schema": {"type": "string"}}})
 @blp.alt_response(304, description="Unchanged since the ETag given in If-None-Match")
@@ -52,10 +52,10 @@ def get_queue(args: dict[str, Any], slug: str) -> Any:
     now = utcnow()
     limit = args.get("limit")
     full = is_producer(api_user())
-    headers, unchanged = unchanged_since_asked(slug, now, "queue", limit, full)
+    headers, unchanged, forum = unchanged_since_asked(slug, now, "queue", limit, full)
     if unchanged is not None:
         return unchanged
-    forum = forums.get_by_slug(slug)
+    forum = forum or forums.get_by_slug(slug)
     return board.board(forum, now, limit=limit, full=full), 200, headers
 
 
@@ -128,7 +128,7 @@ def step_message(step: queue.Step, kind: actions.Kind) -> str:
             if done
             else (f"{on_air.name} is on air.")
         )
-        if calls.live_calls_of([on_air.id]).get(on_air.id) is None:
+        if on_air.id not in step.on_the_line:
             message += f" {on_air.name} is not on the line: call them back."
         return message
     if kind == actions.Kind.NEXT:
@@ -140,11 +140,8 @@ def step_message(step: queue.Step, kind: actions.Kind) -> str:
     return "Nobody was on air: nothing changed."
 
 
-def _step(slug: str, kind: actions.Kind, take: Any, *signup_ids: int) -> dict[str, Any]:
-    now = utcnow()
-    before = actions.capture(queue.lock(slug, now), now, *signup_ids)
-    step = take(now)
-    action = actions.record(before, step.forum, kind, now, _user_id())
+def _step(slug: str, kind: actions.Kind, chosen: int | None = None) -> dict[str, Any]:
+    step, action = actions.step(slug, kind, utcnow(), chosen, _user_id())
     message = step_message(step, kind)
     # The callers' lines follow the commit: the one finished is thanked, the next goes on air.
     commit()
@@ -171,9 +168,7 @@ def advance(data: dict[str, Any], slug: str) -> dict[str, Any]:
     ``message`` says what happened (nobody waiting, a caller not on the line); ``action``
     undoes it for a while (``POST …/actions/{id}/undo``).
     """
-    chosen = (data or {}).get("signup_id")
-    ids = (chosen,) if chosen else ()
-    return _step(slug, actions.Kind.NEXT, lambda now: queue.advance(slug, now, chosen), *ids)
+    return _step(slug, actions.Kind.NEXT, (data or {}).get("signup_id"))
 
 
 @blp.route("/forums/<slug>/queue/finish", methods=["POST"])
@@ -184,7 +179,7 @@ def advance(data: dict[str, Any], slug: str) -> dict[str, Any]:
 def finish(slug: str) -> dict[str, Any]:
     """The caller on air is done; nobody goes on air (with nobody on air: nothing changes,
     and ``message`` says so)."""
-    return _step(slug, actions.Kind.FINISH, lambda now: queue.finish(slug, now))
+    return _step(slug, actions.Kind.FINISH)
 
 
 @blp.route("/forums/<slug>/actions/<int:action_id>/undo", methods=["POST"])

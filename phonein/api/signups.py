@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
@@ -9,11 +10,11 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from .. import challenge, consents, forums, i18n, publication, search, signups, verification
-from ..accounts import require_api
+from ..accounts import require_api, ridden
 from ..database import commit
 from ..limits import signup_rate
 from ..links import manage_url
-from ..live import calls, queue
+from ..live import board, calls, queue
 from ..models import MAX_ID, Role, Signup
 from ..times import utcnow
 from ..views import SignupView
@@ -82,8 +83,34 @@ def create_signup(data: dict[str, Any], slug: str) -> Response:
     return created
 
 
+# Totals kept per process, by the forum's state as the list's ETag reads it and by the
+# filter: the other pages of an unchanged forum do not count its signups again.
+TOTALS_KEPT = 1024
+
+
+def _known_total(
+    now: datetime, args: dict[str, Any]
+) -> tuple[dict[str, int], str | None, int | None]:
+    """Return the process's totals, this list's key in them, and its total if known.
+
+    The key is a tag of what ``live.board.etag`` reads (the forum, the newest change to
+    any of its signups, the queue's version, the minute) and of the filter: a signup
+    added, changed or erased changes it, so a kept total is as fresh as a 304 would be
+    (see ``etag``), and no older than the minute. No key when the forum's state was not
+    read with the caller's check (``ridden``).
+    """
+    totals: dict[str, int] = current_app.extensions.setdefault("phonein_list_totals", {})
+    values = ridden()
+    if values is None:
+        return totals, None, None
+    key = board.etag_of(values, now, "signups-total", args.get("status"), args.get("q"))
+    if key is None:
+        return totals, None, None
+    return totals, key, totals.get(key)
+
+
 @blp.route("/forums/<slug>/signups", methods=["GET"])
-@require_api(Role.PRODUCER)
+@require_api(Role.PRODUCER, along=board.etag_ride)
 @blp.arguments(SignupQuery, location="query")
 @blp.response(200, SignupPage, headers={"ETag": {"schema": {"type": "string"}}})
 @blp.alt_response(304, description="Unchanged since the ETag given in If-None-Match")
@@ -106,10 +133,14 @@ def list_signups(args: dict[str, Any], slug: str) -> Any:
         args["per_page"],
         args.get("after"),
     )
-    headers, unchanged = unchanged_since_asked(slug, utcnow(), *key)
+    now = utcnow()
+    headers, unchanged, forum = unchanged_since_asked(slug, now, *key)
     if unchanged is not None:
         return unchanged
-    forum = forums.get_by_slug(slug)
+    forum = forum or forums.get_by_slug(slug)
+    # The first page's total stands for the pages after it (see SignupPage.total).
+    counting = args.get("after") is None
+    totals, total_key, known = _known_total(now, args) if counting else ({}, None, None)
     found = search.search(
         forum,
         status=args.get("status"),
@@ -117,9 +148,13 @@ def list_signups(args: dict[str, Any], slug: str) -> Any:
         page=args["page"],
         per_page=args["per_page"],
         after=args.get("after"),
-        # The first page's total stands for the pages after it (see SignupPage.total).
-        count=args.get("after") is None,
+        count=counting and known is None,
     )
+    total = found.total if known is None else known
+    if known is None and total_key is not None and found.total is not None:
+        if len(totals) >= TOTALS_KEPT:
+            totals.clear()
+        totals[total_key] = found.total
     places = queue.positions_of(forum.id, found.items)
     lines = calls.live_calls_of([s.id for s in found.items])
     views = [
@@ -127,7 +162,7 @@ def list_signups(args: dict[str, Any], slug: str) -> Any:
     ]
     page = {
         "items": views,
-        "total": found.total,
+        "total": total,
         "page": args["page"],
         "per_page": args["per_page"],
         "next_after": found.next_after,

@@ -1,13 +1,14 @@
 """The undo log of live actions: what an action changed, kept for a while, and its undo.
 
-A live action (next, finish, remove, requeue, go live, close, cancel) runs between
-``capture`` and ``record``: ``capture`` reads what the action may change (the forum's
-times and status, the signups queued or on air and the ones it names, the forum's pending
-texts, who is on the line) and ``record`` keeps, in a ``LiveAction`` row, the part that
-did change as it was before. ``undo`` puts it back exactly (queue keys included, so the
-order is the same) while the row has not expired (the database's clock) and the queue has
-not changed since (``queue_version``): undoing over someone else's later change would
-not restore what the producer saw.
+A live action (remove, requeue, go live, close, cancel) runs between ``capture`` and
+``record``: ``capture`` reads what the action may change (the forum's times and status,
+the signups queued or on air and the ones it names, the forum's pending texts, who is on
+the line) and ``record`` keeps, in a ``LiveAction`` row, the part that did change as it
+was before. Next and finish, the busiest, go through ``step``, which keeps the same from
+what the step's own statements read and return (no reads of its own). ``undo`` puts it
+back exactly (queue keys included, so the order is the same) while the row has not expired
+(the database's clock) and the queue has not changed since (``queue_version``): undoing
+over someone else's later change would not restore what the producer saw.
 
 What undo cannot take back, it says: a text already handed to the provider is not
 un-sent (one still pending is cancelled, and texts the action cancelled are pending
@@ -58,7 +59,7 @@ FORUM_FIELDS = (
     "signup_closes_at",
     "closed_at",
 )
-SIGNUP_FIELDS = ("status", "queue_key", "on_air_at", "done_at")
+SIGNUP_FIELDS = queue.QUEUE_FIELDS
 TIME_FIELDS = {"starts_at", "ends_at", "signup_closes_at", "closed_at", "on_air_at", "done_at"}
 
 
@@ -201,9 +202,10 @@ def _on_the_line(forum_id: int) -> set[int]:
 def capture(forum: Forum, now: datetime, *signup_ids: int, whole: bool = False) -> Before:
     """Read what an action on ``forum`` at ``now`` may change (after the forum's lock).
 
-    A queue action (next, finish, remove, requeue) changes the signups it names, the one
-    on air and the head of the queue, and writes at most a "you're next"; ``whole`` (go
-    live, close, cancel) may change every queued signup and any pending text.
+    A queue action (remove, requeue; next and finish go through ``step``) changes the
+    signups it names, the one on air and the head of the queue, and writes at most a
+    "you're next"; ``whole`` (go live, close, cancel) may change every queued signup and
+    any pending text.
     """
     db.session.flush()
     # An id past the database's integers names no signup (and must not reach SQL).
@@ -245,6 +247,25 @@ def record(
     assert version is not None
     # What the UPDATE just wrote: set as loaded, so that no second UPDATE follows.
     set_committed_value(forum, "queue_version", version)
+    return _write(
+        forum,
+        kind,
+        now,
+        user_id,
+        {
+            "forum": forum_was,
+            "signups": signups,
+            "cancelled": cancelled,
+            "written": written,
+            "on_the_line": sorted(before.on_the_line & {int(i) for i in signups}),
+        },
+    )
+
+
+def _write(
+    forum: Forum, kind: Kind, now: datetime, user_id: int | None, before: dict[str, Any]
+) -> LiveAction:
+    """Insert the log row; the action's version is the forum's as it stands now."""
     return db.session.scalars(
         sa.insert(LiveAction)
         .values(
@@ -252,19 +273,49 @@ def record(
             user_id=user_id,
             kind=kind.value,
             message=LABELS[kind],
-            before={
-                "forum": forum_was,
-                "signups": signups,
-                "cancelled": cancelled,
-                "written": written,
-                "on_the_line": sorted(before.on_the_line & {int(i) for i in signups}),
-            },
-            version_after=version,
+            before=before,
+            version_after=forum.queue_version,
             created_at=now,
             expires_at=clock(UNDO_WINDOW),
         )
         .returning(LiveAction)
     ).one()
+
+
+def step(
+    slug: str, kind: Kind, now: datetime, chosen: int | None = None, user_id: int | None = None
+) -> tuple[queue.Step, LiveAction | None]:
+    """Next (``chosen``: that waiting caller rather than the head) or finish, as a live
+    action; None for the action when it changed nothing.
+
+    One queue lock, and no reads of its own: the step reads the rows it changes before
+    changing them, and its statements say which texts they wrote and which lines they
+    asked. The lock's version is the action's (nothing after it writes the version), and
+    a step cancels no text and changes nothing of the forum's own.
+    """
+    forum = queue.lock(slug, now, live_only=True)
+    if kind == Kind.NEXT:
+        done = queue.step_next(forum, now, chosen)
+    else:
+        done = queue.step_finish(forum, now)
+    if not (done.was or done.texted):
+        return done, None
+    return done, _write(
+        forum,
+        kind,
+        now,
+        user_id,
+        {
+            "forum": {},
+            "signups": {
+                str(signup_id): {name: _dump(name, value) for name, value in values.items()}
+                for signup_id, values in done.was.items()
+            },
+            "cancelled": [],
+            "written": sorted(done.texted),
+            "on_the_line": sorted(done.on_the_line & set(done.was)),
+        },
+    )
 
 
 def latest(forum: Forum, now: datetime) -> LiveAction | None:
@@ -280,6 +331,37 @@ def latest(forum: Forum, now: datetime) -> LiveAction | None:
     if action.version_after != forum.queue_version:
         return None
     return action
+
+
+def undoable(forum: Forum, now: datetime) -> sa.ScalarSelect[int]:
+    """The id of the action ``latest`` would answer, as a scalar subquery (NULL: none),
+    for a board to read with a query it makes anyway.
+
+    The one action whose ``version_after`` is the forum's version is the last one: every
+    action and every undo takes the queue lock, which moves the version on.
+    """
+    return (
+        sa.select(LiveAction.id)
+        .where(
+            LiveAction.forum_id == forum.id,
+            LiveAction.version_after == forum.queue_version,
+            LiveAction.undone_at.is_(None),
+            LiveAction.expires_at > now,
+        )
+        .order_by(LiveAction.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def undoable_action(forum: Forum, now: datetime, action_id: int | None) -> LiveAction | None:
+    """Load what ``undoable`` found (None: nothing to undo; no query)."""
+    if action_id is None:
+        return None
+    action = db.session.get(LiveAction, action_id)
+    if action is None or action.undone_at is not None or action.expires_at <= now:
+        return None
+    return action if action.version_after == forum.queue_version else None
 
 
 def undo(slug: str, action_id: int, now: datetime) -> Undone:

@@ -9,11 +9,12 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
 
+from ..database import Ride
 from ..extensions import db
 from ..models import Call, Forum, ForumStatus, LiveAction, Signup
 from ..views import BoardCaller, SignupView, UnscreenedLine
@@ -67,11 +68,62 @@ def next_minute(now: datetime) -> datetime:
     return floor if floor == now else floor + timedelta(minutes=1)
 
 
+def _tag_columns() -> list[sa.ScalarSelect[object]]:
+    """What the tag reads beyond the forum row, correlated to ``forums``: the newest
+    change to a signup (ix_signups_forum_updated), the number of calls and the newest
+    change to one (ix_calls_forum_updated)."""
+    return [
+        sa.select(sa.func.max(Signup.updated_at))
+        .where(Signup.forum_id == Forum.id)
+        .scalar_subquery(),
+        sa.select(sa.func.count())
+        .select_from(Call)
+        .where(Call.forum_id == Forum.id)
+        .scalar_subquery(),
+        sa.select(sa.func.max(Call.updated_at)).where(Call.forum_id == Forum.id).scalar_subquery(),
+    ]
+
+
+def _ride_tag(stmt: sa.Select[Any]) -> sa.Select[Any]:
+    return stmt.outerjoin(Forum, Forum.slug == sa.bindparam("tag_slug")).add_columns(
+        Forum, *_tag_columns()
+    )
+
+
+def etag_ride(slug: str) -> Ride:
+    """What the tag of forum ``slug`` needs, for the query that checks the caller to read
+    as well (``accounts.require_api(along=…)``): the forum, LEFT JOINed by its slug, and
+    the tag's columns. ``etag_of`` reads the result; the forum is the one the answer uses.
+    """
+    return Ride(_ride_tag, (("tag_slug", slug),))
+
+
+def etag_of(values: tuple[Any, ...], now: datetime, *key: object) -> str | None:
+    """The tag from what ``etag_ride`` read (the forum, or None, then its columns)."""
+    forum, *changes = values
+    if forum is None:
+        return None
+    return _tag(
+        (
+            forum.id,
+            forum.queue_version,
+            forum.updated_at,
+            forum.status,
+            forum.starts_at,
+            forum.ends_at,
+            *changes,
+        ),
+        now,
+        *key,
+    )
+
+
 def etag(slug: str, now: datetime, *key: object) -> str | None:
     """Return the (weak) ETag of what ``board`` (or another view of the forum's signups,
     queue and lines) would answer now for forum ``slug``, from one cheap query (None: no
     such forum). It loads no forum: an unchanged board's poll costs this query and
     nothing else. ``key`` is what else the answer depends on: who asks, its parameters.
+    API views read the same with the caller's check instead (``etag_ride``).
 
     The board is a function of: the queue (``queue_version``, bumped by every queue
     change); the forum row (its ``updated_at``: times, status) and its status at ``now``;
@@ -85,17 +137,6 @@ def etag(slug: str, now: datetime, *key: object) -> str | None:
     that to under a minute. The tag is read before the answer, so an answer is never
     older than its tag: at worst a change in between costs one more full answer.
     """
-    signups_changed = (
-        sa.select(sa.func.max(Signup.updated_at))
-        .where(Signup.forum_id == Forum.id)
-        .scalar_subquery()
-    )
-    lines_count = (
-        sa.select(sa.func.count()).select_from(Call).where(Call.forum_id == Forum.id)
-    ).scalar_subquery()
-    lines_changed = (
-        sa.select(sa.func.max(Call.updated_at)).where(Call.forum_id == Forum.id)
-    ).scalar_subquery()
     # No autoflush: this reads no ORM rows, and flushing here would hide pending changes
     # (a token's last use) from the commit that follows a successful answer.
     with db.session.no_autoflush:
@@ -107,19 +148,22 @@ def etag(slug: str, now: datetime, *key: object) -> str | None:
                 Forum.status,
                 Forum.starts_at,
                 Forum.ends_at,
-                signups_changed,
-                lines_count,
-                lines_changed,
+                *_tag_columns(),
             ).where(Forum.slug == slug)
         ).one_or_none()
     if row is None:
         return None
+    return _tag(tuple(row), now, *key)
+
+
+def _tag(row: tuple[Any, ...], now: datetime, *key: object) -> str:
     # The status the clock gives, by the model's own rule, without loading the forum.
-    shape = SimpleNamespace(status=row.status, starts_at=row.starts_at, ends_at=row.ends_at)
-    status = Forum.status_at(cast(Forum, shape), now)
+    _, _, _, status, starts_at, ends_at, *_ = row
+    shape = SimpleNamespace(status=status, starts_at=starts_at, ends_at=ends_at)
+    status_now = Forum.status_at(cast(Forum, shape), now)
     parts = (
         *row,
-        status.value,
+        status_now.value,
         next_minute(now),
         *key,
         current_app.config["VOICE_DEFAULT_CALL_SECONDS"],
@@ -134,9 +178,12 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
     ``full`` (producers) shows everything; otherwise (presenters) callers are shown as the
     board shows them, without phone, email or notes, and unscreened lines without numbers.
     """
-    snap = queue.snapshot(forum, limit)
-    everyone = [*snap.waiting, *([snap.on_air] if snap.on_air else [])]
-    lines = calls.live_calls_of([s.id for s in everyone])
+    # Producers see the last action while it can be undone: its id rides on the
+    # snapshot's first query, and it is loaded only when there is one.
+    snap = queue.snapshot(forum, limit, (actions.undoable(forum, now),) if full else ())
+    undo = actions.undoable_action(forum, now, snap.extra[0]) if full else None
+    line_of = calls.board_lines(forum)
+    lines = line_of.of
     average = average_call(forum)
     # Back-timing runs on the coming minute, not the second: the board shows it to the
     # minute anyway, and it makes the answer a function of what ``etag`` hashes, so a 304
@@ -165,7 +212,7 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
         UnscreenedLine(
             call, name=signup.name if signup else None, number=call.number if full else None
         )
-        for call, signup in calls.unscreened(forum)
+        for call, signup in line_of.unscreened
     ]
     return QueueBoard(
         status=status.value,
@@ -174,11 +221,11 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
         total_waiting=snap.total_waiting,
         version=snap.version,
         unscreened=unscreened,
-        studio=calls.studio_call(forum),
+        studio=line_of.studio,
         now=now,
         starts_at=forum.starts_at,
         ends_at=forum.ends_at,
         average_call_seconds=round(average.total_seconds()),
         remaining_seconds=max(0, round((forum.ends_at - now).total_seconds())),
-        undo=actions.latest(forum, now) if full else None,
+        undo=undo,
     )

@@ -8,6 +8,7 @@ call back. What phonein *wants* done with a call is ``live.dispatch``'s.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -89,6 +90,48 @@ def live_calls_of(signup_ids: list[int]) -> dict[int, Call]:
         ):
             found[call.signup_id or 0] = call
     return found
+
+
+@dataclass
+class BoardLines:
+    """The lines a board shows, from one query: each signup's call on the line, the
+    callers on the line producers have not approved, and the studio's last call."""
+
+    of: dict[int, Call]
+    unscreened: list[tuple[Call, Signup | None]]
+    studio: Call | None
+
+
+def board_lines(forum: Forum) -> BoardLines:
+    """What ``live_calls_of`` (for the forum's signups), ``unscreened`` and
+    ``studio_call`` answer, in one query: the forum's live calls, with their signups,
+    and its last studio call. A forum has few calls on the line at once."""
+    last_studio = (
+        sa.select(sa.func.max(Call.id))
+        .where(Call.forum_id == forum.id, Call.direction == CallDirection.STUDIO)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        sa.select(Call, Signup)
+        .outerjoin(Signup, Signup.id == Call.signup_id)
+        .where(Call.forum_id == forum.id, sa.or_(Call.state.in_(CALL_LIVE), Call.id == last_studio))
+        .order_by(Call.id)
+    ).all()
+    lines = BoardLines({}, [], None)
+    for call, signup in rows:
+        if call.direction == CallDirection.STUDIO:
+            lines.studio = call  # in id order: the last one stays
+        if call.state not in CALL_LIVE:
+            continue
+        if call.signup_id is not None:
+            lines.of[call.signup_id] = call
+        if (
+            call.state in CALL_WAITING
+            and call.direction != CallDirection.STUDIO
+            and (signup is None or signup.status not in SIGNUP_CLEARED)
+        ):
+            lines.unscreened.append((call, signup))
+    return lines
 
 
 def unscreened(forum: Forum) -> list[tuple[Call, Signup | None]]:

@@ -103,18 +103,13 @@ def make_soon(call: Call) -> None:
     after_commit(("call", call.id), functools.partial(apply_one, call.id))
 
 
-def want(
+def _want(
     forum_id: int,
     command: CallCommand | sa.ColumnElement[str],
     *conditions: sa.ColumnElement[bool],
-) -> int:
-    """Ask for ``command`` (or a per-row expression of it) on the forum's live calls
-    matching ``conditions``; make it once the unit of work commits, if any call matched.
-
-    A new command starts with a clean slate: tries spent on the last one do not count.
-    """
+) -> sa.Update:
     same = sa.and_(Call.wanted.is_not(None), Call.wanted == command)
-    asked = changed(
+    return (
         sa.update(Call)
         .where(Call.forum_id == forum_id, Call.state.in_(CALL_LIVE), *conditions)
         .values(
@@ -126,6 +121,19 @@ def want(
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def want(
+    forum_id: int,
+    command: CallCommand | sa.ColumnElement[str],
+    *conditions: sa.ColumnElement[bool],
+) -> int:
+    """Ask for ``command`` (or a per-row expression of it) on the forum's live calls
+    matching ``conditions``; make it once the unit of work commits, if any call matched.
+
+    A new command starts with a clean slate: tries spent on the last one do not count.
+    """
+    asked = changed(_want(forum_id, command, *conditions))
     if asked:
         # Nothing matched, nothing new to make: requests wanted before are the
         # scheduler's (and the request that wanted them made them after its commit).
@@ -133,10 +141,12 @@ def want(
     return asked
 
 
-def after_step(done: Signup | None, on_air_now: Signup | None) -> None:
+def after_step(done: Signup | None, on_air_now: Signup | None) -> set[int]:
     """The queue moved: the finished caller's part ends, the new one goes on air.
 
-    One statement for both lines: "next" is the busiest thing a producer does.
+    One statement for both lines: "next" is the busiest thing a producer does. Return
+    which of the two are on the line (the statement's own answer, no second query): the
+    undo log and the producer's message need to know.
     """
     commands = {
         signup.id: command
@@ -144,10 +154,18 @@ def after_step(done: Signup | None, on_air_now: Signup | None) -> None:
         if signup is not None
     }
     if not commands:
-        return
+        return set()
     forum_id = (done or on_air_now).forum_id  # type: ignore[union-attr]
     command = sa.case(commands, value=Call.signup_id)
-    want(forum_id, command, Call.signup_id.in_(list(commands)))
+    statement = _want(forum_id, command, Call.signup_id.in_(list(commands)))
+    lines = {
+        signup_id
+        for signup_id in db.session.scalars(statement.returning(Call.signup_id))
+        if signup_id is not None
+    }
+    if lines:
+        soon(forum_id)  # only when a line was asked something
+    return lines
 
 
 def forum_live(forum: Forum, now: datetime) -> bool:

@@ -12,11 +12,12 @@ left; the same statement loads the forum, and the version tells boards to redraw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import Conflict, Invalid, NotFound
@@ -26,6 +27,8 @@ from ..sms import outbox
 from . import dispatch
 
 GAP = 1 << 20
+# What a queue change changes in a signup: what the undo log keeps (``live.actions``).
+QUEUE_FIELDS = ("status", "queue_key", "on_air_at", "done_at")
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Snapshot:
     waiting: list[Signup]
     version: int
     total_waiting: int
+    extra: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -44,6 +48,12 @@ class Step:
     done: Signup | None = None
     on_air: Signup | None = None
     next_up: Signup | None = None
+    # For the undo log, from the step's own statements: the queue fields of the signups
+    # it changed as they were, the "you're next" texts it wrote, and which of the
+    # signups it changed have a call on the line.
+    was: dict[int, dict[str, Any]] = field(default_factory=dict)
+    texted: list[int] = field(default_factory=list)
+    on_the_line: set[int] = field(default_factory=set)
 
 
 def lock(slug: str, now: datetime, *, live_only: bool = False) -> Forum:
@@ -333,58 +343,128 @@ def remove(
     return forum, signup
 
 
-def _finish_on_air(forum: Forum, now: datetime) -> Signup | None:
-    # One statement, and before anyone else goes on air: the one-on-air index must see
-    # this caller leave first.
+def _step_rows(
+    forum: Forum, chosen: int | None, *, waiting: bool
+) -> tuple[Signup | None, list[Signup], Signup | None]:
+    """Read, in one query, whoever is on air and (``waiting``) the first two waiting and
+    the ``chosen`` signup: all a next or finish changes or tells, however long the queue.
+
+    Return the one on air, the first two waiting in order, and the chosen one.
+    """
+    touched: list[sa.ColumnElement[bool]] = [Signup.status == SignupStatus.ON_AIR]
+    if waiting:
+        first_two = _waiting(forum.id).with_only_columns(Signup.id).limit(2)
+        touched.append(Signup.id.in_(first_two))
+    if chosen is not None:
+        touched.append(Signup.id == chosen)
+    rows = db.session.scalars(
+        sa.select(Signup)
+        .where(Signup.forum_id == forum.id, sa.or_(*touched))
+        .execution_options(populate_existing=True)
+    ).all()
+    for signup in rows:
+        _with_forum(signup, forum)
+    on_air = next((s for s in rows if s.status == SignupStatus.ON_AIR), None)
+    # The chosen one, if further back, has a key above the first two's: the two lowest
+    # keys read are the first two waiting.
+    queued = sorted((s for s in rows if s.queue_key is not None), key=lambda s: s.queue_key or 0)
+    picked = next((s for s in rows if s.id == chosen), None) if chosen is not None else None
+    return on_air, queued[:2], picked
+
+
+def _set(signup: Signup, **values: Any) -> Signup:
+    """Write queue fields of a signup already read (by id: the queue is locked)."""
     signups = Signup.__table__
-    done = _load(
-        sa.update(signups)
-        .where(signups.c.forum_id == forum.id, signups.c.status == SignupStatus.ON_AIR)
-        .values(status=SignupStatus.DONE, done_at=now, updated_at=now)
-        .returning(*signups.c)
+    updated = _load(
+        sa.update(signups).where(signups.c.id == signup.id).values(**values).returning(*signups.c)
     )
-    return _with_forum(done, forum)
+    assert updated is signup
+    return signup
+
+
+def _keep(signups: tuple[Signup | None, ...]) -> dict[int, dict[str, Any]]:
+    return {
+        s.id: {name: getattr(s, name) for name in QUEUE_FIELDS} for s in signups if s is not None
+    }
+
+
+def step_next(forum: Forum, now: datetime, chosen: int | None = None) -> Step:
+    """``advance`` on a forum whose queue lock this unit of work holds (live, checked)."""
+    step = Step(forum)
+    if chosen is not None and not 0 < chosen <= MAX_ID:
+        raise NotFound(f"Signup {chosen} is not in this forum.")
+    on_air, first_two, picked = _step_rows(forum, chosen, waiting=True)
+    if chosen is not None:
+        if picked is None:
+            raise NotFound(f"Signup {chosen} is not in this forum.")
+        if picked.status != SignupStatus.QUEUED:
+            raise Conflict(f"Signup {chosen} is not waiting in the queue.", code="not_queued")
+    up = picked if chosen is not None else (first_two[0] if first_two else None)
+    step.was = _keep((on_air, up))
+    if on_air is not None:
+        # First, and a statement of its own: the one-on-air index must see this caller
+        # leave before the next one arrives.
+        step.done = _set(on_air, status=SignupStatus.DONE, done_at=now, updated_at=now)
+    if up is not None:
+        step.on_air = _set(
+            up, status=SignupStatus.ON_AIR, queue_key=None, on_air_at=now, updated_at=now
+        )
+    step.next_up = next((s for s in first_two if s is not up), None)
+    if step.next_up is not None:
+        step.texted = outbox.notify_next(forum, step.next_up, now)
+    step.on_the_line = dispatch.after_step(step.done, step.on_air)
+    return step
+
+
+def step_finish(forum: Forum, now: datetime) -> Step:
+    """``finish`` on a forum whose queue lock this unit of work holds (live, checked)."""
+    step = Step(forum)
+    on_air, _, _ = _step_rows(forum, None, waiting=False)
+    step.was = _keep((on_air,))
+    if on_air is not None:
+        step.done = _set(on_air, status=SignupStatus.DONE, done_at=now, updated_at=now)
+    step.on_the_line = dispatch.after_step(step.done, None)
+    return step
 
 
 def advance(slug: str, now: datetime, chosen: int | None = None) -> Step:
     """The caller on air is done; the head of the queue (or the ``chosen`` waiting caller)
     goes on air, wherever they sit in Twilio's own hold queue."""
-    step = Step(lock(slug, now, live_only=True))
-    forum = step.forum
-    if chosen is not None and _reload(chosen, forum).status != SignupStatus.QUEUED:
-        raise Conflict(f"Signup {chosen} is not waiting in the queue.", code="not_queued")
-    step.done = _finish_on_air(forum, now)
-    head: Any = chosen
-    if chosen is None:
-        head = _waiting(forum.id).with_only_columns(Signup.id).limit(1).scalar_subquery()
-    signups = Signup.__table__
-    step.on_air = _load(
-        sa.update(signups)
-        .where(signups.c.id == head)
-        .values(status=SignupStatus.ON_AIR, queue_key=None, on_air_at=now, updated_at=now)
-        .returning(*signups.c)
-    )
-    _with_forum(step.on_air, forum)
-    step.next_up = _with_forum(db.session.scalars(_waiting(forum.id).limit(1)).first(), forum)
-    if step.next_up is not None:
-        outbox.notify_head(forum, now)
-    dispatch.after_step(step.done, step.on_air)
-    return step
+    return step_next(lock(slug, now, live_only=True), now, chosen)
 
 
 def finish(slug: str, now: datetime) -> Step:
     """The caller on air is done; nobody goes on air."""
-    step = Step(lock(slug, now, live_only=True))
-    step.done = _finish_on_air(step.forum, now)
-    dispatch.after_step(step.done, None)
-    return step
+    return step_finish(lock(slug, now, live_only=True), now)
 
 
-def snapshot(forum: Forum, limit: int | None = None) -> Snapshot:
-    """Return who is on air and who waits, in order, with the queue's version."""
-    on_air = db.session.scalars(
-        sa.select(Signup).where(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
-    ).one_or_none()
+def snapshot(
+    forum: Forum, limit: int | None = None, extra: tuple[sa.ScalarSelect[Any], ...] = ()
+) -> Snapshot:
+    """Return who is on air and who waits, in order, with the queue's version.
+
+    Two queries: one row with whoever is on air (LEFT JOINed: one row with nobody too),
+    the number waiting (when ``limit`` pages them) and ``extra`` (the caller's scalar
+    subqueries, in ``Snapshot.extra``); then the waiting, in order.
+    """
+    counted = aliased(Signup)
+    total_waiting: Any = sa.null()
+    if limit is not None:
+        total_waiting = (
+            sa.select(sa.func.count())
+            .select_from(counted)
+            .where(counted.forum_id == forum.id, counted.queue_key.is_not(None))
+            .scalar_subquery()
+        )
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    head = db.session.execute(
+        sa.select(Signup, total_waiting, *extra)
+        .select_from(one)
+        .outerjoin(
+            Signup, sa.and_(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
+        )
+    ).one()
+    on_air: Signup | None = head[0]
     stmt = _waiting(forum.id)
     if limit is not None:
         stmt = stmt.limit(limit)
@@ -392,13 +472,8 @@ def snapshot(forum: Forum, limit: int | None = None) -> Snapshot:
     # The board shows each one's forum: this one, without a lazy load per caller.
     for signup in (*waiting, on_air):
         _with_forum(signup, forum)
-    total = len(waiting)
-    if limit is not None and total == limit:
-        total = (
-            db.session.scalar(sa.select(sa.func.count()).select_from(_waiting(forum.id).subquery()))
-            or 0
-        )
-    return Snapshot(on_air, waiting, forum.queue_version, total)
+    total = len(waiting) if limit is None else head[1]
+    return Snapshot(on_air, waiting, forum.queue_version, total, tuple(head[2:]))
 
 
 def requeue(

@@ -264,6 +264,30 @@ def notify_head(forum: Forum, now: datetime) -> int:
     )
 
 
+def notify_next(forum: Forum, signup: Signup, now: datetime) -> list[int]:
+    """Text ``signup``, already read as the new head of a live forum's queue, that they
+    are next (once each, as ``notify_head``); return the ids of the texts written.
+
+    One statement: the listener's zone and language are known, so there is no query for
+    the group, and the ids come back from the INSERT (the undo log keeps them).
+    """
+    if forum.status_at(now) != ForumStatus.LIVE or signup.phone is None:
+        return []
+    # The group as _PREFIX reads it in SQL: the number's first four characters, only
+    # when the zone is unknown.
+    prefix = signup.phone[:4] if signup.timezone is None else None
+    stmt = _fan_out_statement(
+        forum,
+        MessageKind.NEXT_UP,
+        "",
+        now,
+        send_at=now,
+        extra=[Signup.id == signup.id],
+        groups=[_Group(signup.timezone, prefix, signup.language)],
+    )
+    return list(db.session.scalars(stmt.returning(Message.__table__.c.id)))
+
+
 @dataclass(frozen=True)
 class _Group:
     """Listeners of one wave who get the same body at the same time.
