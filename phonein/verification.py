@@ -263,8 +263,11 @@ class _Outgoing:
 
     def run(self) -> None:
         """Send the code (after the commit); on a refusal, forget this send."""
+        # The SID the send answers with is not written here: that was a transaction of its
+        # own on every signup, for a value nothing reads. The proof records the SID that
+        # Verify's check answers with, in the UPDATE it makes anyway (``prove``).
         try:
-            sid = codes.sender().send(
+            codes.sender().send(
                 self.phone, self.channel, self.code, self.key, self.now, language=self.language
             )
         except codes.CodeRefused as refused:
@@ -272,15 +275,6 @@ class _Outgoing:
         except Exception:
             self.refused = codes.CodeRefused("upstream")
             raise  # logged by database.commit
-        else:
-            if sid:
-                db.session.execute(
-                    sa.update(Verification)
-                    .where(Verification.id == self.verification_id)
-                    .values(provider_sid=sid)
-                )
-                db.session.commit()
-            return
         finally:
             if self.refused is not None:
                 self._forget()
@@ -466,6 +460,7 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
     # below, the autoflush would write it a statement early). A raise rolls it all back.
     tries = verification.attempts + 1
     sender = codes.sender()
+    provider_sid = None
     if not code.isdigit() or len(code) > 10:
         right = False
     elif verification.code_hash is not None:
@@ -474,9 +469,11 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
         right = False
     else:
         try:
-            right = sender.check(verification.phone, code)
+            approved = sender.check(verification.phone, code)
         except codes.CodeRefused as refused:
             raise _answer(refused) from refused
+        right = approved is not None
+        provider_sid = approved or None
     if not right:
         verification.attempts = tries
         db.session.flush()
@@ -498,6 +495,8 @@ def prove(verification_id: str, code: str, now: datetime, *, new_link: bool = Fa
     verification.attempts = tries
     verification.proved_at = now
     verification.signup_id = registration.signup.id
+    if provider_sid:
+        verification.provider_sid = provider_sid
     db.session.flush()
     return Proof(ok=True, registration=registration)
 
