@@ -432,15 +432,19 @@ def _still_live(found: Verification | None, now: datetime) -> Verification:
     return found
 
 
+# The code entry's read, built once with a bind parameter.
+_WITH_FORUM = (
+    sa.select(Verification, Forum)
+    .join(Forum, Forum.id == Verification.forum_id)
+    .where(Verification.id == sa.bindparam("verification_id"))
+)
+
+
 def _live_with_forum(verification_id: str, now: datetime) -> tuple[Verification, Forum]:
     """``live``, and the verification's forum read by the same SELECT (the code entry's)."""
     row = None
     if verification_id and len(verification_id) <= 40:
-        row = db.session.execute(
-            sa.select(Verification, Forum)
-            .join(Forum, Forum.id == Verification.forum_id)
-            .where(Verification.id == verification_id)
-        ).first()
+        row = db.session.execute(_WITH_FORUM, {"verification_id": verification_id}).first()
     verification = _still_live(row[0] if row is not None else None, now)
     assert row is not None
     return verification, row[1]
