@@ -221,6 +221,96 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+def _proc_cpu(pid: int) -> float:
+    """Return the CPU seconds (user + system) process ``pid`` has used; 0.0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def _machine_busy() -> float:
+    """Return the CPU seconds every core of the machine has been busy (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuShares:
+    """CPU used during a measurement window by the processes of a benchmark, from /proc.
+
+    ``groups`` maps a name to a function returning the pids to count (asked at the start
+    and at the end, so workers that appear in between count from their first sample);
+    ``children`` adds the CPU of waited-for child processes (wrk, run to completion in the
+    window) from getrusage. ``other`` is the rest of the machine's busy time: other
+    sessions, and this script itself.
+    """
+
+    def __init__(self, groups: dict[str, Any]) -> None:
+        self.groups = groups
+
+    def _sample(self) -> dict[str, Any]:
+        import resource
+
+        pids = {name: set(find()) for name, find in self.groups.items()}
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "pids": pids,
+            "cpu": {name: {pid: _proc_cpu(pid) for pid in found} for name, found in pids.items()},
+            "children": children.ru_utime + children.ru_stime,
+            "busy": _machine_busy(),
+            "wall": time.monotonic(),
+        }
+
+    @contextlib.contextmanager
+    def window(self) -> Iterator[dict[str, Any]]:
+        """Measure the body's window; fill the yielded dict with CPU seconds by group."""
+        found: dict[str, Any] = {}
+        start = self._sample()
+        yield found
+        end = self._sample()
+        for name in self.groups:
+            before = start["cpu"][name]
+            found[name] = sum(cpu - before.get(pid, 0.0) for pid, cpu in end["cpu"][name].items())
+        found["load_generator"] = end["children"] - start["children"]
+        found["machine_busy"] = end["busy"] - start["busy"]
+        found["other"] = found["machine_busy"] - sum(
+            found[name] for name in [*self.groups, "load_generator"]
+        )
+        found["wall"] = end["wall"] - start["wall"]
+
+
+def gunicorn_pids(port: int) -> list[int]:
+    """Return the pids of the gunicorn master and workers serving 127.0.0.1:``port``."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+        and "gunicorn" in (line := _cmdline(int(entry.name)))
+        and f"127.0.0.1:{port}" in line
+    ]
+
+
+def postgres_pids(database: str = DB_NAME) -> list[int]:
+    """Return the pids of the PostgreSQL backends connected to ``database``."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+        and (line := _cmdline(int(entry.name))).startswith("postgres: ")
+        and f" {database} " in f" {line} "
+    ]
+
+
 def machine() -> dict[str, Any]:
     """Describe where the benchmark ran."""
     return {

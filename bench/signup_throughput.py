@@ -51,9 +51,12 @@ from common import (
     RESULTS,
     ROOT,
     Client,
+    CpuShares,
     create_forum,
     forum_id,
+    gunicorn_pids,
     machine,
+    postgres_pids,
     prepare_database,
     producer_token,
     serve,
@@ -211,13 +214,27 @@ def signups_wrk(
 
 
 def measure(
-    args: argparse.Namespace, client: Client, stride: int, label: str, bodies: Path | None = None
+    args: argparse.Namespace,
+    client: Client,
+    stride: int,
+    label: str,
+    bodies: Path | None = None,
+    cpu: CpuShares | None = None,
 ) -> dict[str, Any]:
-    """One run: signups into a fresh forum, then /healthz, with the same wrk settings."""
+    """One run: signups into a fresh forum, then /healthz, with the same wrk settings.
+
+    With ``cpu``, each window also records the CPU seconds of gunicorn, the fake Twilio,
+    this database's PostgreSQL backends, wrk and the rest of the machine (``cpu``): the
+    goal's ratio is unchanged, this only says where the cores went.
+    """
     slug = create_forum(client, label, live=False)
-    signup = signups_wrk(args, args.duration, slug, stride, bodies)
+    with cpu.window() if cpu else contextlib.nullcontext({}) as signup_cpu:
+        signup = signups_wrk(args, args.duration, slug, stride, bodies)
+    signup["cpu"] = signup_cpu
     signup["rows_in_forum"] = count_signups(slug)
-    health = wrk(args, args.duration, ["health"])
+    with cpu.window() if cpu else contextlib.nullcontext({}) as health_cpu:
+        health = wrk(args, args.duration, ["health"])
+    health["cpu"] = health_cpu
     return {
         "forum": slug,
         "signup": signup,
@@ -257,6 +274,38 @@ def print_table(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
             errors = {k: v for k, v in part["errors"].items() if v}
             if part["other"] or errors:
                 print(f"     {name}: other statuses {part['other_by_status']}, errors {errors}")
+        for name, part in (("signup", s), ("healthz", h)):
+            print_cpu(name, part)
+
+
+def print_cpu(name: str, part: dict[str, Any]) -> None:
+    """Print where the machine's CPU went during one window, and gunicorn's per answer."""
+    cpu = part.get("cpu") or {}
+    if not cpu.get("wall"):
+        return
+    capacity = cpu["wall"] * (os.cpu_count() or 1)
+    shares = ", ".join(
+        f"{label} {100 * cpu.get(key, 0.0) / capacity:.0f}%"
+        for key, label in (
+            ("gunicorn", "gunicorn"),
+            ("postgres", "PostgreSQL"),
+            ("fake_twilio", "fake Twilio"),
+            ("load_generator", "wrk"),
+            ("other", "other"),
+        )
+        if key in cpu
+    )
+    idle = 100 * (1 - cpu["machine_busy"] / capacity)
+    per = ""
+    if part.get("ok"):
+        per = f"; gunicorn {1000 * cpu['gunicorn'] / part['ok']:.1f} ms CPU per {part_name(name)}"
+        if cpu.get("fake_twilio"):
+            per += f", fake Twilio {1000 * cpu['fake_twilio'] / part['ok']:.1f} ms"
+    print(f"     {name} CPU of {os.cpu_count()} cores: {shares}, idle {idle:.0f}%{per}")
+
+
+def part_name(name: str) -> str:
+    return "complete signup" if name == "signup" else "answer"
 
 
 def main() -> None:
@@ -274,6 +323,13 @@ def main() -> None:
             fake = stack.enter_context(fake_twilio(0.0, 900.0, verify_code=BENCH_CODE))
             env = verify_env(fake["url"])
         stack.enter_context(serve(args.port, log_name="signup_throughput", env=env))
+        groups: dict[str, Any] = {
+            "gunicorn": lambda: gunicorn_pids(args.port),
+            "postgres": postgres_pids,
+        }
+        if args.verify:
+            groups["fake_twilio"] = lambda: [fake["pid"]]
+        cpu = CpuShares(groups)
         client = Client(args.port, token)
         bodies: list[Path | None] = [None] * (args.runs + 1)
         if args.verify:
@@ -288,7 +344,7 @@ def main() -> None:
             signups_wrk(args, args.warmup, warm, stride, bodies[0])
             wrk(args, args.warmup, ["health"])
         for i in range(args.runs):
-            runs.append(measure(args, client, stride, f"signups run {i + 1}", bodies[i + 1]))
+            runs.append(measure(args, client, stride, f"signups run {i + 1}", bodies[i + 1], cpu))
             run = runs[-1]
             print(
                 f"run {i + 1}: {run['signup']['rate']:.1f} signups/s, "

@@ -342,6 +342,7 @@ def fake_twilio(
         if not line.startswith("http://127.0.0.1:"):
             raise RuntimeError(f"fake Twilio did not start: {line!r}")
         state["url"] = line.strip()
+        state["pid"] = process.pid
         yield state
     finally:
         if process.poll() is None:

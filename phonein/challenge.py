@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from .database import upsert_insert
+from .database import dialect, upsert_insert
 from .errors import DomainError
 from .extensions import db
 from .i18n import _
@@ -122,15 +122,28 @@ def check(solution: Any, now: datetime) -> None:
     expires = _expiry(salt)
     if expires is None or expires <= now:
         raise ChallengeFailed(_("The challenge has expired: please solve a new one."))
-    used = db.session.scalar(
-        upsert_insert(ChallengeUse)
-        .values(challenge=challenge, expires_at=expires)
-        .on_conflict_do_nothing(index_elements=["challenge"])
-        .returning(ChallengeUse.challenge)
-    )
+    used = db.session.scalar(_use_statement(), {"challenge": challenge, "expires_at": expires})
     if used is None:
         raise ChallengeFailed(_("That solution was used already: please solve a new challenge."))
     _forget_expired(now)
+
+
+# The INSERT … ON CONFLICT DO NOTHING RETURNING that spends a solution, built once per
+# dialect and given the row as parameters rather than rebuilt (and its cache key computed)
+# for every signup.
+_USE: dict[str, Any] = {}
+
+
+def _use_statement() -> Any:
+    name = dialect()
+    found = _USE.get(name)
+    if found is None:
+        found = _USE[name] = (
+            upsert_insert(ChallengeUse.__table__)
+            .on_conflict_do_nothing(index_elements=["challenge"])
+            .returning(ChallengeUse.__table__.c.challenge)
+        )
+    return found
 
 
 # Spent solutions past their expiry are only housekeeping (an expired solution is refused

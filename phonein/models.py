@@ -396,7 +396,9 @@ class Verification(Model):
     ``values`` holds the validated signup (None: a link request, made with
     PHONEIN_VERIFY=off, that changes nothing but the link). ``code_hash`` is set only when
     phonein made the code itself; with Twilio Verify the code, its expiry and its attempts
-    are Twilio's, and ``provider_sid`` names Twilio's verification.
+    are Twilio's, and ``provider_sid`` names Twilio's verification once its code was
+    approved (written with the proof; a verification never proved has none, and Twilio's
+    console finds it by number and time).
     """
 
     __tablename__ = "verifications"

@@ -59,12 +59,19 @@ def test_the_code_flow_end_to_end_through_verify(client, app, fake):
     assert db.session.query(Signup).count() == 0
     assert fake.messages == []  # Verify sent the code; phonein texted nothing
 
+    # The send's SID is not written by a transaction of its own: the proof records it.
+    assert db.session.get(Verification, vid).provider_sid is None
     code = fake.verify_code(E164)
     wrong = "000000" if code != "000000" else "111111"
     refused = client.post(f"/api/v1/verifications/{vid}", json={"code": wrong})
     assert refused.status_code == 422 and "code" in refused.get_json()["error"]["fields"]
+    assert db.session.get(Verification, vid).provider_sid is None
+    verify_sid = fake.verifications[(VERIFY_SERVICE_SID, E164)]["sid"]
     proved = client.post(f"/api/v1/verifications/{vid}", json={"code": code})
     assert proved.status_code == 201, proved.get_json()
+    db.session.expire_all()
+    assert verify_sid.startswith("VE")
+    assert db.session.get(Verification, vid).provider_sid == verify_sid
     assert proved.get_json()["phone"] == E164
     checks = fake.rest("POST", "/VerificationCheck")
     assert [r["form"]["Code"] for r in checks] == [wrong, code]

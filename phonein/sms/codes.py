@@ -69,8 +69,11 @@ class CodeSender(Protocol):
         """Send ``code`` (None: the provider's own) to ``to`` by ``channel`` in ``language``;
         return an id."""
 
-    def check(self, to: str, code: str) -> bool:
-        """Ask the provider whether ``code`` is the one it sent to ``to`` (Verify only)."""
+    def check(self, to: str, code: str) -> str | None:
+        """Ask the provider whether ``code`` is the one it sent to ``to`` (Verify only).
+
+        Return None for a wrong code; for a right one, the provider's id of the verification
+        it approved ("" when it gives none)."""
 
 
 def text(code: str, language: str | None = None) -> str:
@@ -96,7 +99,7 @@ class ConsoleSender:
         log.warning("Code for %s by %s: %s", to, channel, code)
         return None
 
-    def check(self, to: str, code: str) -> bool:
+    def check(self, to: str, code: str) -> str | None:
         raise NotImplementedError("phonein checks the codes it made")
 
 
@@ -122,7 +125,7 @@ class MemorySender:
             self.sent.append({"to": to, "channel": channel, "code": code, "key": key})
         return None
 
-    def check(self, to: str, code: str) -> bool:
+    def check(self, to: str, code: str) -> str | None:
         raise NotImplementedError("phonein checks the codes it made")
 
     def last_code(self, to: str) -> str | None:
@@ -158,7 +161,7 @@ class OutboxSender:
         enqueue(to, text(code, language), key, now)
         return None
 
-    def check(self, to: str, code: str) -> bool:
+    def check(self, to: str, code: str) -> str | None:
         raise NotImplementedError("phonein checks the codes it made")
 
 
@@ -209,12 +212,16 @@ class VerifySender:
             raise _refused(error) from error
         return str(found.sid or "") or None
 
-    def check(self, to: str, code: str) -> bool:
+    def check(self, to: str, code: str) -> str | None:
         try:
             found = twilio.call(self.service.verification_checks.create, to=to, code=code)
         except twilio.TwilioFailure as error:
             raise _refused(error) from error
-        return bool(found.status == "approved")
+        if found.status != "approved":
+            return None
+        # The check names the verification it approved (Verify's VE… SID), which the proof
+        # records: no write of its own after the send.
+        return str(found.sid or "")
 
 
 def _refused(error: twilio.TwilioFailure) -> CodeRefused:

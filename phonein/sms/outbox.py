@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import consents
-from ..database import changed, upsert_insert
+from ..database import changed, dialect, upsert_insert
 from ..extensions import db
 from ..links import forum_url
 from ..models import (
@@ -96,26 +96,49 @@ def enqueue(
 
     One statement: the opt-out is checked inside the INSERT … SELECT.
     """
-    values = sa.select(
-        sa.literal(forum_id, type_=sa.Integer),
-        sa.literal(signup_id, type_=sa.Integer),
-        sa.literal(kind.value),
-        sa.literal(key),
-        sa.literal(to),
-        sa.literal(text),
-        sa.literal(send_at or now, type_=Message.send_at.type),
-        sa.literal(MessageStatus.PENDING.value),
-        sa.literal(0),
-        sa.literal(now, type_=Message.created_at.type),
-        sa.literal(now, type_=Message.updated_at.type),
-    ).where(~sa.exists().where(OptOut.phone == to))
-    stmt = (
-        upsert_insert(Message.__table__)
-        .from_select(COLUMNS, values)
-        .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
-        .returning(Message.__table__.c.id)
-    )
-    return db.session.scalar(stmt) is not None
+    params = {
+        "m_forum": forum_id,
+        "m_signup": signup_id,
+        "m_kind": kind.value,
+        "m_key": key,
+        "m_to": to,
+        "m_body": text,
+        "m_send_at": send_at or now,
+        "m_now": now,
+    }
+    return db.session.scalar(_enqueue_statement(), params) is not None
+
+
+# The INSERT … SELECT of ``enqueue``, built once per dialect with bind parameters: built
+# anew for every text (eleven literals, the opt-out test, the conflict clause), it and its
+# cache key cost more CPU than its execution (0.7 ms, measured on a signup's confirmation).
+_ENQUEUE: dict[str, Any] = {}
+
+
+def _enqueue_statement() -> Any:
+    name = dialect()
+    found = _ENQUEUE.get(name)
+    if found is None:
+        values = sa.select(
+            sa.bindparam("m_forum", type_=sa.Integer),
+            sa.bindparam("m_signup", type_=sa.Integer),
+            sa.bindparam("m_kind", type_=sa.String),
+            sa.bindparam("m_key", type_=sa.String),
+            sa.bindparam("m_to", type_=sa.String),
+            sa.bindparam("m_body", type_=sa.String),
+            sa.bindparam("m_send_at", type_=Message.send_at.type),
+            sa.literal(MessageStatus.PENDING.value),
+            sa.literal(0),
+            sa.bindparam("m_now", type_=Message.created_at.type),
+            sa.bindparam("m_now", type_=Message.updated_at.type),
+        ).where(~sa.exists().where(OptOut.phone == sa.bindparam("m_to", type_=sa.String)))
+        found = _ENQUEUE[name] = (
+            upsert_insert(Message.__table__)
+            .from_select(COLUMNS, values)
+            .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
+            .returning(Message.__table__.c.id)
+        )
+    return found
 
 
 # A listener who signs up after the forum's last reminder wave was written (or so close to
