@@ -128,7 +128,9 @@ def test_serve_prints_every_text_of_the_console_backend(tmp_path: Path):
             process.stderr.close()
     text = "".join(seen)
     assert "Signed up for" in text
-    assert "/manage/[private]" in text  # the private link never reaches a log
+    # The confirmation carries no private link (LINK asks for it), so none can reach a log;
+    # what the console prints of a LINK answer: tests/test_link_keyword.py.
+    assert "Reply LINK" in text and "/manage/" not in text
     assert "[alembic" not in text and "INFO alembic" not in text
     assert "Running job" not in text  # the scheduler's every second stays quiet
 
