@@ -29,7 +29,6 @@ from ..models import (
 from ..times import rfc3339
 from ..views import BoardCaller, SignupView, View
 
-
 # How ``ViewSchema`` dumps a field of one of these exact types by itself: what the
 # field's own ``_serialize`` does to the value (None stays None, except for UTC, whose
 # own answer to None is None too).
