@@ -76,14 +76,16 @@ def slugify(text: str) -> str:
 
 
 @functools.cache
-def _by_slug(for_update: bool) -> sa.Select[tuple[Forum]]:
+def _by_slug(for_update: bool) -> Any:
     # Built once per process, the slug a bind parameter: every forum page asks it.
     stmt = sa.select(Forum).where(Forum.slug == sa.bindparam("forum_slug"))
     return stmt.with_for_update() if for_update else stmt
 
 
 def get_by_slug(slug: str, *, for_update: bool = False) -> Forum:
-    forum = db.session.scalars(_by_slug(for_update), {"forum_slug": slug}).one_or_none()
+    forum: Forum | None = db.session.scalars(
+        _by_slug(for_update), {"forum_slug": slug}
+    ).one_or_none()
     if forum is None:
         raise NotFound(_("There is no forum called '%(slug)s'.", slug=slug))
     return forum

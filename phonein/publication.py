@@ -91,7 +91,7 @@ REFLECT_MIN_SHARE = 0.2
 
 
 @functools.cache
-def _selection_query() -> sa.Select[tuple[Signup]]:
+def _selection_query() -> Any:
     # Built once per process, the forum a bind parameter: the public page of a published
     # forum asks it on every view.
     forum = cast(Forum, SimpleNamespace(id=sa.bindparam("selection_forum")))
@@ -278,7 +278,7 @@ def candidates(
 
 
 @functools.cache
-def _balance_query() -> sa.Select[tuple[str | None, int]]:
+def _balance_query() -> Any:
     # Built once per process, the forum a bind parameter (the public page asks it).
     return (
         sa.select(Signup.stance, sa.func.count())

@@ -46,7 +46,7 @@ class QueueBoard:
 
 
 @functools.cache
-def _air_times() -> sa.Select[Any]:
+def _air_times() -> Any:
     # Built once per process, the forum a bind parameter (the board polls this).
     return sa.select(Signup.on_air_at, Signup.done_at).where(
         # done_at IS NOT NULL: the partial index ix_signups_forum_done, not the forum.

@@ -104,9 +104,9 @@ class BoardLines:
 
 
 @functools.cache
-def _board_lines_query() -> sa.Select[Any]:
+def _board_lines_query() -> Any:
     # Built once per process, the forum a bind parameter: the board polls it.
-    forum_id = sa.bindparam("lines_forum")
+    forum_id: sa.BindParameter[int] = sa.bindparam("lines_forum")
     last_studio = (
         sa.select(sa.func.max(Call.id))
         .where(Call.forum_id == forum_id, Call.direction == CallDirection.STUDIO)

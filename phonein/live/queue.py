@@ -446,7 +446,7 @@ def _snapshot_queries(
     """``snapshot``'s two statements, built once per process for each shape (paged or
     not, the caller's ``extra``) with the forum and the limit as bind parameters: built
     for every poll of the board they cost more CPU than PostgreSQL spends running them."""
-    forum_id = sa.bindparam("snap_forum")
+    forum_id: sa.BindParameter[int] = sa.bindparam("snap_forum")
     total_waiting: Any = sa.null()
     if paged:
         counted = aliased(Signup)
