@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -74,11 +75,17 @@ def slugify(text: str) -> str:
     return slug[:60].rstrip("-") or "forum"
 
 
+@functools.cache
+def _by_slug(for_update: bool) -> Any:
+    # Built once per process, the slug a bind parameter: every forum page asks it.
+    stmt = sa.select(Forum).where(Forum.slug == sa.bindparam("forum_slug"))
+    return stmt.with_for_update() if for_update else stmt
+
+
 def get_by_slug(slug: str, *, for_update: bool = False) -> Forum:
-    stmt = sa.select(Forum).where(Forum.slug == slug)
-    if for_update:
-        stmt = stmt.with_for_update()
-    forum = db.session.scalars(stmt).one_or_none()
+    forum: Forum | None = db.session.scalars(
+        _by_slug(for_update), {"forum_slug": slug}
+    ).one_or_none()
     if forum is None:
         raise NotFound(_("There is no forum called '%(slug)s'.", slug=slug))
     return forum

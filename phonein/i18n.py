@@ -29,7 +29,7 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, Domain, force_locale, get_locale, refresh
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header
@@ -496,8 +496,10 @@ def bdi(text: Any) -> Markup:
     Without it, an Arabic name in a French sentence, or a Latin one in an Arabic sentence,
     takes the punctuation and numbers around it along in its direction.
     """
-    return Markup("<bdi>{}</bdi>").format(text)
+    # Markup.format costs 20 µs through string.Formatter; the comments of a published
+    # page have two each. Escaping and joining gives the same markup.
+    return Markup(f"<bdi>{escape(text)}</bdi>")
 
 
 def strong(text: Any) -> Markup:
-    return Markup("<strong>{}</strong>").format(text)
+    return Markup(f"<strong>{escape(text)}</strong>")

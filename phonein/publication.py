@@ -9,9 +9,11 @@ Otherwise the page says what the selection is, stance by stance.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -88,17 +90,23 @@ REFLECT_TOLERANCE = 0.05
 REFLECT_MIN_SHARE = 0.2
 
 
-def selection(forum: Forum) -> list[Signup]:
-    """Return the published comments in the producers' order (unordered ones last)."""
+@functools.cache
+def _selection_query() -> Any:
+    # Built once per process, the forum a bind parameter: the public page of a published
+    # forum asks it on every view.
+    forum = cast(Forum, SimpleNamespace(id=sa.bindparam("selection_forum")))
     # ``published = true`` (not ``IS true``) lets PostgreSQL use the partial index
     # ix_signups_forum_published; the selection is a few dozen rows, however big the forum.
-    return list(
-        db.session.scalars(
-            sa.select(Signup)
-            .where(*_publishable(forum), Signup.published == sa.true())
-            .order_by(*IN_ORDER, Signup.id)
-        )
+    return (
+        sa.select(Signup)
+        .where(*_publishable(forum), Signup.published == sa.true())
+        .order_by(*IN_ORDER, Signup.id)
     )
+
+
+def selection(forum: Forum) -> list[Signup]:
+    """Return the published comments in the producers' order (unordered ones last)."""
+    return list(db.session.scalars(_selection_query(), {"selection_forum": forum.id}))
 
 
 @dataclass(frozen=True)
@@ -269,18 +277,24 @@ def candidates(
     )
 
 
-def balance(forum: Forum) -> dict[str, int]:
-    """Count screened signups by stance: the balance of opinion the selection reflects."""
-    rows = db.session.execute(
+@functools.cache
+def _balance_query() -> Any:
+    # Built once per process, the forum a bind parameter (the public page asks it).
+    return (
         sa.select(Signup.stance, sa.func.count())
         .where(
             # An index-only count over ix_signups_forum_stance (forum, stance, status).
-            Signup.forum_id == forum.id,
+            Signup.forum_id == sa.bindparam("balance_forum"),
             Signup.stance.is_not(None),
             Signup.status.not_in(SIGNUP_UNSCREENED),
         )
         .group_by(Signup.stance)
     )
+
+
+def balance(forum: Forum) -> dict[str, int]:
+    """Count screened signups by stance: the balance of opinion the selection reflects."""
+    rows = db.session.execute(_balance_query(), {"balance_forum": forum.id})
     counts = {s: 0 for s in STANCES}
     counts.update({stance: n for stance, n in rows if stance})
     return counts

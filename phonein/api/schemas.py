@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, missing, validate
+from marshmallow.utils import ensure_text_type
 
 from .. import consents
 from ..models import (
@@ -28,6 +29,27 @@ from ..models import (
 from ..times import rfc3339
 from ..views import BoardCaller, SignupView, View
 
+# How ``ViewSchema`` dumps a field of one of these exact types by itself: what the
+# field's own ``_serialize`` does to the value (None stays None, except for UTC, whose
+# own answer to None is None too).
+_STR, _INT, _AS_IS, _UTC = range(4)
+
+
+def _fast_kind(field: fields.Field[Any]) -> int | None:
+    """The kind of a field ``ViewSchema`` dumps itself, or None: marshmallow dumps it."""
+    if (field.attribute or "").count(".") or field.dump_default is not missing:
+        return None
+    kind = type(field)
+    if kind is fields.String:
+        return _STR
+    if kind is fields.Integer and not cast(fields.Integer, field).as_string:
+        return _INT
+    if kind is fields.Boolean:
+        return _AS_IS  # marshmallow's Boolean dumps the value as it is
+    if kind is UTC:
+        return _UTC
+    return None
+
 
 class ViewSchema(Schema):
     """Dump a view object (``phonein.views``): its own fields first, then its row's."""
@@ -40,6 +62,49 @@ class ViewSchema(Schema):
         if "." in attr or isinstance(obj, dict):
             return super().get_attribute(obj, attr, default)
         return getattr(obj, attr, default)
+
+    def _serialize(self, obj: Any, *, many: bool = False) -> Any:
+        # marshmallow's own loop costs about 15 µs a field through Field.serialize,
+        # get_value and get_attribute: 0.4 ms a signup, 20 ms for the board's 50 waiting
+        # (issue 10). Plain columns (str, int, bool, time) are read and converted here,
+        # as their fields would; every other field (Method, dotted, Nested) is still
+        # marshmallow's. The plan is made once per schema instance.
+        if many and obj is not None:
+            return [self._serialize(item) for item in obj]
+        if isinstance(obj, dict):
+            return super()._serialize(obj)
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            plan = self._plan = [
+                (
+                    name if field.data_key is None else field.data_key,
+                    name,
+                    field.attribute or name,
+                    _fast_kind(field),
+                    field,
+                )
+                for name, field in self.dump_fields.items()
+            ]
+        own = obj.own_fields() if isinstance(obj, View) else None
+        row = obj.row if own is not None else obj
+        ret = self.dict_class()
+        for key, name, attr, kind, field in plan:
+            if kind is None:
+                value = field.serialize(name, obj, accessor=self.get_attribute)
+            else:
+                value = getattr(obj if own is not None and attr in own else row, attr, missing)
+                if kind == _UTC:
+                    value = rfc3339(value) if value is not missing else value
+                elif value is None or value is missing:
+                    pass
+                elif kind == _STR:
+                    value = ensure_text_type(value)
+                elif kind == _INT:
+                    value = int(value)
+            if value is missing:
+                continue
+            ret[key] = value
+        return ret
 
 
 class UTC(fields.AwareDateTime):

@@ -5,6 +5,7 @@ board, built by ``board``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,16 +45,20 @@ class QueueBoard:
     undo: LiveAction | None = None
 
 
+@functools.cache
+def _air_times() -> Any:
+    # Built once per process, the forum a bind parameter (the board polls this).
+    return sa.select(Signup.on_air_at, Signup.done_at).where(
+        # done_at IS NOT NULL: the partial index ix_signups_forum_done, not the forum.
+        Signup.forum_id == sa.bindparam("air_forum"),
+        Signup.done_at.is_not(None),
+        Signup.on_air_at.is_not(None),
+    )
+
+
 def average_call(forum: Forum) -> timedelta:
     """The average time on air of the forum's finished calls (a default before any)."""
-    rows = db.session.execute(
-        sa.select(Signup.on_air_at, Signup.done_at).where(
-            # done_at IS NOT NULL: the partial index ix_signups_forum_done, not the forum.
-            Signup.forum_id == forum.id,
-            Signup.done_at.is_not(None),
-            Signup.on_air_at.is_not(None),
-        )
-    ).all()
+    rows = db.session.execute(_air_times(), {"air_forum": forum.id}).all()
     lengths = [
         (done - start).total_seconds() for start, done in rows if start and done and done > start
     ]
@@ -171,6 +176,17 @@ def _tag(row: tuple[Any, ...], now: datetime, *key: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
+@functools.cache
+def _undo_probe() -> sa.ScalarSelect[int]:
+    """``actions.undoable`` built once per process, the forum, its queue version and the
+    time as bind parameters (``undo_forum``, ``undo_version``, ``undo_now``), so that
+    ``queue.snapshot`` can keep its statement."""
+    shape = SimpleNamespace(
+        id=sa.bindparam("undo_forum"), queue_version=sa.bindparam("undo_version")
+    )
+    return actions.undoable(cast(Forum, shape), cast(datetime, sa.bindparam("undo_now")))
+
+
 def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> QueueBoard:
     """Return the queue board: on air, the waiting callers in order with their lines and
     back-timing, the unscreened callers on the line, and the studio.
@@ -180,7 +196,16 @@ def board(forum: Forum, now: datetime, *, limit: int | None, full: bool) -> Queu
     """
     # Producers see the last action while it can be undone: its id rides on the
     # snapshot's first query, and it is loaded only when there is one.
-    snap = queue.snapshot(forum, limit, (actions.undoable(forum, now),) if full else ())
+    snap = (
+        queue.snapshot(
+            forum,
+            limit,
+            (_undo_probe(),),
+            {"undo_forum": forum.id, "undo_version": forum.queue_version, "undo_now": now},
+        )
+        if full
+        else queue.snapshot(forum, limit)
+    )
     undo = actions.undoable_action(forum, now, snap.extra[0]) if full else None
     line_of = calls.board_lines(forum)
     lines = line_of.of

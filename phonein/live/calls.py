@@ -7,6 +7,7 @@ call back. What phonein *wants* done with a call is ``live.dispatch``'s.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,21 +103,28 @@ class BoardLines:
     studio: Call | None
 
 
+@functools.cache
+def _board_lines_query() -> Any:
+    # Built once per process, the forum a bind parameter: the board polls it.
+    forum_id: sa.BindParameter[int] = sa.bindparam("lines_forum")
+    last_studio = (
+        sa.select(sa.func.max(Call.id))
+        .where(Call.forum_id == forum_id, Call.direction == CallDirection.STUDIO)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(Call, Signup)
+        .outerjoin(Signup, Signup.id == Call.signup_id)
+        .where(Call.forum_id == forum_id, sa.or_(Call.state.in_(CALL_LIVE), Call.id == last_studio))
+        .order_by(Call.id)
+    )
+
+
 def board_lines(forum: Forum) -> BoardLines:
     """What ``live_calls_of`` (for the forum's signups), ``unscreened`` and
     ``studio_call`` answer, in one query: the forum's live calls, with their signups,
     and its last studio call. A forum has few calls on the line at once."""
-    last_studio = (
-        sa.select(sa.func.max(Call.id))
-        .where(Call.forum_id == forum.id, Call.direction == CallDirection.STUDIO)
-        .scalar_subquery()
-    )
-    rows = db.session.execute(
-        sa.select(Call, Signup)
-        .outerjoin(Signup, Signup.id == Call.signup_id)
-        .where(Call.forum_id == forum.id, sa.or_(Call.state.in_(CALL_LIVE), Call.id == last_studio))
-        .order_by(Call.id)
-    ).all()
+    rows = db.session.execute(_board_lines_query(), {"lines_forum": forum.id}).all()
     lines = BoardLines({}, [], None)
     for call, signup in rows:
         if call.direction == CallDirection.STUDIO:

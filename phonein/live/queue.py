@@ -12,6 +12,7 @@ left; the same statement loads the forum, and the version tells boards to redraw
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -438,37 +439,63 @@ def finish(slug: str, now: datetime) -> Step:
     return step_finish(lock(slug, now, live_only=True), now)
 
 
+@functools.cache
+def _snapshot_queries(
+    paged: bool, extra: tuple[sa.ScalarSelect[Any], ...]
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """``snapshot``'s two statements, built once per process for each shape (paged or
+    not, the caller's ``extra``) with the forum and the limit as bind parameters: built
+    for every poll of the board they cost more CPU than PostgreSQL spends running them."""
+    forum_id: sa.BindParameter[int] = sa.bindparam("snap_forum")
+    total_waiting: Any = sa.null()
+    if paged:
+        counted = aliased(Signup)
+        total_waiting = (
+            sa.select(sa.func.count())
+            .select_from(counted)
+            .where(counted.forum_id == forum_id, counted.queue_key.is_not(None))
+            .scalar_subquery()
+        )
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    head = (
+        sa.select(Signup, total_waiting, *extra)
+        .select_from(one)
+        .outerjoin(
+            Signup, sa.and_(Signup.forum_id == forum_id, Signup.status == SignupStatus.ON_AIR)
+        )
+    )
+    # What ``_waiting`` selects (the unique (forum_id, queue_key) index serves it).
+    waiting = (
+        sa.select(Signup)
+        .where(Signup.forum_id == forum_id, Signup.queue_key.is_not(None))
+        .order_by(Signup.queue_key)
+    )
+    if paged:
+        waiting = waiting.limit(sa.bindparam("snap_limit", type_=sa.Integer))
+    return head, waiting
+
+
 def snapshot(
-    forum: Forum, limit: int | None = None, extra: tuple[sa.ScalarSelect[Any], ...] = ()
+    forum: Forum,
+    limit: int | None = None,
+    extra: tuple[sa.ScalarSelect[Any], ...] = (),
+    params: dict[str, Any] | None = None,
 ) -> Snapshot:
     """Return who is on air and who waits, in order, with the queue's version.
 
     Two queries: one row with whoever is on air (LEFT JOINed: one row with nobody too),
     the number waiting (when ``limit`` pages them) and ``extra`` (the caller's scalar
-    subqueries, in ``Snapshot.extra``); then the waiting, in order.
+    subqueries, in ``Snapshot.extra``, with their bind parameters in ``params``); then
+    the waiting, in order. ``extra`` should be built once, not per call: the statements
+    are kept for each one.
     """
-    counted = aliased(Signup)
-    total_waiting: Any = sa.null()
+    head_stmt, waiting_stmt = _snapshot_queries(limit is not None, extra)
+    bound = {**(params or {}), "snap_forum": forum.id}
     if limit is not None:
-        total_waiting = (
-            sa.select(sa.func.count())
-            .select_from(counted)
-            .where(counted.forum_id == forum.id, counted.queue_key.is_not(None))
-            .scalar_subquery()
-        )
-    one = sa.select(sa.literal(1).label("one")).subquery("one")
-    head = db.session.execute(
-        sa.select(Signup, total_waiting, *extra)
-        .select_from(one)
-        .outerjoin(
-            Signup, sa.and_(Signup.forum_id == forum.id, Signup.status == SignupStatus.ON_AIR)
-        )
-    ).one()
+        bound["snap_limit"] = limit
+    head = db.session.execute(head_stmt, bound).one()
     on_air: Signup | None = head[0]
-    stmt = _waiting(forum.id)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    waiting = list(db.session.scalars(stmt))
+    waiting = list(db.session.scalars(waiting_stmt, bound))
     # The board shows each one's forum: this one, without a lazy load per caller.
     for signup in (*waiting, on_air):
         _with_forum(signup, forum)

@@ -63,9 +63,14 @@ def index() -> ResponseReturnValue:
     )
 
 
-def _forum_page(forum: Forum, form: SignupForm, status: int = 200) -> ResponseReturnValue:
+def _forum_page(forum: Forum, form: SignupForm | None, status: int = 200) -> ResponseReturnValue:
+    """The forum's page; ``form`` None: a new signup form, made only if the page shows it
+    (its CSRF token and country list cost a closed or published page for nothing)."""
     now = utcnow()
     state = forum.status_at(now)
+    open_for_signups = forum.accepts_signups_at(now)
+    if form is None and open_for_signups:
+        form = SignupForm()
     selection = balance = None
     if state == ForumStatus.PUBLISHED:
         selection = publication.selection(forum)
@@ -74,7 +79,7 @@ def _forum_page(forum: Forum, form: SignupForm, status: int = 200) -> ResponseRe
         "public/forum.html",
         forum=forum,
         state=state.value,
-        open_for_signups=forum.accepts_signups_at(now),
+        open_for_signups=open_for_signups,
         form=form,
         selection=selection,
         balance=balance,
@@ -86,7 +91,7 @@ def _forum_page(forum: Forum, form: SignupForm, status: int = 200) -> ResponseRe
 def forum_page(slug: str) -> ResponseReturnValue:
     forum = forums.get_by_slug(slug)
     i18n.offer(forum.languages)
-    return _forum_page(forum, SignupForm())
+    return _forum_page(forum, None)
 
 
 @bp.post("/forums/<slug>")
