@@ -12,6 +12,7 @@ left; the same statement loads the forum, and the version tells boards to redraw
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,18 +71,25 @@ def lock(slug: str, now: datetime, *, live_only: bool = False) -> Forum:
     return forum
 
 
+# The hot path's statements (lock, the step's read, its writes) are built once per process
+# with bind parameters: built anew for every request, each and its cache key cost more CPU
+# than running it (as the signup's INSERT did, ``signups._insert_signup``).
+_FORUMS = Forum.__table__
+_TAKE_LOCK = (
+    sa.select(Forum)
+    .from_statement(
+        sa.update(_FORUMS)
+        .where(_FORUMS.c.slug == sa.bindparam("lock_slug", type_=sa.String))
+        .values(queue_version=_FORUMS.c.queue_version + 1)
+        .returning(*_FORUMS.c)
+    )
+    .execution_options(populate_existing=True)
+)
+
+
 def take_lock(slug: str) -> Forum:
     """Take the queue lock of the forum called ``slug``, whatever its status; return it."""
-    forums = Forum.__table__
-    bumped = (
-        sa.update(forums)
-        .where(forums.c.slug == slug)
-        .values(queue_version=forums.c.queue_version + 1)
-        .returning(*forums.c)
-    )
-    forum: Forum | None = db.session.scalars(
-        sa.select(Forum).from_statement(bumped).execution_options(populate_existing=True)
-    ).one_or_none()
+    forum: Forum | None = db.session.scalars(_TAKE_LOCK, {"lock_slug": slug}).one_or_none()
     if forum is None:
         raise NotFound(f"There is no forum called '{slug}'.")
     return forum
@@ -97,7 +105,7 @@ def bump(forum_id: int) -> None:
     )
 
 
-def _waiting(forum_id: int, *conditions: sa.ColumnElement[bool]) -> sa.Select:
+def _waiting(forum_id: Any, *conditions: sa.ColumnElement[bool]) -> sa.Select:
     # queue_key is set exactly while queued (a check constraint), and the unique
     # (forum_id, queue_key) index serves this ordered scan.
     return (
@@ -105,16 +113,6 @@ def _waiting(forum_id: int, *conditions: sa.ColumnElement[bool]) -> sa.Select:
         .where(Signup.forum_id == forum_id, Signup.queue_key.is_not(None), *conditions)
         .order_by(Signup.queue_key)
     )
-
-
-def _load(statement: sa.UpdateBase) -> Signup | None:
-    """Run a Core UPDATE … RETURNING and load its row as a Signup.
-
-    Lighter than the ORM's bulk-UPDATE path, which costs more than the round trip here.
-    """
-    return db.session.scalars(
-        sa.select(Signup).from_statement(statement).execution_options(populate_existing=True)
-    ).one_or_none()
 
 
 def _with_forum(signup: Signup | None, forum: Forum) -> Signup | None:
@@ -351,17 +349,10 @@ def _step_rows(
 
     Return the one on air, the first two waiting in order, and the chosen one.
     """
-    touched: list[sa.ColumnElement[bool]] = [Signup.status == SignupStatus.ON_AIR]
-    if waiting:
-        first_two = _waiting(forum.id).with_only_columns(Signup.id).limit(2)
-        touched.append(Signup.id.in_(first_two))
+    params: dict[str, Any] = {"step_forum": forum.id}
     if chosen is not None:
-        touched.append(Signup.id == chosen)
-    rows = db.session.scalars(
-        sa.select(Signup)
-        .where(Signup.forum_id == forum.id, sa.or_(*touched))
-        .execution_options(populate_existing=True)
-    ).all()
+        params["step_chosen"] = chosen
+    rows = db.session.scalars(_step_rows_statement(waiting, chosen is not None), params).all()
     for signup in rows:
         _with_forum(signup, forum)
     on_air = next((s for s in rows if s.status == SignupStatus.ON_AIR), None)
@@ -372,12 +363,39 @@ def _step_rows(
     return on_air, queued[:2], picked
 
 
+@functools.cache
+def _step_rows_statement(waiting: bool, chosen: bool) -> Any:
+    forum_id = sa.bindparam("step_forum", type_=sa.Integer)
+    touched: list[sa.ColumnElement[bool]] = [Signup.status == SignupStatus.ON_AIR]
+    if waiting:
+        first_two = _waiting(forum_id).with_only_columns(Signup.id).limit(2)
+        touched.append(Signup.id.in_(first_two))
+    if chosen:
+        touched.append(Signup.id == sa.bindparam("step_chosen", type_=sa.Integer))
+    return (
+        sa.select(Signup)
+        .where(Signup.forum_id == forum_id, sa.or_(*touched))
+        .execution_options(populate_existing=True)
+    )
+
+
+@functools.cache
+def _set_statement(names: tuple[str, ...]) -> Any:
+    signups = Signup.__table__
+    update = (
+        sa.update(signups)
+        .where(signups.c.id == sa.bindparam("set_id", type_=sa.Integer))
+        .values({name: sa.bindparam(f"set_{name}", type_=signups.c[name].type) for name in names})
+        .returning(*signups.c)
+    )
+    return sa.select(Signup).from_statement(update).execution_options(populate_existing=True)
+
+
 def _set(signup: Signup, **values: Any) -> Signup:
     """Write queue fields of a signup already read (by id: the queue is locked)."""
-    signups = Signup.__table__
-    updated = _load(
-        sa.update(signups).where(signups.c.id == signup.id).values(**values).returning(*signups.c)
-    )
+    params = {f"set_{name}": value for name, value in values.items()}
+    params["set_id"] = signup.id
+    updated = db.session.scalars(_set_statement(tuple(values)), params).one_or_none()
     assert updated is signup
     return signup
 
