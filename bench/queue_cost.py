@@ -60,7 +60,7 @@ def main() -> None:
         now = utcnow()
         forum = make_forum(starts_at=now - timedelta(minutes=5), now=now)
         slug = forum.slug
-        headers = bearer(make_user("producer")[1])
+        headers = bearer(make_user("producer", f"queue-cost-{time.time_ns()}@example.org")[1])
     load_signups(slug, args.queued, args.approved)
     rng = random.Random(args.seed)
     queued = queued_ids(slug)
