@@ -227,6 +227,44 @@ def _key_for(forum: Forum, position: int, exclude: int) -> tuple[int, bool]:
     raise RuntimeError("queue keys still packed after a rebalance")
 
 
+@functools.cache
+def _target_statement(shape: str) -> Any:
+    """``_target``'s SELECT for a position that is None (``last``), 1 (``first``) or
+    another (``at``, its offset a bind parameter), built once per process."""
+    signup_id = sa.bindparam("t_signup", type_=sa.Integer)
+    forum_id = sa.bindparam("t_forum", type_=sa.Integer)
+    others = sa.select(Signup.queue_key).where(
+        Signup.forum_id == forum_id, Signup.queue_key.is_not(None), Signup.id != signup_id
+    )
+    count: Any = sa.null()
+    if shape == "last":
+        before: Any = others.with_only_columns(sa.func.max(Signup.queue_key)).scalar_subquery()
+        after: Any = sa.null()
+        count = others.with_only_columns(sa.func.count()).scalar_subquery()
+    else:
+        # The two keys either side, from one walk of the index to the position: a CTE
+        # read twice is computed once.
+        ordered = others.order_by(Signup.queue_key)
+        if shape == "first":
+            pair = ordered.limit(1).cte("pair")
+            before, after = sa.null(), sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
+        else:
+            pair = ordered.offset(sa.bindparam("t_offset", type_=sa.Integer)).limit(2).cte("pair")
+            # One key found: it is the last, and the position is just after it.
+            before = sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
+            after = sa.select(
+                sa.case((sa.func.count() == 2, sa.func.max(pair.c.queue_key)))
+            ).scalar_subquery()
+    head = (
+        sa.select(sa.func.min(Signup.queue_key)).where(Signup.forum_id == forum_id)
+    ).scalar_subquery()
+    return (
+        sa.select(Signup, before, after, head, count)
+        .where(Signup.id == signup_id, Signup.forum_id == forum_id)
+        .execution_options(populate_existing=True)
+    )
+
+
 def _target(
     forum: Forum, signup_id: int, position: int | None
 ) -> tuple[Signup, int | None, int | None, int | None, int | None]:
@@ -237,40 +275,12 @@ def _target(
     wait. One round trip instead of four: the move is a producer's busiest write.
     """
     signup_id = signup_id if 0 < signup_id <= MAX_ID else 0
-    others = sa.select(Signup.queue_key).where(
-        Signup.forum_id == forum.id, Signup.queue_key.is_not(None), Signup.id != signup_id
-    )
-
-    count: Any = sa.null()
-    if position is None:
-        before: Any = others.with_only_columns(sa.func.max(Signup.queue_key)).scalar_subquery()
-        after: Any = sa.null()
-        count = others.with_only_columns(sa.func.count()).scalar_subquery()
-    else:
-        # The two keys either side, from one walk of the index to the position: a CTE
-        # read twice is computed once.
-        pair = (
-            others.order_by(Signup.queue_key)
-            .offset(max(0, position - 2))
-            .limit(1 if position == 1 else 2)
-            .cte("pair")
-        )
-        if position == 1:
-            before, after = sa.null(), sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
-        else:
-            # One key found: it is the last, and the position is just after it.
-            before = sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
-            after = sa.select(
-                sa.case((sa.func.count() == 2, sa.func.max(pair.c.queue_key)))
-            ).scalar_subquery()
-    head = (
-        sa.select(sa.func.min(Signup.queue_key)).where(Signup.forum_id == forum.id)
-    ).scalar_subquery()
-    row = db.session.execute(
-        sa.select(Signup, before, after, head, count)
-        .where(Signup.id == signup_id, Signup.forum_id == forum.id)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    shape = "last" if position is None else ("first" if position == 1 else "at")
+    params = {"t_signup": signup_id, "t_forum": forum.id}
+    if shape == "at":
+        assert position is not None
+        params["t_offset"] = position - 2
+    row = db.session.execute(_target_statement(shape), params).one_or_none()
     if row is None:
         raise NotFound(f"Signup {signup_id} is not in this forum.")
     _with_forum(row[0], forum)
@@ -310,10 +320,7 @@ def place(
     key = None if past_end else _between(before, after)
     if key is None:  # past the end, or no gap left: the slower way, which rebalances
         key, past_end = _key_for(forum, position or 10**9, signup.id)
-    signup.status = SignupStatus.QUEUED
-    signup.queue_key = key
-    signup.updated_at = now
-    db.session.flush()
+    _set(signup, status=SignupStatus.QUEUED, queue_key=key, updated_at=now)
     if position is None and not past_end and others is not None:
         position = others + 1
     elif position is None or past_end:
@@ -395,8 +402,11 @@ def _set(signup: Signup, **values: Any) -> Signup:
     """Write queue fields of a signup already read (by id: the queue is locked)."""
     params = {f"set_{name}": value for name, value in values.items()}
     params["set_id"] = signup.id
+    forum = signup.__dict__.get("forum")
     updated = db.session.scalars(_set_statement(tuple(values)), params).one_or_none()
     assert updated is signup
+    if forum is not None:  # the reload forgets it: keep it attached (``_with_forum``)
+        _with_forum(signup, forum)
     return signup
 
 
