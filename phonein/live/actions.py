@@ -278,7 +278,8 @@ def _write(
     }
     if dialect() != "postgresql":
         params["a_expires"] = utcnow() + UNDO_WINDOW  # what ``clock`` reads there
-    return db.session.scalars(_write_statement(), params).one()
+    action: LiveAction = db.session.scalars(_write_statement(), params).one()
+    return action
 
 
 # The log row's INSERT … RETURNING, built once per dialect with bind parameters and loaded
