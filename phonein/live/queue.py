@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -389,24 +389,26 @@ def _step_rows_statement(waiting: bool, chosen: bool) -> Any:
 @functools.cache
 def _set_statement(names: tuple[str, ...]) -> Any:
     signups = Signup.__table__
-    update = (
+    return (
         sa.update(signups)
         .where(signups.c.id == sa.bindparam("set_id", type_=sa.Integer))
         .values({name: sa.bindparam(f"set_{name}", type_=signups.c[name].type) for name in names})
-        .returning(*signups.c)
     )
-    return sa.select(Signup).from_statement(update).execution_options(populate_existing=True)
 
 
 def _set(signup: Signup, **values: Any) -> Signup:
-    """Write queue fields of a signup already read (by id: the queue is locked)."""
+    """Write queue fields of a signup already read (by id: the queue is locked).
+
+    A Core UPDATE, and the values written set on the object as its database state: the
+    lock keeps the row from changing meanwhile, so reading all of it back (RETURNING into
+    a reloaded ORM object) cost CPU for nothing.
+    """
     params = {f"set_{name}": value for name, value in values.items()}
     params["set_id"] = signup.id
-    forum = signup.__dict__.get("forum")
-    updated = db.session.scalars(_set_statement(tuple(values)), params).one_or_none()
-    assert updated is signup
-    if forum is not None:  # the reload forgets it: keep it attached (``_with_forum``)
-        _with_forum(signup, forum)
+    result = db.session.execute(_set_statement(tuple(values)), params)
+    assert cast("sa.CursorResult[Any]", result).rowcount == 1
+    for name, value in values.items():
+        set_committed_value(signup, name, value)
     return signup
 
 
