@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..database import changed, clock
+from ..database import changed, clock, dialect
 from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import (
@@ -46,6 +46,7 @@ from ..models import (
     SignupStatus,
 )
 from ..sms import outbox
+from ..times import utcnow
 from . import dispatch, queue
 
 # How long an action can be undone: long enough to notice a mis-click and reach for it.
@@ -266,20 +267,53 @@ def _write(
     forum: Forum, kind: Kind, now: datetime, user_id: int | None, before: dict[str, Any]
 ) -> LiveAction:
     """Insert the log row; the action's version is the forum's as it stands now."""
-    return db.session.scalars(
-        sa.insert(LiveAction)
-        .values(
-            forum_id=forum.id,
-            user_id=user_id,
-            kind=kind.value,
-            message=LABELS[kind],
-            before=before,
-            version_after=forum.queue_version,
-            created_at=now,
-            expires_at=clock(UNDO_WINDOW),
+    params = {
+        "a_forum": forum.id,
+        "a_user": user_id,
+        "a_kind": kind.value,
+        "a_message": LABELS[kind],
+        "a_before": before,
+        "a_version": forum.queue_version,
+        "a_now": now,
+    }
+    if dialect() != "postgresql":
+        params["a_expires"] = utcnow() + UNDO_WINDOW  # what ``clock`` reads there
+    action: LiveAction = db.session.scalars(_write_statement(), params).one()
+    return action
+
+
+# The log row's INSERT … RETURNING, built once per dialect with bind parameters and loaded
+# into a LiveAction: built anew for every "next", it and its cache key (and the ORM's
+# bulk-INSERT path) cost more CPU than running it.
+_WRITE: dict[str, Any] = {}
+
+
+def _write_statement() -> Any:
+    name = dialect()
+    found = _WRITE.get(name)
+    if found is None:
+        table = LiveAction.__table__
+        expires: Any = (
+            clock(UNDO_WINDOW)
+            if name == "postgresql"
+            else sa.bindparam("a_expires", type_=table.c.expires_at.type)
         )
-        .returning(LiveAction)
-    ).one()
+        insert = (
+            sa.insert(table)
+            .values(
+                forum_id=sa.bindparam("a_forum", type_=table.c.forum_id.type),
+                user_id=sa.bindparam("a_user", type_=table.c.user_id.type),
+                kind=sa.bindparam("a_kind", type_=table.c.kind.type),
+                message=sa.bindparam("a_message", type_=table.c.message.type),
+                before=sa.bindparam("a_before", type_=table.c.before.type),
+                version_after=sa.bindparam("a_version", type_=table.c.version_after.type),
+                created_at=sa.bindparam("a_now", type_=table.c.created_at.type),
+                expires_at=expires,
+            )
+            .returning(*table.c)
+        )
+        found = _WRITE[name] = sa.select(LiveAction).from_statement(insert)
+    return found
 
 
 def step(

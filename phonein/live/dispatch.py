@@ -24,6 +24,7 @@ import functools
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -148,24 +149,56 @@ def after_step(done: Signup | None, on_air_now: Signup | None) -> set[int]:
     which of the two are on the line (the statement's own answer, no second query): the
     undo log and the producer's message need to know.
     """
-    commands = {
-        signup.id: command
-        for signup, command in ((done, CallCommand.END), (on_air_now, CallCommand.ON_AIR))
-        if signup is not None
-    }
-    if not commands:
+    if done is None and on_air_now is None:
         return set()
     forum_id = (done or on_air_now).forum_id  # type: ignore[union-attr]
-    command = sa.case(commands, value=Call.signup_id)
-    statement = _want(forum_id, command, Call.signup_id.in_(list(commands)))
+    params = {"step_forum": forum_id, "step_now": utcnow()}
+    if done is not None:
+        params["step_done"] = done.id
+    if on_air_now is not None:
+        params["step_on_air"] = on_air_now.id
+    statement = _after_step_statement(done is not None, on_air_now is not None)
     lines = {
-        signup_id
-        for signup_id in db.session.scalars(statement.returning(Call.signup_id))
-        if signup_id is not None
+        signup_id for signup_id in db.session.scalars(statement, params) if signup_id is not None
     }
     if lines:
         soon(forum_id)  # only when a line was asked something
     return lines
+
+
+@functools.cache
+def _after_step_statement(done: bool, on_air: bool) -> Any:
+    """``after_step``'s UPDATE … RETURNING, built once per process for each of its three
+    shapes with bind parameters: built anew for every "next", it and its cache key cost
+    more CPU than running it. On the table (Core): the ORM's bulk-UPDATE path costs more
+    than the round trip, and the step has no pending changes for it to flush."""
+    calls = Call.__table__
+    asked = [
+        (sa.bindparam(name, type_=sa.Integer), command)
+        for name, command, wanted in (
+            ("step_done", CallCommand.END, done),
+            ("step_on_air", CallCommand.ON_AIR, on_air),
+        )
+        if wanted
+    ]
+    command = sa.case(*((calls.c.signup_id == signup_id, value) for signup_id, value in asked))
+    same = sa.and_(calls.c.wanted.is_not(None), calls.c.wanted == command)
+    return (
+        sa.update(calls)
+        .where(
+            calls.c.forum_id == sa.bindparam("step_forum", type_=sa.Integer),
+            calls.c.state.in_(CALL_LIVE),
+            calls.c.signup_id.in_([signup_id for signup_id, _ in asked]),
+        )
+        .values(
+            wanted=command,
+            attempts=sa.case((same, calls.c.attempts), else_=0),
+            error=sa.case((same, calls.c.error), else_=None),
+            applied_at=sa.case((same, calls.c.applied_at), else_=None),
+            updated_at=sa.bindparam("step_now", type_=calls.c.updated_at.type),
+        )
+        .returning(calls.c.signup_id)
+    )
 
 
 def forum_live(forum: Forum, now: datetime) -> bool:

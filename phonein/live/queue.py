@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -71,18 +71,25 @@ def lock(slug: str, now: datetime, *, live_only: bool = False) -> Forum:
     return forum
 
 
+# The hot path's statements (lock, the step's read, its writes) are built once per process
+# with bind parameters: built anew for every request, each and its cache key cost more CPU
+# than running it (as the signup's INSERT did, ``signups._insert_signup``).
+_FORUMS = Forum.__table__
+_TAKE_LOCK = (
+    sa.select(Forum)
+    .from_statement(
+        sa.update(_FORUMS)
+        .where(_FORUMS.c.slug == sa.bindparam("lock_slug", type_=sa.String))
+        .values(queue_version=_FORUMS.c.queue_version + 1)
+        .returning(*_FORUMS.c)
+    )
+    .execution_options(populate_existing=True)
+)
+
+
 def take_lock(slug: str) -> Forum:
     """Take the queue lock of the forum called ``slug``, whatever its status; return it."""
-    forums = Forum.__table__
-    bumped = (
-        sa.update(forums)
-        .where(forums.c.slug == slug)
-        .values(queue_version=forums.c.queue_version + 1)
-        .returning(*forums.c)
-    )
-    forum: Forum | None = db.session.scalars(
-        sa.select(Forum).from_statement(bumped).execution_options(populate_existing=True)
-    ).one_or_none()
+    forum: Forum | None = db.session.scalars(_TAKE_LOCK, {"lock_slug": slug}).one_or_none()
     if forum is None:
         raise NotFound(f"There is no forum called '{slug}'.")
     return forum
@@ -98,7 +105,7 @@ def bump(forum_id: int) -> None:
     )
 
 
-def _waiting(forum_id: int, *conditions: sa.ColumnElement[bool]) -> sa.Select:
+def _waiting(forum_id: Any, *conditions: sa.ColumnElement[bool]) -> sa.Select:
     # queue_key is set exactly while queued (a check constraint), and the unique
     # (forum_id, queue_key) index serves this ordered scan.
     return (
@@ -106,16 +113,6 @@ def _waiting(forum_id: int, *conditions: sa.ColumnElement[bool]) -> sa.Select:
         .where(Signup.forum_id == forum_id, Signup.queue_key.is_not(None), *conditions)
         .order_by(Signup.queue_key)
     )
-
-
-def _load(statement: sa.UpdateBase) -> Signup | None:
-    """Run a Core UPDATE … RETURNING and load its row as a Signup.
-
-    Lighter than the ORM's bulk-UPDATE path, which costs more than the round trip here.
-    """
-    return db.session.scalars(
-        sa.select(Signup).from_statement(statement).execution_options(populate_existing=True)
-    ).one_or_none()
 
 
 def _with_forum(signup: Signup | None, forum: Forum) -> Signup | None:
@@ -230,6 +227,44 @@ def _key_for(forum: Forum, position: int, exclude: int) -> tuple[int, bool]:
     raise RuntimeError("queue keys still packed after a rebalance")
 
 
+@functools.cache
+def _target_statement(shape: str) -> Any:
+    """``_target``'s SELECT for a position that is None (``last``), 1 (``first``) or
+    another (``at``, its offset a bind parameter), built once per process."""
+    signup_id = sa.bindparam("t_signup", type_=sa.Integer)
+    forum_id = sa.bindparam("t_forum", type_=sa.Integer)
+    others = sa.select(Signup.queue_key).where(
+        Signup.forum_id == forum_id, Signup.queue_key.is_not(None), Signup.id != signup_id
+    )
+    count: Any = sa.null()
+    if shape == "last":
+        before: Any = others.with_only_columns(sa.func.max(Signup.queue_key)).scalar_subquery()
+        after: Any = sa.null()
+        count = others.with_only_columns(sa.func.count()).scalar_subquery()
+    else:
+        # The two keys either side, from one walk of the index to the position: a CTE
+        # read twice is computed once.
+        ordered = others.order_by(Signup.queue_key)
+        if shape == "first":
+            pair = ordered.limit(1).cte("pair")
+            before, after = sa.null(), sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
+        else:
+            pair = ordered.offset(sa.bindparam("t_offset", type_=sa.Integer)).limit(2).cte("pair")
+            # One key found: it is the last, and the position is just after it.
+            before = sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
+            after = sa.select(
+                sa.case((sa.func.count() == 2, sa.func.max(pair.c.queue_key)))
+            ).scalar_subquery()
+    head = (
+        sa.select(sa.func.min(Signup.queue_key)).where(Signup.forum_id == forum_id)
+    ).scalar_subquery()
+    return (
+        sa.select(Signup, before, after, head, count)
+        .where(Signup.id == signup_id, Signup.forum_id == forum_id)
+        .execution_options(populate_existing=True)
+    )
+
+
 def _target(
     forum: Forum, signup_id: int, position: int | None
 ) -> tuple[Signup, int | None, int | None, int | None, int | None]:
@@ -240,40 +275,12 @@ def _target(
     wait. One round trip instead of four: the move is a producer's busiest write.
     """
     signup_id = signup_id if 0 < signup_id <= MAX_ID else 0
-    others = sa.select(Signup.queue_key).where(
-        Signup.forum_id == forum.id, Signup.queue_key.is_not(None), Signup.id != signup_id
-    )
-
-    count: Any = sa.null()
-    if position is None:
-        before: Any = others.with_only_columns(sa.func.max(Signup.queue_key)).scalar_subquery()
-        after: Any = sa.null()
-        count = others.with_only_columns(sa.func.count()).scalar_subquery()
-    else:
-        # The two keys either side, from one walk of the index to the position: a CTE
-        # read twice is computed once.
-        pair = (
-            others.order_by(Signup.queue_key)
-            .offset(max(0, position - 2))
-            .limit(1 if position == 1 else 2)
-            .cte("pair")
-        )
-        if position == 1:
-            before, after = sa.null(), sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
-        else:
-            # One key found: it is the last, and the position is just after it.
-            before = sa.select(sa.func.min(pair.c.queue_key)).scalar_subquery()
-            after = sa.select(
-                sa.case((sa.func.count() == 2, sa.func.max(pair.c.queue_key)))
-            ).scalar_subquery()
-    head = (
-        sa.select(sa.func.min(Signup.queue_key)).where(Signup.forum_id == forum.id)
-    ).scalar_subquery()
-    row = db.session.execute(
-        sa.select(Signup, before, after, head, count)
-        .where(Signup.id == signup_id, Signup.forum_id == forum.id)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    shape = "last" if position is None else ("first" if position == 1 else "at")
+    params = {"t_signup": signup_id, "t_forum": forum.id}
+    if shape == "at":
+        assert position is not None
+        params["t_offset"] = position - 2
+    row = db.session.execute(_target_statement(shape), params).one_or_none()
     if row is None:
         raise NotFound(f"Signup {signup_id} is not in this forum.")
     _with_forum(row[0], forum)
@@ -313,10 +320,7 @@ def place(
     key = None if past_end else _between(before, after)
     if key is None:  # past the end, or no gap left: the slower way, which rebalances
         key, past_end = _key_for(forum, position or 10**9, signup.id)
-    signup.status = SignupStatus.QUEUED
-    signup.queue_key = key
-    signup.updated_at = now
-    db.session.flush()
+    _set(signup, status=SignupStatus.QUEUED, queue_key=key, updated_at=now)
     if position is None and not past_end and others is not None:
         position = others + 1
     elif position is None or past_end:
@@ -352,17 +356,10 @@ def _step_rows(
 
     Return the one on air, the first two waiting in order, and the chosen one.
     """
-    touched: list[sa.ColumnElement[bool]] = [Signup.status == SignupStatus.ON_AIR]
-    if waiting:
-        first_two = _waiting(forum.id).with_only_columns(Signup.id).limit(2)
-        touched.append(Signup.id.in_(first_two))
+    params: dict[str, Any] = {"step_forum": forum.id}
     if chosen is not None:
-        touched.append(Signup.id == chosen)
-    rows = db.session.scalars(
-        sa.select(Signup)
-        .where(Signup.forum_id == forum.id, sa.or_(*touched))
-        .execution_options(populate_existing=True)
-    ).all()
+        params["step_chosen"] = chosen
+    rows = db.session.scalars(_step_rows_statement(waiting, chosen is not None), params).all()
     for signup in rows:
         _with_forum(signup, forum)
     on_air = next((s for s in rows if s.status == SignupStatus.ON_AIR), None)
@@ -373,13 +370,45 @@ def _step_rows(
     return on_air, queued[:2], picked
 
 
-def _set(signup: Signup, **values: Any) -> Signup:
-    """Write queue fields of a signup already read (by id: the queue is locked)."""
-    signups = Signup.__table__
-    updated = _load(
-        sa.update(signups).where(signups.c.id == signup.id).values(**values).returning(*signups.c)
+@functools.cache
+def _step_rows_statement(waiting: bool, chosen: bool) -> Any:
+    forum_id = sa.bindparam("step_forum", type_=sa.Integer)
+    touched: list[sa.ColumnElement[bool]] = [Signup.status == SignupStatus.ON_AIR]
+    if waiting:
+        first_two = _waiting(forum_id).with_only_columns(Signup.id).limit(2)
+        touched.append(Signup.id.in_(first_two))
+    if chosen:
+        touched.append(Signup.id == sa.bindparam("step_chosen", type_=sa.Integer))
+    return (
+        sa.select(Signup)
+        .where(Signup.forum_id == forum_id, sa.or_(*touched))
+        .execution_options(populate_existing=True)
     )
-    assert updated is signup
+
+
+@functools.cache
+def _set_statement(names: tuple[str, ...]) -> Any:
+    signups = Signup.__table__
+    return (
+        sa.update(signups)
+        .where(signups.c.id == sa.bindparam("set_id", type_=sa.Integer))
+        .values({name: sa.bindparam(f"set_{name}", type_=signups.c[name].type) for name in names})
+    )
+
+
+def _set(signup: Signup, **values: Any) -> Signup:
+    """Write queue fields of a signup already read (by id: the queue is locked).
+
+    A Core UPDATE, and the values written set on the object as its database state: the
+    lock keeps the row from changing meanwhile, so reading all of it back (RETURNING into
+    a reloaded ORM object) cost CPU for nothing.
+    """
+    params = {f"set_{name}": value for name, value in values.items()}
+    params["set_id"] = signup.id
+    result = db.session.execute(_set_statement(tuple(values)), params)
+    assert cast("sa.CursorResult[Any]", result).rowcount == 1
+    for name, value in values.items():
+        set_committed_value(signup, name, value)
     return signup
 
 

@@ -299,16 +299,69 @@ def notify_next(forum: Forum, signup: Signup, now: datetime) -> list[int]:
     # The group as _PREFIX reads it in SQL: the number's first four characters, only
     # when the zone is unknown.
     prefix = signup.phone[:4] if signup.timezone is None else None
-    stmt = _fan_out_statement(
-        forum,
-        MessageKind.NEXT_UP,
-        "",
-        now,
-        send_at=now,
-        extra=[Signup.id == signup.id],
-        groups=[_Group(signup.timezone, prefix, signup.language)],
-    )
-    return list(db.session.scalars(stmt.returning(Message.__table__.c.id)))
+    group = _Group(signup.timezone, prefix, signup.language)
+    params = {
+        "n_forum": forum.id,
+        "n_signup": signup.id,
+        "n_zone": group.zone,
+        "n_prefix": group.prefix,
+        "n_language": group.language,
+        "n_body": body(MessageKind.NEXT_UP, forum, group.zone, now, language=group.language),
+        "n_now": now,
+    }
+    return list(db.session.scalars(_notify_next_statement(*group.known()), params))
+
+
+# The INSERT … SELECT of ``notify_next``, built once per dialect and shape of the group
+# (which of zone, prefix and language are known) with bind parameters: what
+# ``_fan_out_statement`` builds for one group, where only that group's body can apply.
+# Built anew for every "next", it and its cache key cost more CPU than its execution.
+_NOTIFY_NEXT: dict[tuple[str, bool, bool, bool], Any] = {}
+
+
+def _notify_next_statement(zone: bool, prefix: bool, language: bool) -> Any:
+    shape = (dialect(), zone, prefix, language)
+    found = _NOTIFY_NEXT.get(shape)
+    if found is None:
+
+        def same(column: Any, known: bool, name: str) -> sa.ColumnElement[bool]:
+            found: sa.ColumnElement[bool] = (
+                column == sa.bindparam(name, type_=sa.String) if known else column.is_(None)
+            )
+            return found
+
+        forum_id = sa.bindparam("n_forum", type_=sa.Integer)
+        now = sa.bindparam("n_now", type_=Message.created_at.type)
+        select = sa.select(
+            forum_id,
+            Signup.id,
+            sa.literal(MessageKind.NEXT_UP.value),
+            sa.literal(""),
+            Signup.phone,
+            sa.bindparam("n_body", type_=sa.String),
+            sa.bindparam("n_now", type_=Message.send_at.type),
+            sa.literal(MessageStatus.PENDING.value),
+            sa.literal(0),
+            now,
+            sa.bindparam("n_now", type_=Message.updated_at.type),
+        ).where(
+            Signup.forum_id == forum_id,
+            Signup.sms_consent.is_(True),
+            Signup.status.in_(SIGNUP_REACHABLE),
+            Signup.phone.is_not(None),
+            not_opted_out(),
+            Signup.id == sa.bindparam("n_signup", type_=sa.Integer),
+            same(Signup.timezone, zone, "n_zone"),
+            same(_PREFIX, prefix, "n_prefix"),
+            same(Signup.language, language, "n_language"),
+        )
+        found = _NOTIFY_NEXT[shape] = (
+            upsert_insert(Message.__table__)
+            .from_select(COLUMNS, select)
+            .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
+            .returning(Message.__table__.c.id)
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -322,6 +375,10 @@ class _Group:
     zone: str | None
     prefix: str | None
     language: str | None
+
+    def known(self) -> tuple[bool, bool, bool]:
+        """Which of zone, prefix and language are known (the shape of ``condition``)."""
+        return self.zone is not None, self.prefix is not None, self.language is not None
 
     def condition(self) -> sa.ColumnElement[bool]:
         def same(column: Any, value: str | None) -> sa.ColumnElement[bool]:
