@@ -14,6 +14,7 @@ import platform
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import time
 from collections.abc import Iterator
@@ -327,3 +328,18 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path
+
+
+def print_costs(cpu: dict[str, list[float]], statements: dict[str, list[int]]) -> None:
+    """Print each request's statements and CPU (median, p10, min) as the in-process
+    cost scripts measure them (``signup_cost.py``, ``queue_cost.py``)."""
+    for name, times in cpu.items():
+        if not times:
+            continue
+        # The 10th percentile moves least when other processes share the cores.
+        p10 = statistics.quantiles(times, n=10)[0] if len(times) > 1 else times[0]
+        print(
+            f"{name:8s} statements {statistics.median(statements[name]):g}  CPU ms "
+            f"median {statistics.median(times):.2f}  p10 {p10:.2f}  "
+            f"min {min(times):.2f}  (n={len(times)})"
+        )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import random
-import statistics
 import sys
 import time
 from datetime import timedelta
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from common import DATABASE_URL, ROOT, prepare_database
+from common import DATABASE_URL, ROOT, prepare_database, print_costs
 from queue_ops import load_signups, queued_ids
 
 sys.path.insert(0, str(ROOT))
@@ -109,14 +108,7 @@ def main() -> None:
             for op in ops:
                 cpu[op].clear()
                 statements[op].clear()
-    for name, times in cpu.items():
-        # The 10th percentile moves least when other processes share the cores.
-        p10 = statistics.quantiles(times, n=10)[0] if len(times) > 1 else times[0]
-        print(
-            f"{name:8s} statements {statistics.median(statements[name]):g}  CPU ms "
-            f"median {statistics.median(times):.2f}  p10 {p10:.2f}  "
-            f"min {min(times):.2f}  (n={len(times)})"
-        )
+    print_costs(cpu, statements)
     if profile and args.profile:
         profile.dump_stats(args.profile)
 

@@ -23,7 +23,6 @@ import argparse
 import cProfile
 import hashlib
 import itertools
-import statistics
 import sys
 import time
 from functools import partial
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from common import DATABASE_URL, ROOT, prepare_database
+from common import DATABASE_URL, ROOT, prepare_database, print_costs
 from signup_throughput import BENCH_CODE, verify_env
 from sms_common import fake_twilio
 
@@ -124,15 +123,7 @@ def main() -> None:
                 for name in cpu:
                     cpu[name].clear()
                     statements[name].clear()
-        for name, times in cpu.items():
-            if times:
-                # The 10th percentile moves least when other processes share the cores.
-                p10 = statistics.quantiles(times, n=10)[0] if len(times) > 1 else times[0]
-                print(
-                    f"{name:8s} statements {statistics.median(statements[name]):g}  CPU ms "
-                    f"median {statistics.median(times):.2f}  p10 {p10:.2f}  "
-                    f"min {min(times):.2f}  (n={len(times)})"
-                )
+        print_costs(cpu, statements)
         if profile and args.profile:
             profile.dump_stats(args.profile)
 
