@@ -10,6 +10,7 @@ Otherwise the page says what the selection is, stance by stance.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -107,6 +108,23 @@ def _selection_query() -> Any:
 def selection(forum: Forum) -> list[Signup]:
     """Return the published comments in the producers' order (unordered ones last)."""
     return list(db.session.scalars(_selection_query(), {"selection_forum": forum.id}))
+
+
+# What the public page shows of a published comment (and the balance counts): the rows of
+# ``selection`` without the rest of each signup, which the page never shows.
+SHOWN = (Signup.id, Signup.name, Signup.location, Signup.question, Signup.pull_quote, Signup.stance)
+
+
+@functools.cache
+def _shown_query() -> Any:
+    # The selection's own query (its WHERE and order, built once), narrowed to SHOWN.
+    return _selection_query().with_only_columns(*SHOWN)
+
+
+def published_comments(forum: Forum) -> list[Any]:
+    """Return the published comments as the public page shows them: rows with SHOWN's
+    attributes, in the producers' order, without loading whole signups."""
+    return list(db.session.execute(_shown_query(), {"selection_forum": forum.id}))
 
 
 @dataclass(frozen=True)
@@ -357,7 +375,7 @@ class Balance:
 
 def balances(
     forum: Forum,
-    chosen: list[Signup] | None = None,
+    chosen: Sequence[Any] | None = None,
     *,
     screened: int | None = None,
     count_unclassified: bool = True,

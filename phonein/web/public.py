@@ -73,7 +73,7 @@ def _forum_page(forum: Forum, form: SignupForm | None, status: int = 200) -> Res
         form = SignupForm()
     selection = balance = None
     if state == ForumStatus.PUBLISHED:
-        selection = publication.selection(forum)
+        selection = publication.published_comments(forum)
         balance = publication.balances(forum, selection, count_unclassified=False)
     return render_template(
         "public/forum.html",
