@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from .database import dialect, upsert_insert
+from .database import per_dialect, upsert_insert
 from .errors import DomainError
 from .extensions import db
 from .i18n import _
@@ -131,19 +131,13 @@ def check(solution: Any, now: datetime) -> None:
 # The INSERT … ON CONFLICT DO NOTHING RETURNING that spends a solution, built once per
 # dialect and given the row as parameters rather than rebuilt (and its cache key computed)
 # for every signup.
-_USE: dict[str, Any] = {}
-
-
+@per_dialect
 def _use_statement() -> Any:
-    name = dialect()
-    found = _USE.get(name)
-    if found is None:
-        found = _USE[name] = (
-            upsert_insert(ChallengeUse.__table__)
-            .on_conflict_do_nothing(index_elements=["challenge"])
-            .returning(ChallengeUse.__table__.c.challenge)
-        )
-    return found
+    return (
+        upsert_insert(ChallengeUse.__table__)
+        .on_conflict_do_nothing(index_elements=["challenge"])
+        .returning(ChallengeUse.__table__.c.challenge)
+    )
 
 
 # Spent solutions past their expiry are only housekeeping (an expired solution is refused

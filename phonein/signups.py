@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import consents, i18n, phones, search
-from .database import dialect, upsert_insert
+from .database import per_dialect, upsert_insert
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .i18n import _
@@ -215,20 +215,14 @@ def register(
 # its row as parameters: a Core INSERT loaded into an ORM object (the ORM's bulk-DML path
 # costs more than the round trip itself on this, the busiest write), and built anew with
 # .values() for every signup it and its cache key cost 0.75 ms of CPU.
-_INSERT_SIGNUP: dict[str, Any] = {}
-
-
+@per_dialect
 def _insert_signup() -> Any:
-    name = dialect()
-    found = _INSERT_SIGNUP.get(name)
-    if found is None:
-        stmt = (
-            upsert_insert(Signup.__table__)
-            .on_conflict_do_nothing(index_elements=["forum_id", "phone"])
-            .returning(*Signup.__table__.c)
-        )
-        found = _INSERT_SIGNUP[name] = sa.select(Signup).from_statement(stmt)
-    return found
+    stmt = (
+        upsert_insert(Signup.__table__)
+        .on_conflict_do_nothing(index_elements=["forum_id", "phone"])
+        .returning(*Signup.__table__.c)
+    )
+    return sa.select(Signup).from_statement(stmt)
 
 
 def new_manage_link(signup: Signup) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..database import changed, clock, dialect
+from ..database import changed, clock, dialect, per_dialect
 from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import (
@@ -285,35 +285,29 @@ def _write(
 # The log row's INSERT … RETURNING, built once per dialect with bind parameters and loaded
 # into a LiveAction: built anew for every "next", it and its cache key (and the ORM's
 # bulk-INSERT path) cost more CPU than running it.
-_WRITE: dict[str, Any] = {}
-
-
+@per_dialect
 def _write_statement() -> Any:
-    name = dialect()
-    found = _WRITE.get(name)
-    if found is None:
-        table = LiveAction.__table__
-        expires: Any = (
-            clock(UNDO_WINDOW)
-            if name == "postgresql"
-            else sa.bindparam("a_expires", type_=table.c.expires_at.type)
+    table = LiveAction.__table__
+    expires: Any = (
+        clock(UNDO_WINDOW)
+        if dialect() == "postgresql"
+        else sa.bindparam("a_expires", type_=table.c.expires_at.type)
+    )
+    insert = (
+        sa.insert(table)
+        .values(
+            forum_id=sa.bindparam("a_forum", type_=table.c.forum_id.type),
+            user_id=sa.bindparam("a_user", type_=table.c.user_id.type),
+            kind=sa.bindparam("a_kind", type_=table.c.kind.type),
+            message=sa.bindparam("a_message", type_=table.c.message.type),
+            before=sa.bindparam("a_before", type_=table.c.before.type),
+            version_after=sa.bindparam("a_version", type_=table.c.version_after.type),
+            created_at=sa.bindparam("a_now", type_=table.c.created_at.type),
+            expires_at=expires,
         )
-        insert = (
-            sa.insert(table)
-            .values(
-                forum_id=sa.bindparam("a_forum", type_=table.c.forum_id.type),
-                user_id=sa.bindparam("a_user", type_=table.c.user_id.type),
-                kind=sa.bindparam("a_kind", type_=table.c.kind.type),
-                message=sa.bindparam("a_message", type_=table.c.message.type),
-                before=sa.bindparam("a_before", type_=table.c.before.type),
-                version_after=sa.bindparam("a_version", type_=table.c.version_after.type),
-                created_at=sa.bindparam("a_now", type_=table.c.created_at.type),
-                expires_at=expires,
-            )
-            .returning(*table.c)
-        )
-        found = _WRITE[name] = sa.select(LiveAction).from_statement(insert)
-    return found
+        .returning(*table.c)
+    )
+    return sa.select(LiveAction).from_statement(insert)
 
 
 def step(

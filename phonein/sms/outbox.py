@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import consents
-from ..database import changed, dialect, upsert_insert
+from ..database import changed, per_dialect, upsert_insert
 from ..extensions import db
 from ..links import forum_url
 from ..models import (
@@ -112,33 +112,27 @@ def enqueue(
 # The INSERT … SELECT of ``enqueue``, built once per dialect with bind parameters: built
 # anew for every text (eleven literals, the opt-out test, the conflict clause), it and its
 # cache key cost more CPU than its execution (0.7 ms, measured on a signup's confirmation).
-_ENQUEUE: dict[str, Any] = {}
-
-
+@per_dialect
 def _enqueue_statement() -> Any:
-    name = dialect()
-    found = _ENQUEUE.get(name)
-    if found is None:
-        values = sa.select(
-            sa.bindparam("m_forum", type_=sa.Integer),
-            sa.bindparam("m_signup", type_=sa.Integer),
-            sa.bindparam("m_kind", type_=sa.String),
-            sa.bindparam("m_key", type_=sa.String),
-            sa.bindparam("m_to", type_=sa.String),
-            sa.bindparam("m_body", type_=sa.String),
-            sa.bindparam("m_send_at", type_=Message.send_at.type),
-            sa.literal(MessageStatus.PENDING.value),
-            sa.literal(0),
-            sa.bindparam("m_now", type_=Message.created_at.type),
-            sa.bindparam("m_now", type_=Message.updated_at.type),
-        ).where(~sa.exists().where(OptOut.phone == sa.bindparam("m_to", type_=sa.String)))
-        found = _ENQUEUE[name] = (
-            upsert_insert(Message.__table__)
-            .from_select(COLUMNS, values)
-            .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
-            .returning(Message.__table__.c.id)
-        )
-    return found
+    values = sa.select(
+        sa.bindparam("m_forum", type_=sa.Integer),
+        sa.bindparam("m_signup", type_=sa.Integer),
+        sa.bindparam("m_kind", type_=sa.String),
+        sa.bindparam("m_key", type_=sa.String),
+        sa.bindparam("m_to", type_=sa.String),
+        sa.bindparam("m_body", type_=sa.String),
+        sa.bindparam("m_send_at", type_=Message.send_at.type),
+        sa.literal(MessageStatus.PENDING.value),
+        sa.literal(0),
+        sa.bindparam("m_now", type_=Message.created_at.type),
+        sa.bindparam("m_now", type_=Message.updated_at.type),
+    ).where(~sa.exists().where(OptOut.phone == sa.bindparam("m_to", type_=sa.String)))
+    return (
+        upsert_insert(Message.__table__)
+        .from_select(COLUMNS, values)
+        .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
+        .returning(Message.__table__.c.id)
+    )
 
 
 # A listener who signs up after the forum's last reminder wave was written (or so close to
@@ -316,52 +310,45 @@ def notify_next(forum: Forum, signup: Signup, now: datetime) -> list[int]:
 # (which of zone, prefix and language are known) with bind parameters: what
 # ``_fan_out_statement`` builds for one group, where only that group's body can apply.
 # Built anew for every "next", it and its cache key cost more CPU than its execution.
-_NOTIFY_NEXT: dict[tuple[str, bool, bool, bool], Any] = {}
-
-
+@per_dialect
 def _notify_next_statement(zone: bool, prefix: bool, language: bool) -> Any:
-    shape = (dialect(), zone, prefix, language)
-    found = _NOTIFY_NEXT.get(shape)
-    if found is None:
-
-        def same(column: Any, known: bool, name: str) -> sa.ColumnElement[bool]:
-            found: sa.ColumnElement[bool] = (
-                column == sa.bindparam(name, type_=sa.String) if known else column.is_(None)
-            )
-            return found
-
-        forum_id = sa.bindparam("n_forum", type_=sa.Integer)
-        now = sa.bindparam("n_now", type_=Message.created_at.type)
-        select = sa.select(
-            forum_id,
-            Signup.id,
-            sa.literal(MessageKind.NEXT_UP.value),
-            sa.literal(""),
-            Signup.phone,
-            sa.bindparam("n_body", type_=sa.String),
-            sa.bindparam("n_now", type_=Message.send_at.type),
-            sa.literal(MessageStatus.PENDING.value),
-            sa.literal(0),
-            now,
-            sa.bindparam("n_now", type_=Message.updated_at.type),
-        ).where(
-            Signup.forum_id == forum_id,
-            Signup.sms_consent.is_(True),
-            Signup.status.in_(SIGNUP_REACHABLE),
-            Signup.phone.is_not(None),
-            not_opted_out(),
-            Signup.id == sa.bindparam("n_signup", type_=sa.Integer),
-            same(Signup.timezone, zone, "n_zone"),
-            same(_PREFIX, prefix, "n_prefix"),
-            same(Signup.language, language, "n_language"),
+    def same(column: Any, known: bool, name: str) -> sa.ColumnElement[bool]:
+        found: sa.ColumnElement[bool] = (
+            column == sa.bindparam(name, type_=sa.String) if known else column.is_(None)
         )
-        found = _NOTIFY_NEXT[shape] = (
-            upsert_insert(Message.__table__)
-            .from_select(COLUMNS, select)
-            .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
-            .returning(Message.__table__.c.id)
-        )
-    return found
+        return found
+
+    forum_id = sa.bindparam("n_forum", type_=sa.Integer)
+    now = sa.bindparam("n_now", type_=Message.created_at.type)
+    select = sa.select(
+        forum_id,
+        Signup.id,
+        sa.literal(MessageKind.NEXT_UP.value),
+        sa.literal(""),
+        Signup.phone,
+        sa.bindparam("n_body", type_=sa.String),
+        sa.bindparam("n_now", type_=Message.send_at.type),
+        sa.literal(MessageStatus.PENDING.value),
+        sa.literal(0),
+        now,
+        sa.bindparam("n_now", type_=Message.updated_at.type),
+    ).where(
+        Signup.forum_id == forum_id,
+        Signup.sms_consent.is_(True),
+        Signup.status.in_(SIGNUP_REACHABLE),
+        Signup.phone.is_not(None),
+        not_opted_out(),
+        Signup.id == sa.bindparam("n_signup", type_=sa.Integer),
+        same(Signup.timezone, zone, "n_zone"),
+        same(_PREFIX, prefix, "n_prefix"),
+        same(Signup.language, language, "n_language"),
+    )
+    return (
+        upsert_insert(Message.__table__)
+        .from_select(COLUMNS, select)
+        .on_conflict_do_nothing(index_elements=["signup_id", "kind", "key"])
+        .returning(Message.__table__.c.id)
+    )
 
 
 @dataclass(frozen=True)
