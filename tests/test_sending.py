@@ -191,7 +191,9 @@ def test_a_stop_that_arrives_after_a_text_is_claimed_still_stops_it(app):
     assert len(backend.sent) == 0
 
 
-@pytest.mark.parametrize("word", ["STOP", "stopall", " Unsubscribe ", "CANCEL", "end", "QUIT"])
+@pytest.mark.parametrize(
+    "word", ["STOP", "stopall", " Unsubscribe ", "CANCEL", "end", "QUIT", "Stop.", "«STOP!»"]
+)
 def test_every_stop_word_opts_out(client, app, word):
     listener = make_signup(make_forum())
     url = "http://phonein.test/webhooks/twilio/sms"

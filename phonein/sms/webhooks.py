@@ -75,11 +75,15 @@ def forget_receipts(before: datetime) -> int:
     return changed(sa.delete(WebhookReceipt).where(WebhookReceipt.received_at < before))
 
 
+def keyword(text: str) -> str:
+    """Return an inbound text as the keyword it may be: in capitals, without punctuation
+    around it or Arabic vowel marks ("Stop." is STOP, «رابط» is رابط)."""
+    return unicodedata.normalize("NFKC", text).translate(_ARABIC_MARKS).strip(_TRIM).upper()
+
+
 def link_word(text: str) -> bool:
-    """Say whether an inbound text asks for the private link: LINK or a translation, in
-    any case, with or without punctuation around it or Arabic vowel marks."""
-    word = unicodedata.normalize("NFKC", text).translate(_ARABIC_MARKS).strip(_TRIM).upper()
-    return word in LINK_WORDS
+    """Say whether an inbound text asks for the private link: LINK or a translation."""
+    return keyword(text) in LINK_WORDS
 
 
 def _opted_out(phone: str) -> bool:
@@ -125,7 +129,7 @@ def inbound_sms() -> Response:
     """STOP-type words opt the number out of everything, START-type back in, HELP answers,
     LINK (and its translations) texts the number its private link."""
     sender = request.form.get("From", "")
-    word = request.form.get("Body", "").strip().upper()
+    word = keyword(request.form.get("Body", ""))
     now = utcnow()
     phone = phones.caller_id(sender, current_app.config["DEFAULT_REGION"])
     if phone is None:  # short codes and garbage: nothing to record
@@ -152,7 +156,7 @@ def inbound_sms() -> Response:
             _log_reply(phone, text, now)
             commit()
         return twiml(text)
-    if link_word(word):
+    if word in LINK_WORDS:
         return _link(phone, now, first)
     return twiml()
 
