@@ -118,6 +118,23 @@ def test_undo_of_a_next_that_picked_a_caller_further_back_restores_the_queue(cli
     assert statuses(a, d) == ["on_air", "queued"]
 
 
+def test_a_next_that_picks_one_of_the_first_two_reads_each_caller_once(client, producer):
+    # The step reads the first two waiting and the chosen one in one statement: when the
+    # chosen one is among the first two, the same row comes back twice.
+    forum = live_forum()
+    a, b, c, d = (make_signup(forum, status="queued") for _ in range(4))
+    url = f"/api/v1/forums/{forum.slug}"
+    first = client.post(f"{url}/queue/next", json={"signup_id": a.id}, headers=producer)
+    assert first.status_code == 200, first.get_json()
+    body = first.get_json()
+    assert (body["done"], body["on_air"]["id"], body["next_up"]["id"]) == (None, a.id, b.id)
+    # The second in line picked: the first stays next.
+    body = client.post(f"{url}/queue/next", json={"signup_id": c.id}, headers=producer).get_json()
+    assert (body["done"]["id"], body["on_air"]["id"], body["next_up"]["id"]) == (a.id, c.id, b.id)
+    assert waiting(client, forum, producer) == [b.id, d.id]
+    assert statuses(a, b, c, d) == ["done", "queued", "on_air", "queued"]
+
+
 def test_undo_of_a_next_that_hung_up_a_line_says_to_call_back(client, producer):
     forum = live_forum()
     a, b = (make_signup(forum, status="queued") for _ in range(2))

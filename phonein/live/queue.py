@@ -359,7 +359,9 @@ def _step_rows(
     params: dict[str, Any] = {"step_forum": forum.id}
     if chosen is not None:
         params["step_chosen"] = chosen
-    rows = db.session.scalars(_step_rows_statement(waiting, chosen is not None), params).all()
+    rows = (
+        db.session.scalars(_step_rows_statement(waiting, chosen is not None), params).unique().all()
+    )
     for signup in rows:
         _with_forum(signup, forum)
     on_air = next((s for s in rows if s.status == SignupStatus.ON_AIR), None)
@@ -372,16 +374,34 @@ def _step_rows(
 
 @functools.cache
 def _step_rows_statement(waiting: bool, chosen: bool) -> Any:
+    """One UNION ALL of index lookups: whoever is on air (the one-on-air index), the
+    first two waiting (the queue-key index) and the chosen one (the primary key). As one
+    WHERE with OR, PostgreSQL read every signup of the forum to filter them."""
     forum_id = sa.bindparam("step_forum", type_=sa.Integer)
-    touched: list[sa.ColumnElement[bool]] = [Signup.status == SignupStatus.ON_AIR]
+    signups = Signup.__table__
+    parts = [
+        sa.select(signups).where(
+            signups.c.forum_id == forum_id, signups.c.status == SignupStatus.ON_AIR
+        )
+    ]
     if waiting:
         first_two = _waiting(forum_id).with_only_columns(Signup.id).limit(2)
-        touched.append(Signup.id.in_(first_two))
+        parts.append(
+            sa.select(signups).where(
+                signups.c.forum_id == forum_id, signups.c.id.in_(first_two.scalar_subquery())
+            )
+        )
     if chosen:
-        touched.append(Signup.id == sa.bindparam("step_chosen", type_=sa.Integer))
+        parts.append(
+            sa.select(signups).where(
+                signups.c.forum_id == forum_id,
+                signups.c.id == sa.bindparam("step_chosen", type_=sa.Integer),
+            )
+        )
+    # The chosen one may be among the first two: the same row twice is one object.
     return (
         sa.select(Signup)
-        .where(Signup.forum_id == forum_id, sa.or_(*touched))
+        .from_statement(sa.union_all(*parts) if len(parts) > 1 else parts[0])
         .execution_options(populate_existing=True)
     )
 
