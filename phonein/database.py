@@ -224,6 +224,21 @@ class Ride:
     params: tuple[tuple[str, Any], ...] = ()
 
 
+@dataclass(frozen=True)
+class Write:
+    """One statement that changes something (with RETURNING), built once, and its bind
+    parameters for this call: run alone, or folded with others into one PostgreSQL
+    statement (data-modifying CTEs) where a hot path needs fewer round trips. Each
+    module's parameter names carry its own prefix, so folded ones never collide."""
+
+    statement: Any
+    params: dict[str, Any]
+
+    def run(self) -> list[Any]:
+        """Run it alone; return what its RETURNING gave (one value a row)."""
+        return list(db.session.scalars(self.statement, self.params))
+
+
 def per_dialect(build: Callable[..., Any]) -> Callable[..., Any]:
     """Build a statement once per dialect (and arguments), not on every call.
 

@@ -238,15 +238,18 @@ def test_next_finish_and_a_move_are_few_statements(client, app, producer):
     # token and user; lock; the signup with its neighbours' keys; its update.
     assert len(moved) == 4, moved
     advanced = count("POST", f"{url}/next")
+    folded = db.engine.dialect.name == "postgresql"
     # token and user; one lock; who is on air and the first two waiting (what the undo
-    # log keeps, read once); finish; on air; text the new head (ids returned); ask the
-    # lines (which are on the line, returned); the undo log's row.
-    assert len(advanced) == 8, advanced
+    # log keeps, read once); finish; then on air, text the new head (ids returned), ask
+    # the lines (which are on the line, returned) and the undo log's row: four
+    # statements, or on PostgreSQL one (data-modifying CTEs).
+    assert len(advanced) == (5 if folded else 8), advanced
     assert advanced[1].lstrip().upper().startswith("UPDATE FORUMS")
     assert sum(s.lstrip().upper().startswith("UPDATE FORUMS") for s in advanced) == 1
     finished = count("POST", f"{url}/finish")
-    # token and user; lock; who is on air; finish; ask the line; the undo log's row.
-    assert len(finished) == 6, finished
+    # token and user; lock; who is on air; finish; ask the line and the undo log's row
+    # (one statement on PostgreSQL).
+    assert len(finished) == (5 if folded else 6), finished
 
 
 def test_the_boards_page_is_few_statements(client, app, producer):

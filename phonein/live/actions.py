@@ -18,12 +18,15 @@ call back). The row holds ids and times only, no names or numbers.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..database import changed, clock, dialect, per_dialect
@@ -267,6 +270,14 @@ def _write(
     forum: Forum, kind: Kind, now: datetime, user_id: int | None, before: dict[str, Any]
 ) -> LiveAction:
     """Insert the log row; the action's version is the forum's as it stands now."""
+    params = _write_params(forum, kind, now, user_id, before)
+    action: LiveAction = db.session.scalars(_write_statement(), params).one()
+    return action
+
+
+def _write_params(
+    forum: Forum, kind: Kind, now: datetime, user_id: int | None, before: dict[str, Any]
+) -> dict[str, Any]:
     params = {
         "a_forum": forum.id,
         "a_user": user_id,
@@ -278,13 +289,65 @@ def _write(
     }
     if dialect() != "postgresql":
         params["a_expires"] = utcnow() + UNDO_WINDOW  # what ``clock`` reads there
-    action: LiveAction = db.session.scalars(_write_statement(), params).one()
-    return action
+    return params
 
 
 # The log row's INSERT … RETURNING, built once per dialect with bind parameters and loaded
 # into a LiveAction: built anew for every "next", it and its cache key (and the ORM's
 # bulk-INSERT path) cost more CPU than running it.
+@functools.cache
+def _step_statement(on_air: Any, text: Any, lines: Any) -> Any:
+    """``_write_step``'s statement (PostgreSQL), built once per process for each shape
+    (which of the three writes there are: they are built once too).
+
+    WITH step_up AS (UPDATE signups …), step_texted AS (INSERT INTO messages … RETURNING
+    id), step_lines AS (UPDATE calls … RETURNING signup_id), step_action AS (INSERT INTO
+    live_actions … RETURNING *) SELECT step_action.*, the texts' ids, the lines' signups.
+    """
+    table = LiveAction.__table__
+    texted = text.cte("step_texted") if text is not None else None
+    lines_cte = lines.cte("step_lines") if lines is not None else None
+
+    def ids(cte: Any, name: str) -> Any:
+        if cte is None:
+            return sa.cast(sa.literal("[]"), JSONB)
+        column = cte.c[name]
+        found = sa.select(sa.func.jsonb_agg(aggregate_order_by(column, column))).scalar_subquery()
+        return sa.func.coalesce(found, sa.cast(sa.literal("[]"), JSONB))
+
+    def array(cte: Any, name: str) -> Any:
+        if cte is None:
+            return sa.null()
+        return sa.select(sa.func.array_agg(cte.c[name])).scalar_subquery()
+
+    before = sa.cast(sa.bindparam("a_before", type_=JSONB), JSONB).op("||")(
+        sa.func.jsonb_build_object(
+            "written", ids(texted, "id"), "on_the_line", ids(lines_cte, "signup_id")
+        )
+    )
+    values = sa.select(
+        sa.bindparam("a_forum", type_=table.c.forum_id.type),
+        sa.bindparam("a_user", type_=table.c.user_id.type),
+        sa.bindparam("a_kind", type_=table.c.kind.type),
+        sa.bindparam("a_message", type_=table.c.message.type),
+        sa.cast(before, sa.JSON),
+        sa.bindparam("a_version", type_=table.c.version_after.type),
+        sa.bindparam("a_now", type_=table.c.created_at.type),
+        clock(UNDO_WINDOW),
+    )
+    columns = [
+        "forum_id", "user_id", "kind", "message", "before", "version_after", "created_at",
+        "expires_at",
+    ]  # fmt: skip
+    logged = sa.insert(table).from_select(columns, values).returning(*table.c).cte("step_action")
+    statement = sa.select(
+        aliased(LiveAction, logged), array(texted, "id"), array(lines_cte, "signup_id")
+    )
+    if on_air is not None:
+        statement = statement.add_cte(on_air.cte("step_up"))
+    return statement
+
+
 @per_dialect
 def _write_statement() -> Any:
     table = LiveAction.__table__
@@ -323,27 +386,48 @@ def step(
     """
     forum = queue.lock(slug, now, live_only=True)
     if kind == Kind.NEXT:
-        done = queue.step_next(forum, now, chosen)
+        step = queue.plan_next(forum, now, chosen)
     else:
-        done = queue.step_finish(forum, now)
-    if not (done.was or done.texted):
-        return done, None
-    return done, _write(
-        forum,
-        kind,
-        now,
-        user_id,
-        {
-            "forum": {},
-            "signups": {
-                str(signup_id): {name: _dump(name, value) for name, value in values.items()}
-                for signup_id, values in done.was.items()
-            },
-            "cancelled": [],
-            "written": sorted(done.texted),
-            "on_the_line": sorted(done.on_the_line & set(done.was)),
+        step = queue.plan_finish(forum, now)
+    if not step.was:
+        return step, None  # nobody on air and nobody to put there: nothing changed
+    before: dict[str, Any] = {
+        "forum": {},
+        "signups": {
+            str(signup_id): {name: _dump(name, value) for name, value in values.items()}
+            for signup_id, values in step.was.items()
         },
-    )
+        "cancelled": [],
+    }
+    if dialect() == "postgresql":
+        return step, _write_step(step, kind, now, user_id, before)
+    queue.write(step, now)
+    before["written"] = sorted(step.texted)
+    before["on_the_line"] = sorted(step.on_the_line & set(step.was))
+    return step, _write(forum, kind, now, user_id, before)
+
+
+def _write_step(
+    step: queue.Step, kind: Kind, now: datetime, user_id: int | None, before: dict[str, Any]
+) -> LiveAction:
+    """On PostgreSQL: the rest of the step and its log row in one statement.
+
+    The caller going on air, the "you're next" text, the lines and the log row are
+    data-modifying CTEs of one statement: a round trip each was most of a next's time.
+    The log row's ``written`` and ``on_the_line`` come from the texts and lines CTEs'
+    RETURNING, in SQL. (Finishing the one on air stays a statement of its own, before:
+    the one-on-air index checks each row as it is written, in no set order within one
+    statement.)
+    """
+    writes = queue.step_writes(step, now)
+    folded = (writes.on_air, writes.text, writes.lines)
+    statement = _step_statement(*(write and write.statement for write in folded))
+    params = _write_params(step.forum, kind, now, user_id, before)
+    for write in folded:
+        params.update(write.params if write is not None else {})
+    action, texted, lines = db.session.execute(statement, params).one()
+    queue.written(step, writes, now, sorted(texted or ()), list(lines or ()))
+    return cast(LiveAction, action)
 
 
 def latest(forum: Forum, now: datetime) -> LiveAction | None:

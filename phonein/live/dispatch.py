@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import database, links
-from ..database import after_commit, changed, upsert_insert
+from ..database import Write, after_commit, changed, upsert_insert
 from ..extensions import db
 from ..models import (
     CALL_LIVE,
@@ -149,18 +149,30 @@ def after_step(done: Signup | None, on_air_now: Signup | None) -> set[int]:
     which of the two are on the line (the statement's own answer, no second query): the
     undo log and the producer's message need to know.
     """
-    if done is None and on_air_now is None:
+    write = step_write(done, on_air_now)
+    if write is None:
         return set()
+    return stepped(write.params["step_forum"], write.run())
+
+
+def step_write(done: Signup | None, on_air_now: Signup | None) -> Write | None:
+    """``after_step``'s UPDATE … RETURNING signup_id and its parameters, not yet run
+    (None: nobody finished and nobody went on air). What it returns goes to ``stepped``."""
+    if done is None and on_air_now is None:
+        return None
     forum_id = (done or on_air_now).forum_id  # type: ignore[union-attr]
     params = {"step_forum": forum_id, "step_now": utcnow()}
     if done is not None:
         params["step_done"] = done.id
     if on_air_now is not None:
         params["step_on_air"] = on_air_now.id
-    statement = _after_step_statement(done is not None, on_air_now is not None)
-    lines = {
-        signup_id for signup_id in db.session.scalars(statement, params) if signup_id is not None
-    }
+    return Write(_after_step_statement(done is not None, on_air_now is not None), params)
+
+
+def stepped(forum_id: int, returned: list[int | None]) -> set[int]:
+    """After ``step_write`` ran: which signups are on the line; their requests are made
+    once the step commits."""
+    lines = {signup_id for signup_id in returned if signup_id is not None}
     if lines:
         soon(forum_id)  # only when a line was asked something
     return lines

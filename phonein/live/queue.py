@@ -15,12 +15,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ..database import Write
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..models import FORUM_ACTIVE, MAX_ID, Forum, ForumStatus, Signup, SignupStatus
@@ -55,6 +56,18 @@ class Step:
     was: dict[int, dict[str, Any]] = field(default_factory=dict)
     texted: list[int] = field(default_factory=list)
     on_the_line: set[int] = field(default_factory=set)
+    # Planned (``plan_next``), not yet written: who goes on air (``on_air`` once written).
+    up: Signup | None = None
+
+
+@dataclass(frozen=True)
+class StepWrites:
+    """What is left of a planned step to write, each statement with its parameters (None:
+    nothing of that kind): ``up`` on air, the new head's "you're next", the two lines."""
+
+    on_air: Write | None
+    text: Write | None
+    lines: Write | None
 
 
 def lock(slug: str, now: datetime, *, live_only: bool = False) -> Forum:
@@ -413,7 +426,21 @@ def _set_statement(names: tuple[str, ...]) -> Any:
         sa.update(signups)
         .where(signups.c.id == sa.bindparam("set_id", type_=sa.Integer))
         .values({name: sa.bindparam(f"set_{name}", type_=signups.c[name].type) for name in names})
+        .returning(signups.c.id)
     )
+
+
+def _set_write(signup: Signup, values: dict[str, Any]) -> Write:
+    params = {f"set_{name}": value for name, value in values.items()}
+    params["set_id"] = signup.id
+    return Write(_set_statement(tuple(values)), params)
+
+
+def _written(signup: Signup, values: dict[str, Any]) -> Signup:
+    """Set what an UPDATE of ``_set_write`` wrote on the object, as its database state."""
+    for name, value in values.items():
+        set_committed_value(signup, name, value)
+    return signup
 
 
 def _set(signup: Signup, **values: Any) -> Signup:
@@ -423,13 +450,12 @@ def _set(signup: Signup, **values: Any) -> Signup:
     lock keeps the row from changing meanwhile, so reading all of it back (RETURNING into
     a reloaded ORM object) cost CPU for nothing.
     """
-    params = {f"set_{name}": value for name, value in values.items()}
-    params["set_id"] = signup.id
-    result = db.session.execute(_set_statement(tuple(values)), params)
-    assert cast("sa.CursorResult[Any]", result).rowcount == 1
-    for name, value in values.items():
-        set_committed_value(signup, name, value)
-    return signup
+    assert len(_set_write(signup, values).run()) == 1
+    return _written(signup, values)
+
+
+def _on_air_values(now: datetime) -> dict[str, Any]:
+    return {"status": SignupStatus.ON_AIR, "queue_key": None, "on_air_at": now, "updated_at": now}
 
 
 def _keep(signups: tuple[Signup | None, ...]) -> dict[int, dict[str, Any]]:
@@ -438,8 +464,11 @@ def _keep(signups: tuple[Signup | None, ...]) -> dict[int, dict[str, Any]]:
     }
 
 
-def step_next(forum: Forum, now: datetime, chosen: int | None = None) -> Step:
-    """``advance`` on a forum whose queue lock this unit of work holds (live, checked)."""
+def plan_next(forum: Forum, now: datetime, chosen: int | None = None) -> Step:
+    """Read and check what a next changes, and finish whoever is on air, on a forum whose
+    queue lock this unit of work holds (live, checked). The rest (``step_writes``) puts
+    ``step.up`` on air, texts ``step.next_up`` and moves both lines.
+    """
     step = Step(forum)
     if chosen is not None and not 0 < chosen <= MAX_ID:
         raise NotFound(f"Signup {chosen} is not in this forum.")
@@ -449,32 +478,66 @@ def step_next(forum: Forum, now: datetime, chosen: int | None = None) -> Step:
             raise NotFound(f"Signup {chosen} is not in this forum.")
         if picked.status != SignupStatus.QUEUED:
             raise Conflict(f"Signup {chosen} is not waiting in the queue.", code="not_queued")
-    up = picked if chosen is not None else (first_two[0] if first_two else None)
-    step.was = _keep((on_air, up))
+    step.up = picked if chosen is not None else (first_two[0] if first_two else None)
+    step.was = _keep((on_air, step.up))
     if on_air is not None:
         # First, and a statement of its own: the one-on-air index must see this caller
         # leave before the next one arrives.
         step.done = _set(on_air, status=SignupStatus.DONE, done_at=now, updated_at=now)
-    if up is not None:
-        step.on_air = _set(
-            up, status=SignupStatus.ON_AIR, queue_key=None, on_air_at=now, updated_at=now
-        )
-    step.next_up = next((s for s in first_two if s is not up), None)
-    if step.next_up is not None:
-        step.texted = outbox.notify_next(forum, step.next_up, now)
-    step.on_the_line = dispatch.after_step(step.done, step.on_air)
+    step.next_up = next((s for s in first_two if s is not step.up), None)
     return step
 
 
-def step_finish(forum: Forum, now: datetime) -> Step:
-    """``finish`` on a forum whose queue lock this unit of work holds (live, checked)."""
+def plan_finish(forum: Forum, now: datetime) -> Step:
+    """``plan_next`` for a finish: nobody goes on air, nobody is told."""
     step = Step(forum)
     on_air, _, _ = _step_rows(forum, None, waiting=False)
     step.was = _keep((on_air,))
     if on_air is not None:
         step.done = _set(on_air, status=SignupStatus.DONE, done_at=now, updated_at=now)
-    step.on_the_line = dispatch.after_step(step.done, None)
     return step
+
+
+def step_writes(step: Step, now: datetime) -> StepWrites:
+    """What is left to write of a planned step, not yet run."""
+    up, next_up = step.up, step.next_up
+    return StepWrites(
+        on_air=_set_write(up, _on_air_values(now)) if up is not None else None,
+        text=outbox.next_up_write(step.forum, next_up, now) if next_up is not None else None,
+        lines=dispatch.step_write(step.done, up),
+    )
+
+
+def written(
+    step: Step, writes: StepWrites, now: datetime, texted: list[int], lines: list[int | None]
+) -> Step:
+    """Complete ``step`` with what ``writes`` wrote: the ids of the texts and the signups
+    whose line the UPDATE of the calls returned."""
+    if step.up is not None:
+        step.on_air = _written(step.up, _on_air_values(now))
+    step.texted = texted
+    step.on_the_line = dispatch.stepped(step.forum.id, lines) if writes.lines else set()
+    return step
+
+
+def write(step: Step, now: datetime) -> Step:
+    """Write what is left of a planned step, a statement each."""
+    writes = step_writes(step, now)
+    if writes.on_air is not None:
+        writes.on_air.run()
+    texted = writes.text.run() if writes.text is not None else []
+    lines = writes.lines.run() if writes.lines is not None else []
+    return written(step, writes, now, texted, lines)
+
+
+def step_next(forum: Forum, now: datetime, chosen: int | None = None) -> Step:
+    """``advance`` on a forum whose queue lock this unit of work holds (live, checked)."""
+    return write(plan_next(forum, now, chosen), now)
+
+
+def step_finish(forum: Forum, now: datetime) -> Step:
+    """``finish`` on a forum whose queue lock this unit of work holds (live, checked)."""
+    return write(plan_finish(forum, now), now)
 
 
 def advance(slug: str, now: datetime, chosen: int | None = None) -> Step:

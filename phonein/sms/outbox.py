@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import consents
-from ..database import changed, per_dialect, upsert_insert
+from ..database import Write, changed, per_dialect, upsert_insert
 from ..extensions import db
 from ..links import forum_url
 from ..models import (
@@ -288,8 +288,15 @@ def notify_next(forum: Forum, signup: Signup, now: datetime) -> list[int]:
     One statement: the listener's zone and language are known, so there is no query for
     the group, and the ids come back from the INSERT (the undo log keeps them).
     """
+    write = next_up_write(forum, signup, now)
+    return write.run() if write is not None else []
+
+
+def next_up_write(forum: Forum, signup: Signup, now: datetime) -> Write | None:
+    """``notify_next``'s INSERT … RETURNING id and its parameters, not yet run (None:
+    nothing to write, the forum not live or the listener without a number)."""
     if forum.status_at(now) != ForumStatus.LIVE or signup.phone is None:
-        return []
+        return None
     # The group as _PREFIX reads it in SQL: the number's first four characters, only
     # when the zone is unknown.
     prefix = signup.phone[:4] if signup.timezone is None else None
@@ -303,7 +310,7 @@ def notify_next(forum: Forum, signup: Signup, now: datetime) -> list[int]:
         "n_body": body(MessageKind.NEXT_UP, forum, group.zone, now, language=group.language),
         "n_now": now,
     }
-    return list(db.session.scalars(_notify_next_statement(*group.known()), params))
+    return Write(_notify_next_statement(*group.known()), params)
 
 
 # The INSERT … SELECT of ``notify_next``, built once per dialect and shape of the group
