@@ -56,6 +56,7 @@ def init_app(app: Flask) -> None:
                 connect=float(app.config["DATABASE_CONNECT_TIMEOUT"]),
                 statement=float(app.config["DATABASE_STATEMENT_TIMEOUT"]),
             )
+            _keep_prepared(engine)
     app.extensions["phonein_probe"] = _Probe(app)
 
 
@@ -101,6 +102,51 @@ def _postgresql_timeouts(engine: sa.Engine, *, connect: float, statement: float)
 # A statement's client-side limit is the server's statement_timeout plus this: the
 # server's own cancel, which keeps the connection, gets the first chance.
 WATCHDOG_GRACE = 1.0
+
+
+# What a statement that only reads starts with; anything else (INSERT, UPDATE, DELETE, a
+# data-modifying WITH, SET) counts as a write.
+_READS = ("SELECT", "SHOW")
+_WROTE = "phonein_wrote"
+
+
+def _keep_prepared(engine: sa.Engine) -> None:
+    """End a transaction that only read with COMMIT, not ROLLBACK.
+
+    psycopg prepares a statement on the server once it has run five times on a connection
+    (planned once, then only bound and run), but forgets every prepared statement at each
+    ROLLBACK, and sends DEALLOCATE ALL: a rollback may undo what they refer to. Every
+    request that only reads (the boards' polls, healthz) ends with a rollback, so no
+    statement stayed prepared: each was parsed and planned anew on every request.
+
+    For a transaction that wrote nothing, COMMIT and ROLLBACK end it the same way (locks
+    released, nothing kept); one that wrote, or failed, still rolls back. Whether it
+    wrote is read from the statements this connection sent since it began.
+    """
+
+    def began(connection: sa.Connection) -> None:
+        connection.info[_WROTE] = False
+
+    def sent(connection: sa.Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not connection.info.get(_WROTE) and not statement.lstrip().upper().startswith(_READS):
+            connection.info[_WROTE] = True
+
+    def ending(connection: sa.Connection) -> None:
+        if connection.info.get(_WROTE, True):
+            return
+        try:
+            dbapi_connection = connection.connection.dbapi_connection
+        except sa.exc.SQLAlchemyError:  # invalidated: nothing to end
+            return
+        if dbapi_connection is not None and (
+            dbapi_connection.info.transaction_status == TransactionStatus.INTRANS
+        ):
+            # psycopg's rollback, which follows, then finds no transaction to end.
+            dbapi_connection.commit()
+
+    sa.event.listen(engine, "begin", began)
+    sa.event.listen(engine, "before_cursor_execute", sent)
+    sa.event.listen(engine, "rollback", ending)
 
 
 class _Watchdog:
