@@ -252,6 +252,37 @@ def test_next_finish_and_a_move_are_few_statements(client, app, producer):
     assert len(finished) == (5 if folded else 6), finished
 
 
+def test_a_remove_and_a_requeue_take_the_queue_lock_once(client, app, producer):
+    forum = live_forum()
+    first, second = (make_signup(forum, status="queued") for _ in range(2))
+    url = f"/api/v1/forums/{forum.slug}/queue"
+    client.post(f"{url}/next", headers=producer)  # first on air
+    client.post(f"{url}/next", headers=producer)  # first done, second on air
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    def locks(method: str, path: str, **kwargs) -> int:  # type: ignore[no-untyped-def]
+        statements.clear()
+        sa.event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            response = client.open(path, method=method, headers=producer, **kwargs)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", record)
+        assert response.status_code == 200, response.get_json()
+        return sum(s.lstrip().upper().startswith("UPDATE FORUMS") for s in statements)
+
+    # Put the finished caller back: the place that refused (not approved) and the one lock
+    # the capture and the requeue share; then the undo log's version.
+    assert locks("POST", url, json={"signup_id": first.id}) == 3
+    # Take them out again: one lock, and the undo log's version.
+    assert locks("DELETE", f"{url}/{first.id}") == 2
+    db.session.expire_all()
+    assert db.session.get(Signup, first.id).status == "approved"
+    assert db.session.get(Signup, second.id).status == "on_air"
+
+
 def test_the_boards_page_is_few_statements(client, app, producer):
     forum = live_forum()
     waiting = [make_signup(forum, status="queued") for _ in range(5)]

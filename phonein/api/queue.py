@@ -85,10 +85,13 @@ def place(data: dict[str, Any], slug: str) -> dict[str, Any]:
     except Conflict as refused:
         if refused.code != "not_approved":
             raise
-        before = actions.capture(queue.lock(slug, now), now, signup_id)
+        # The failed place holds the lock: this reads the forum's row under it again, and
+        # the capture and the requeue work under that one lock.
+        locked = queue.lock(slug, now)
+        before = actions.capture(locked, now, signup_id)
         if before.signups.get(signup_id, {}).get("status") not in ("done", "dropped"):
             raise
-        forum, signup, position = queue.requeue(slug, signup_id, wanted, now)
+        forum, signup, position = queue.requeue(slug, signup_id, wanted, now, locked=locked)
         action = actions.record(before, forum, actions.Kind.REQUEUE, now, _user_id())
     commit()
     return {
@@ -107,8 +110,9 @@ def place(data: dict[str, Any], slug: str) -> dict[str, Any]:
 def remove(slug: str, signup_id: int) -> dict[str, Any]:
     """Take a caller out of the queue (back to approved); undoable for a while."""
     now = utcnow()
-    before = actions.capture(queue.lock(slug, now), now, signup_id)
-    forum, signup = queue.remove(slug, signup_id, now)
+    locked = queue.lock(slug, now)
+    before = actions.capture(locked, now, signup_id)
+    forum, signup = queue.remove(slug, signup_id, now, locked=locked)
     action = actions.record(before, forum, actions.Kind.REMOVE, now, _user_id())
     commit()
     return {

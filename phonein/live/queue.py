@@ -313,15 +313,16 @@ def _between(before: int | None, after: int | None) -> int | None:
 
 
 def place(
-    slug: str, signup_id: int, position: int | None, now: datetime
+    slug: str, signup_id: int, position: int | None, now: datetime, *, locked: Forum | None = None
 ) -> tuple[Forum, Signup, int]:
     """Add an approved signup at ``position`` (1-based, default last) or move a queued one.
 
     A position past the end means last. Return the forum, the signup and its position.
+    ``locked``: the forum, its queue lock already taken (and checked) in this unit of work.
     """
     if position is not None and position < 1:
         raise Invalid({"position": "Positions start at 1."})
-    forum = lock(slug, now)
+    forum = locked or lock(slug, now)
     signup, before, after, head, others = _target(forum, signup_id, position)
     if signup.status not in (SignupStatus.APPROVED, SignupStatus.QUEUED):
         raise Conflict(
@@ -346,10 +347,16 @@ def place(
 
 
 def remove(
-    slug: str, signup_id: int, now: datetime, *, to: SignupStatus = SignupStatus.APPROVED
+    slug: str,
+    signup_id: int,
+    now: datetime,
+    *,
+    to: SignupStatus = SignupStatus.APPROVED,
+    locked: Forum | None = None,
 ) -> tuple[Forum, Signup]:
-    """Take a waiting caller out of the queue: back to approved, or ``dropped``."""
-    forum = lock(slug, now)
+    """Take a waiting caller out of the queue: back to approved, or ``dropped``
+    (``locked`` as for ``place``)."""
+    forum = locked or lock(slug, now)
     signup = _reload(signup_id, forum)
     if signup.status != SignupStatus.QUEUED:
         raise Conflict(f"Signup {signup_id} is not in the queue.", code="not_queued")
@@ -616,18 +623,19 @@ def snapshot(
 
 
 def requeue(
-    slug: str, signup_id: int, position: int | None, now: datetime
+    slug: str, signup_id: int, position: int | None, now: datetime, *, locked: Forum | None = None
 ) -> tuple[Forum, Signup, int]:
-    """Put a caller who is done (or was dropped) back in the queue, like an approved one.
+    """Put a caller who is done (or was dropped) back in the queue, like an approved one
+    (``locked`` as for ``place``).
 
     A mis-clicked "next" or "finish" is best undone (``live.actions``); this is for a
     caller the producer wants back later, after the undo window.
     """
-    forum = lock(slug, now)
+    forum = locked or lock(slug, now)
     signup = _reload(signup_id, forum)
     if signup.status in (SignupStatus.DONE, SignupStatus.DROPPED):
         signup.status = SignupStatus.APPROVED
         signup.done_at = None
         signup.updated_at = now
         db.session.flush()
-    return place(slug, signup_id, position, now)
+    return place(slug, signup_id, position, now, locked=forum)
