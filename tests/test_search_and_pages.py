@@ -136,6 +136,25 @@ def test_a_short_number_does_not_match_every_phone(client, producer):
     assert found(client, producer, forum.slug, "0000")["total"] == 0
 
 
+@pytest.mark.parametrize("q", ["anna", "07911 123456", "12345"])
+def test_a_search_pages_its_matches_and_a_page_past_them_is_empty(client, producer, q):
+    forum = make_forum()
+    made = [make_signup(forum, name="Anna", phone=f"+44791112345{i}").id for i in (6, 7, 8)]
+    make_signup(forum, name="Bob", phone="+447911123999")
+    expected = made[::-1] if q != "07911 123456" else [made[0]]
+    first = found(client, producer, forum.slug, q, per_page=2)
+    assert [item["id"] for item in first["items"]] == expected[:2]
+    assert first["total"] == len(expected)
+    second = found(client, producer, forum.slug, q, per_page=2, page=2)
+    assert [item["id"] for item in second["items"]] == expected[2:]
+    assert second["next_after"] is None
+    past = found(client, producer, forum.slug, q, per_page=2, page=3)
+    assert past["items"] == [] and past["total"] == len(expected)
+    if first["next_after"] is not None:
+        after = found(client, producer, forum.slug, q, per_page=2, after=first["next_after"])
+        assert [item["id"] for item in after["items"]] == expected[2:]
+
+
 def test_list_pages_newest_first_without_gaps_or_repeats(client, producer):
     forum = make_forum()
     made = [make_signup(forum).id for _ in range(7)]
