@@ -277,6 +277,26 @@ def test_queue_positions_in_the_list_are_those_of_the_queue(client, producer):
     assert places == {queued[3]: 4, queued[2]: 3, body["items"][0]["id"]: None}
 
 
+def test_the_list_shows_each_signups_call_on_the_line(client, producer):
+    from phonein.models import Call
+
+    forum = make_forum()
+    ringing, ended, none = (make_signup(forum, name=f"Caller {n}") for n in range(3))
+    db.session.add_all(
+        [
+            Call(forum_id=forum.id, signup_id=ringing.id, direction="inbound", state="ringing"),
+            Call(forum_id=forum.id, signup_id=ended.id, direction="inbound", state="completed"),
+        ]
+    )
+    db.session.commit()
+    for q in ("", "caller"):
+        body = found(client, producer, forum.slug, q)
+        calls = {item["id"]: item["call"] for item in body["items"]}
+        assert calls[ringing.id]["state"] == "ringing"
+        assert calls[ringing.id]["signup_id"] == ringing.id
+        assert calls[ended.id] is None and calls[none.id] is None
+
+
 def test_balance_counts_screened_signups_by_stance(app):
     forum = make_forum()
     for stance, status in [
