@@ -31,6 +31,7 @@ API's contract.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -152,25 +153,52 @@ def _phone_numbers(text: str, forum: Forum) -> tuple[set[str], str | None]:
     return numbers, digits.lstrip("0") or None
 
 
+@dataclass(frozen=True)
+class _Query:
+    """What a typed query asks for: the folded text, and numbers it may be."""
+
+    like: str  # a LIKE pattern over ``search_text``
+    phones: tuple[str, ...]  # E.164 numbers to match exactly
+    digits: str | None  # a LIKE pattern over the stored numbers
+
+
+def _parse(forum: Forum, q: str) -> _Query | None:
+    text = clean_text(q)[:QUERY_MAX]
+    folded = fold(text)
+    if not folded:
+        return None
+    numbers, digits = _phone_numbers(text, forum)
+    return _Query(
+        "%" + _like_escape(folded) + "%",
+        tuple(sorted(numbers)),
+        "%" + digits + "%" if digits and len(digits) >= PHONE_MIN_DIGITS else None,
+    )
+
+
+def _matches(phones: bool, digits: bool) -> sa.ColumnElement[bool]:
+    """The match of ``_Query``, its values the bind parameters ``s_like``, ``s_phones``
+    and ``s_digits``."""
+    matches: list[sa.ColumnElement[bool]] = [
+        Signup.search_text.like(sa.bindparam("s_like"), escape="\\")
+    ]
+    if phones:
+        matches.append(Signup.phone.in_(sa.bindparam("s_phones", expanding=True)))
+    if digits:
+        matches.append(Signup.phone.like(sa.bindparam("s_digits")))
+    return sa.or_(*matches)
+
+
 def condition(forum: Forum, q: str) -> sa.ColumnElement[bool] | None:
     """Return what a signup of ``forum`` must satisfy to match ``q`` (None: no search).
 
     For callers that build their own list (the screening page): combine it with
     ``Signup.forum_id == forum.id``.
     """
-    text = clean_text(q)[:QUERY_MAX]
-    folded = fold(text)
-    if not folded:
+    query = _parse(forum, q)
+    if query is None:
         return None
-    matches: list[sa.ColumnElement[bool]] = [
-        Signup.search_text.like("%" + _like_escape(folded) + "%", escape="\\")
-    ]
-    numbers, digits = _phone_numbers(text, forum)
-    if numbers:
-        matches.append(Signup.phone.in_(sorted(numbers)))
-    if digits and len(digits) >= PHONE_MIN_DIGITS:
-        matches.append(Signup.phone.like("%" + digits + "%"))
-    return sa.or_(*matches)
+    found = _matches(bool(query.phones), query.digits is not None)
+    return found.params(s_like=query.like, s_phones=list(query.phones), s_digits=query.digits)
 
 
 @dataclass(frozen=True)
@@ -182,22 +210,102 @@ class Page:
     next_after: int | None  # ``after`` for the next page; None on the last
 
 
-def _anchor(forum: Forum, after: int) -> tuple[Any, Any]:
-    """Return (created_at, id) of signup ``after`` of ``forum`` as typed values to compare
-    with; 422 if there is none."""
+@functools.cache
+def _anchor_statement() -> Any:
+    return sa.select(Signup.created_at, Signup.id).where(
+        Signup.id == sa.bindparam("s_after"), Signup.forum_id == sa.bindparam("s_forum")
+    )
+
+
+def _anchor(forum: Forum, after: int) -> dict[str, Any]:
+    """Return the bind parameters of signup ``after`` of ``forum`` (its created_at and id)
+    to page from; 422 if there is none."""
     row = None
     if 0 < after <= MAX_ID:
         row = db.session.execute(
-            sa.select(Signup.created_at, Signup.id).where(
-                Signup.id == after, Signup.forum_id == forum.id
-            )
+            _anchor_statement(), {"s_after": after, "s_forum": forum.id}
         ).one_or_none()
     if row is None:
         raise Invalid({"after": f"Signup {after} is not in this forum."})
-    return (
-        sa.literal(row.created_at, Signup.created_at.type),
-        sa.literal(row.id, Signup.id.type),
+    return {"s_after_at": row.created_at, "s_after_id": row.id}
+
+
+def _filters(status: bool) -> list[sa.ColumnElement[bool]]:
+    """The forum (``s_forum``) and, with ``status``, the status (``s_status``)."""
+    found = [Signup.forum_id == sa.bindparam("s_forum")]
+    if status:
+        found.append(Signup.status == sa.bindparam("s_status"))
+    return found
+
+
+def _before_anchor(created_at: Any, signup_id: Any) -> sa.ColumnElement[bool]:
+    anchor = sa.tuple_(
+        sa.bindparam("s_after_at", type_=Signup.created_at.type),
+        sa.bindparam("s_after_id", type_=sa.Integer),
     )
+    return sa.tuple_(created_at, signup_id) < anchor
+
+
+def _paged(stmt: sa.Select[Any]) -> sa.Select[Any]:
+    return stmt.limit(sa.bindparam("s_limit", type_=sa.Integer)).offset(
+        sa.bindparam("s_offset", type_=sa.Integer)
+    )
+
+
+@functools.cache
+def _search_statement(
+    status: bool, phones: bool, digits: bool, count: bool, keyset: bool
+) -> sa.Select[Any]:
+    """One page of the matches of a search, with their count (or NULL), built once per
+    process for each shape; every value is a bind parameter.
+
+    One pass: every match has to be read and checked anyway (the trigram index only
+    narrows them down), so the page and the count come from the same matches.
+    MATERIALIZED keeps PostgreSQL from walking the forum's newest-first index and checking
+    every signup to fill one page.
+    """
+    matches = (
+        sa.select(Signup.id, Signup.created_at)
+        .where(*_filters(status), _matches(phones, digits))
+        .cte("matches")
+        .prefix_with("MATERIALIZED")
+    )
+    total_of: Any = (
+        sa.select(sa.func.count()).select_from(matches).scalar_subquery() if count else sa.null()
+    )
+    one_page = _paged(
+        sa.select(matches.c.id, total_of.label("total"))
+        .where(*([_before_anchor(matches.c.created_at, matches.c.id)] if keyset else []))
+        .order_by(matches.c.created_at.desc(), matches.c.id.desc())
+    ).subquery()
+    return (
+        sa.select(Signup, one_page.c.total)
+        .join(one_page, Signup.id == one_page.c.id)
+        .order_by(Signup.created_at.desc(), Signup.id.desc())
+    )
+
+
+@functools.cache
+def _list_statements(
+    status: bool, keyset: bool, match: tuple[bool, bool] | None
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The count and the page of a list (built once per shape): without a search, or a
+    search's further pages when ``_search_statement`` found none there; ``match`` is
+    ``_matches``'s (phones, digits).
+
+    Without a search the count reads only the index (ix_signups_forum_status_created /
+    ix_signups_forum_created) and the page only its own rows.
+    """
+    conditions = _filters(status)
+    if match is not None:
+        conditions.append(_matches(*match))
+    count = sa.select(sa.func.count()).select_from(Signup).where(*conditions)
+    page = _paged(
+        sa.select(Signup)
+        .where(*conditions, *([_before_anchor(Signup.created_at, Signup.id)] if keyset else []))
+        .order_by(Signup.created_at.desc(), Signup.id.desc())
+    )
+    return count, page
 
 
 def search(
@@ -218,72 +326,34 @@ def search(
     ``count=False`` leaves the total out: counting a forum of 100,000 reads 100,000 index
     entries, which a client that has the first page's total need not pay again.
     """
-    conditions: list[Any] = [Signup.forum_id == forum.id]
+    params: dict[str, Any] = {"s_forum": forum.id}
     if status:
         try:
-            conditions.append(Signup.status == SignupStatus(status))
+            params["s_status"] = SignupStatus(status).value
         except ValueError:
             raise Invalid({"status": "Unknown status."}) from None
-    found = condition(forum, q or "")
-    newest_first = (Signup.created_at.desc(), Signup.id.desc())
-    anchor = _anchor(forum, after) if after is not None else None
-
-    def before_anchor(created_at: Any, signup_id: Any) -> list[Any]:
-        return [] if anchor is None else [sa.tuple_(created_at, signup_id) < sa.tuple_(*anchor)]
-
-    keyset = before_anchor(Signup.created_at, Signup.id)
-    offset = 0 if after is not None else (page - 1) * per_page
-    if found is not None:
-        conditions.append(found)
-        # One pass: every match has to be read and checked anyway (the trigram index
-        # only narrows them down), so the page and the count come from the same matches.
-        # MATERIALIZED keeps PostgreSQL from walking the forum's newest-first index and
-        # checking every signup to fill one page.
-        matches = (
-            sa.select(Signup.id, Signup.created_at)
-            .where(*conditions)
-            .cte("matches")
-            .prefix_with("MATERIALIZED")
-        )
-        total_of: Any = (
-            sa.select(sa.func.count()).select_from(matches).scalar_subquery()
-            if count
-            else sa.null()
-        )
-        one_page = (
-            sa.select(matches.c.id, total_of.label("total"))
-            .where(*before_anchor(matches.c.created_at, matches.c.id))
-            .order_by(matches.c.created_at.desc(), matches.c.id.desc())
-            .limit(per_page + 1)
-            .offset(offset)
-            .subquery()
-        )
+    query = _parse(forum, q or "")
+    keyset = after is not None
+    if after is not None:
+        params.update(_anchor(forum, after))
+    offset = 0 if keyset else (page - 1) * per_page
+    # One more than a page: whether it exists says whether a next page does.
+    params.update(s_limit=per_page + 1, s_offset=offset)
+    match = None
+    if query is not None:
+        match = (bool(query.phones), query.digits is not None)
+        params.update(s_like=query.like, s_phones=list(query.phones), s_digits=query.digits)
         rows = db.session.execute(
-            sa.select(Signup, one_page.c.total)
-            .join(one_page, Signup.id == one_page.c.id)
-            .order_by(*newest_first)
+            _search_statement(bool(status), *match, count, keyset), params
         ).all()
         if rows:
             items = [signup for signup, _ in rows]
             return _page(forum, items, rows[0][1], per_page)
         if offset == 0 and not keyset:
             return Page([], 0 if count else None, None)
-    # Without a search the count reads only the index (ix_signups_forum_status_created /
-    # ix_signups_forum_created) and the page only its own rows.
-    total = (
-        db.session.scalar(sa.select(sa.func.count()).select_from(Signup).where(*conditions)) or 0
-        if count
-        else None
-    )
-    items = list(
-        db.session.scalars(
-            sa.select(Signup)
-            .where(*conditions, *keyset)
-            .order_by(*newest_first)
-            .limit(per_page + 1)
-            .offset(offset)
-        )
-    )
+    count_statement, page_statement = _list_statements(bool(status), keyset, match)
+    total = (db.session.scalar(count_statement, params) or 0) if count else None
+    items = list(db.session.scalars(page_statement, params))
     return _page(forum, items, total, per_page)
 
 

@@ -136,6 +136,25 @@ def test_a_short_number_does_not_match_every_phone(client, producer):
     assert found(client, producer, forum.slug, "0000")["total"] == 0
 
 
+@pytest.mark.parametrize("q", ["anna", "07911 123456", "12345"])
+def test_a_search_pages_its_matches_and_a_page_past_them_is_empty(client, producer, q):
+    forum = make_forum()
+    made = [make_signup(forum, name="Anna", phone=f"+44791112345{i}").id for i in (6, 7, 8)]
+    make_signup(forum, name="Bob", phone="+447911123999")
+    expected = made[::-1] if q != "07911 123456" else [made[0]]
+    first = found(client, producer, forum.slug, q, per_page=2)
+    assert [item["id"] for item in first["items"]] == expected[:2]
+    assert first["total"] == len(expected)
+    second = found(client, producer, forum.slug, q, per_page=2, page=2)
+    assert [item["id"] for item in second["items"]] == expected[2:]
+    assert second["next_after"] is None
+    past = found(client, producer, forum.slug, q, per_page=2, page=3)
+    assert past["items"] == [] and past["total"] == len(expected)
+    if first["next_after"] is not None:
+        after = found(client, producer, forum.slug, q, per_page=2, after=first["next_after"])
+        assert [item["id"] for item in after["items"]] == expected[2:]
+
+
 def test_list_pages_newest_first_without_gaps_or_repeats(client, producer):
     forum = make_forum()
     made = [make_signup(forum).id for _ in range(7)]
@@ -256,6 +275,26 @@ def test_queue_positions_in_the_list_are_those_of_the_queue(client, producer):
     body = found(client, producer, forum.slug, "", per_page=3)
     places = {item["id"]: item["queue_position"] for item in body["items"]}
     assert places == {queued[3]: 4, queued[2]: 3, body["items"][0]["id"]: None}
+
+
+def test_the_list_shows_each_signups_call_on_the_line(client, producer):
+    from phonein.models import Call
+
+    forum = make_forum()
+    ringing, ended, none = (make_signup(forum, name=f"Caller {n}") for n in range(3))
+    db.session.add_all(
+        [
+            Call(forum_id=forum.id, signup_id=ringing.id, direction="inbound", state="ringing"),
+            Call(forum_id=forum.id, signup_id=ended.id, direction="inbound", state="completed"),
+        ]
+    )
+    db.session.commit()
+    for q in ("", "caller"):
+        body = found(client, producer, forum.slug, q)
+        calls = {item["id"]: item["call"] for item in body["items"]}
+        assert calls[ringing.id]["state"] == "ringing"
+        assert calls[ringing.id]["signup_id"] == ringing.id
+        assert calls[ended.id] is None and calls[none.id] is None
 
 
 def test_balance_counts_screened_signups_by_stance(app):
