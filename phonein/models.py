@@ -33,11 +33,12 @@ PRONUNCIATION_MAX = 200
 TITLE_MAX = 200
 SLUG_MAX = 80
 # Indexes only PostgreSQL has: pg_trgm GIN indexes over the folded search text and over
-# phone numbers, for producers' search (migrations 0005, 0011). SQLite has no trigram
+# phone numbers, each led by the forum (btree_gin), for producers' search (migrations
+# 0005, 0011, 0018). SQLite has no trigram
 # indexes (its search scans), and SQLAlchemy cannot declare these expression indexes for
 # one dialect only, so the models leave them out and the model/migration comparison
 # (tests/test_app.py, migrations/env.py) ignores exactly these names.
-POSTGRESQL_ONLY_INDEXES = frozenset({"ix_signups_search_text_trgm", "ix_signups_phone_trgm"})
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_signups_forum_search_trgm", "ix_signups_forum_phone_trgm"})
 # Largest id an Integer column holds on every database; larger ids cannot exist, and
 # passing them to the driver would overflow instead of simply finding nothing.
 MAX_ID = 2**31 - 1
