@@ -451,6 +451,49 @@ def test_published_forum_shows_selection_and_balance(client, app, producer):
     assert "reflect that balance" not in page and "not counted in the balance" in page
 
 
+def test_the_public_balance_is_kept_a_while_and_counted_afresh_when_it_must_be(
+    client, app, producer, monkeypatch
+):
+    from phonein import publication
+
+    forum = make_forum()
+    chosen = make_signup(forum, status="done")
+    voices = [make_signup(forum, status="approved") for _ in range(2)]
+    against = make_signup(forum, status="approved")
+    for signup, stance in zip(
+        (chosen, *voices, against), ("for", "for", "for", "against"), strict=True
+    ):
+        signup.stance = stance
+    db.session.commit()
+    client.post(f"/api/v1/signups/{chosen.id}/publish", json={"published": True}, headers=producer)
+    for status in ("closed", "published"):
+        client.patch(f"/api/v1/forums/{forum.slug}", json={"status": status}, headers=producer)
+    url = f"/forums/{forum.slug}"
+    assert "<strong>3</strong> in favour" in client.get(url).get_data(as_text=True)
+    # A producer's late correction: the public page keeps the counts it had for a while…
+    db.session.get(Signup, voices[0].id).stance = "against"
+    db.session.commit()
+    page = client.get(url).get_data(as_text=True)
+    assert "<strong>3</strong> in favour" in page and "<strong>1</strong> against" in page
+    # …the producers' own page counts afresh…
+    staff = app.test_client()
+    login(staff)
+    report = staff.get(f"/producer/forums/{forum.slug}/publication").get_data(as_text=True)
+    assert "for: <strong>2</strong>" in report and "against: <strong>2</strong>" in report
+    # …and once the time is up, so does the public page.
+    monkeypatch.setattr(publication, "PUBLIC_BALANCE_SECONDS", 0.0)
+    page = client.get(url).get_data(as_text=True)
+    assert "<strong>2</strong> in favour" in page and "<strong>2</strong> against" in page
+    monkeypatch.setattr(publication, "PUBLIC_BALANCE_SECONDS", 3600.0)
+    client.get(url)
+    # A listener who withdraws leaves the count at once (the forum's queue version moves).
+    S.withdraw(db.session.get(Signup, against.id), utcnow())
+    db.session.commit()
+    db.session.expire_all()  # as a new request reads the forum's row
+    page = client.get(url).get_data(as_text=True)
+    assert "<strong>2</strong> in favour" in page and "<strong>1</strong> against" in page
+
+
 def test_a_listener_cannot_change_a_published_comment_by_the_manage_link(client, producer):
     f = make_forum()
     s = make_signup(f, status="approved")

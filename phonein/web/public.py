@@ -74,7 +74,7 @@ def _forum_page(forum: Forum, form: SignupForm | None, status: int = 200) -> Res
     selection = balance = None
     if state == ForumStatus.PUBLISHED:
         selection = publication.published_comments(forum)
-        balance = publication.balances(forum, selection, count_unclassified=False)
+        balance = publication.balances(forum, selection, count_unclassified=False, public=True)
     return render_template(
         "public/forum.html",
         forum=forum,
