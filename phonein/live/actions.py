@@ -415,8 +415,8 @@ def _write_step(
     The caller going on air, the "you're next" text, the lines and the log row are
     data-modifying CTEs of one statement: a round trip each was most of a next's time.
     The log row's ``written`` and ``on_the_line`` come from the texts and lines CTEs'
-    RETURNING, in SQL. (Finishing the one on air stays a statement of its own, before:
-    the one-on-air index checks each row as it is written, in no set order within one
+    RETURNING, in SQL. (Finishing the one on air comes before, with the step's read: the
+    one-on-air index checks each row as it is written, in no set order within one
     statement.)
     """
     writes = queue.step_writes(step, now)
