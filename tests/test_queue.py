@@ -214,25 +214,30 @@ def test_only_a_new_head_is_texted_that_they_are_next(client, app, producer):
     assert told() == [first.id, third.id, second.id]
 
 
-def test_next_finish_and_a_move_are_few_statements(client, app, producer):
-    forum = live_forum()
-    waiting = [make_signup(forum, status="queued") for _ in range(5)]
-    url = f"/api/v1/forums/{forum.slug}/queue"
-    client.post(f"{url}/next", headers=producer)  # the token's last use is written once
+def sent(client, headers, method: str, path: str, **kwargs) -> list[str]:  # type: ignore[no-untyped-def]
+    """The statements one request sent (it must answer 200)."""
     statements: list[str] = []
 
     def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
         statements.append(statement)
 
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        response = client.open(path, method=method, headers=headers, **kwargs)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert response.status_code == 200, response.get_json()
+    return statements
+
+
+def test_next_finish_and_a_move_are_few_statements(client, app, producer):
+    forum = live_forum()
+    waiting = [make_signup(forum, status="queued") for _ in range(5)]
+    url = f"/api/v1/forums/{forum.slug}/queue"
+    client.post(f"{url}/next", headers=producer)  # the token's last use is written once
+
     def count(method: str, path: str, **kwargs) -> list[str]:  # type: ignore[no-untyped-def]
-        statements.clear()
-        sa.event.listen(db.engine, "before_cursor_execute", record)
-        try:
-            response = client.open(path, method=method, headers=producer, **kwargs)
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", record)
-        assert response.status_code == 200, response.get_json()
-        return list(statements)
+        return sent(client, producer, method, path, **kwargs)
 
     moved = count("POST", url, json={"signup_id": waiting[4].id, "position": 3})
     # token and user; lock; the signup with its neighbours' keys; its update.
@@ -259,19 +264,9 @@ def test_a_remove_and_a_requeue_take_the_queue_lock_once(client, app, producer):
     url = f"/api/v1/forums/{forum.slug}/queue"
     client.post(f"{url}/next", headers=producer)  # first on air
     client.post(f"{url}/next", headers=producer)  # first done, second on air
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        statements.append(statement)
 
     def locks(method: str, path: str, **kwargs) -> int:  # type: ignore[no-untyped-def]
-        statements.clear()
-        sa.event.listen(db.engine, "before_cursor_execute", record)
-        try:
-            response = client.open(path, method=method, headers=producer, **kwargs)
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", record)
-        assert response.status_code == 200, response.get_json()
+        statements = sent(client, producer, method, path, **kwargs)
         return sum(s.lstrip().upper().startswith("UPDATE FORUMS") for s in statements)
 
     # Put the finished caller back: the place that refused (not approved) and the one lock
