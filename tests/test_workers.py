@@ -54,24 +54,23 @@ def test_a_worker_killed_mid_wave_sends_each_reminder_exactly_once(make_app, sch
         assert reminders == {"queued": 2000}
 
 
-def test_a_reminder_due_while_no_worker_ran_leaves_within_two_seconds_of_restart(make_app, schema):
+def test_a_reminder_due_while_no_worker_ran_leaves_at_the_first_tick_after_restart(
+    make_app, schema
+):
     app = make_app()
     with app.app_context():
         _, [phone] = wave_forum(due_in=-3, listeners=1)  # fell due 3 s ago: nobody was up
     with FakeTwilio() as fake:
-        started = time.monotonic()
-        process = start_worker(worker_env(schema, fake))
-        ready = time.monotonic()
+        # The next tick would come a minute after the first: a reminder that arrives within
+        # the wait below went out with the tick the worker runs as it starts, not a period
+        # later (a fact about ticks, not about how fast this machine is).
+        process = start_worker(worker_env(schema, fake, TICK_SECONDS=60))
         try:
-            wait_for(lambda: fake.sent_to(phone), 10, "the overdue reminder")
+            wait_for(lambda: fake.sent_to(phone), 30, "the overdue reminder")
         finally:
             stop(process)
         [message] = fake.sent_to(phone)
         assert message["body"].startswith("Reminder:")
-        assert message["_created"] - ready < 2.0, (
-            f"sent {message['_created'] - ready:.2f}s after the worker was up "
-            f"({ready - started:.2f}s to start)"
-        )
 
 
 @pytest.mark.postgres
