@@ -292,9 +292,6 @@ def _write_params(
     return params
 
 
-# The log row's INSERT … RETURNING, built once per dialect with bind parameters and loaded
-# into a LiveAction: built anew for every "next", it and its cache key (and the ORM's
-# bulk-INSERT path) cost more CPU than running it.
 @functools.cache
 def _step_statement(on_air: Any, text: Any, lines: Any) -> Any:
     """``_write_step``'s statement (PostgreSQL), built once per process for each shape
@@ -348,6 +345,9 @@ def _step_statement(on_air: Any, text: Any, lines: Any) -> Any:
     return statement
 
 
+# The log row's INSERT … RETURNING, built once per dialect with bind parameters and loaded
+# into a LiveAction: built anew for every "next", it and its cache key (and the ORM's
+# bulk-INSERT path) cost more CPU than running it.
 @per_dialect
 def _write_statement() -> Any:
     table = LiveAction.__table__
