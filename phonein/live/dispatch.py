@@ -142,22 +142,15 @@ def want(
     return asked
 
 
-def after_step(done: Signup | None, on_air_now: Signup | None) -> set[int]:
+def step_write(done: Signup | None, on_air_now: Signup | None) -> Write | None:
     """The queue moved: the finished caller's part ends, the new one goes on air.
 
-    One statement for both lines: "next" is the busiest thing a producer does. Return
-    which of the two are on the line (the statement's own answer, no second query): the
-    undo log and the producer's message need to know.
+    One UPDATE … RETURNING signup_id for both lines ("next" is the busiest thing a
+    producer does), and its parameters, not yet run (None: nobody finished and nobody went
+    on air). What it returns goes to ``stepped``: which of the two are on the line, the
+    statement's own answer, no second query (the undo log and the producer's message need
+    to know).
     """
-    write = step_write(done, on_air_now)
-    if write is None:
-        return set()
-    return stepped(write.params["step_forum"], write.run())
-
-
-def step_write(done: Signup | None, on_air_now: Signup | None) -> Write | None:
-    """``after_step``'s UPDATE … RETURNING signup_id and its parameters, not yet run
-    (None: nobody finished and nobody went on air). What it returns goes to ``stepped``."""
     if done is None and on_air_now is None:
         return None
     forum_id = (done or on_air_now).forum_id  # type: ignore[union-attr]
@@ -180,7 +173,7 @@ def stepped(forum_id: int, returned: list[int | None]) -> set[int]:
 
 @functools.cache
 def _after_step_statement(done: bool, on_air: bool) -> Any:
-    """``after_step``'s UPDATE … RETURNING, built once per process for each of its three
+    """``step_write``'s UPDATE … RETURNING, built once per process for each of its three
     shapes with bind parameters: built anew for every "next", it and its cache key cost
     more CPU than running it. On the table (Core): the ORM's bulk-UPDATE path costs more
     than the round trip, and the step has no pending changes for it to flush."""

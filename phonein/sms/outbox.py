@@ -281,20 +281,14 @@ def notify_head(forum: Forum, now: datetime) -> int:
     )
 
 
-def notify_next(forum: Forum, signup: Signup, now: datetime) -> list[int]:
+def next_up_write(forum: Forum, signup: Signup, now: datetime) -> Write | None:
     """Text ``signup``, already read as the new head of a live forum's queue, that they
-    are next (once each, as ``notify_head``); return the ids of the texts written.
+    are next (once each, as ``notify_head``): the INSERT … RETURNING id and its parameters,
+    not yet run (None: the forum not live or the listener without a number).
 
     One statement: the listener's zone and language are known, so there is no query for
     the group, and the ids come back from the INSERT (the undo log keeps them).
     """
-    write = next_up_write(forum, signup, now)
-    return write.run() if write is not None else []
-
-
-def next_up_write(forum: Forum, signup: Signup, now: datetime) -> Write | None:
-    """``notify_next``'s INSERT … RETURNING id and its parameters, not yet run (None:
-    nothing to write, the forum not live or the listener without a number)."""
     if forum.status_at(now) != ForumStatus.LIVE or signup.phone is None:
         return None
     # The group as _PREFIX reads it in SQL: the number's first four characters, only
@@ -313,7 +307,7 @@ def next_up_write(forum: Forum, signup: Signup, now: datetime) -> Write | None:
     return Write(_notify_next_statement(*group.known()), params)
 
 
-# The INSERT … SELECT of ``notify_next``, built once per dialect and shape of the group
+# The INSERT … SELECT of ``next_up_write``, built once per dialect and shape of the group
 # (which of zone, prefix and language are known) with bind parameters: what
 # ``_fan_out_statement`` builds for one group, where only that group's body can apply.
 # Built anew for every "next", it and its cache key cost more CPU than its execution.
