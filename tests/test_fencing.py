@@ -207,3 +207,30 @@ def test_a_switchboard_request_claimed_again_elsewhere_is_not_made_twice(make_ap
             calls_dispatch._act(call, CallCommand.DIAL, now, proof)
         dials = [r for r in app.extensions["phonein_voice"].requests if r[0] == "dial"]
         assert len(dials) == 1
+
+
+@pytest.mark.postgres
+def test_the_jobs_of_one_process_do_not_lock_each_other_out_of_the_lease(app):
+    # The tick and the recovery start together in threads of their own. Each acquire
+    # skips a lease row locked by another transaction; without one acquire at a time per
+    # process, one of the two found its own process's lock and skipped its run.
+    import threading
+
+    db.session.execute(sa.delete(Lease))
+    db.session.commit()
+    for _ in range(50):
+        both = threading.Barrier(2)
+        got: list[worker.Held | None] = []
+
+        def job(both: threading.Barrier, got: list[worker.Held | None]) -> None:
+            with app.app_context():
+                both.wait()
+                got.append(worker._lease(app, "one-process"))
+
+        threads = [threading.Thread(target=job, args=(both, got)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(got) == 2 and None not in got, got
+        assert got[0] == got[1]  # the same holder, the same fencing number
