@@ -8,6 +8,7 @@ process group of its own so that ``serve`` can always stop every process it star
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import sqlalchemy as sa
 import urllib3
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -330,16 +332,56 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
-def print_costs(cpu: dict[str, list[float]], statements: dict[str, list[int]]) -> None:
-    """Print each request's statements and CPU (median, p10, min) as the in-process
-    cost scripts measure them (``signup_cost.py``, ``queue_cost.py``)."""
-    for name, times in cpu.items():
-        if not times:
-            continue
-        # The 10th percentile moves least when other processes share the cores.
-        p10 = statistics.quantiles(times, n=10)[0] if len(times) > 1 else times[0]
-        print(
-            f"{name:8s} statements {statistics.median(statements[name]):g}  CPU ms "
-            f"median {statistics.median(times):.2f}  p10 {p10:.2f}  "
-            f"min {min(times):.2f}  (n={len(times)})"
-        )
+class Costs:
+    """What the in-process cost scripts (``signup_cost.py``, ``queue_cost.py``) measure of
+    each request: the request thread's CPU (``time.thread_time``, so neither the
+    database's time nor another process's counts) and the statements it sent; with
+    ``profile_to``, a cProfile of the requests timed as ``profiled``."""
+
+    def __init__(self, names: list[str], profile_to: str | None = None) -> None:
+        self.cpu: dict[str, list[float]] = {name: [] for name in names}
+        self.statements: dict[str, list[int]] = {name: [] for name in names}
+        self.profile_to = profile_to
+        self.profile = cProfile.Profile(time.thread_time) if profile_to else None
+        self.sent = 0
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_: Any, **__: Any) -> None:
+        self.sent += 1
+
+    def timed(self, name: str, request: Any, profiled: bool, ok: tuple[int, ...] = (200,)) -> Any:
+        """Run ``request`` (a test-client call), note its CPU and statements; return it."""
+        self.sent = 0
+        if profiled and self.profile:
+            self.profile.enable()
+        started = time.thread_time()
+        response = request()
+        spent = time.thread_time() - started
+        if profiled and self.profile:
+            self.profile.disable()
+        if response.status_code not in ok:
+            raise RuntimeError(f"{name}: {response.status_code} {response.get_data()!r}")
+        self.cpu[name].append(spent * 1000)
+        self.statements[name].append(self.sent)
+        return response
+
+    def restart(self) -> None:
+        """Forget what the warm-up measured."""
+        for name in self.cpu:
+            self.cpu[name].clear()
+            self.statements[name].clear()
+
+    def report(self) -> None:
+        """Print each request's statements and CPU (median, p10, min); write the profile."""
+        for name, times in self.cpu.items():
+            if not times:
+                continue
+            # The 10th percentile moves least when other processes share the cores.
+            p10 = statistics.quantiles(times, n=10)[0] if len(times) > 1 else times[0]
+            print(
+                f"{name:8s} statements {statistics.median(self.statements[name]):g}  CPU ms "
+                f"median {statistics.median(times):.2f}  p10 {p10:.2f}  "
+                f"min {min(times):.2f}  (n={len(times)})"
+            )
+        if self.profile and self.profile_to:
+            self.profile.dump_stats(self.profile_to)

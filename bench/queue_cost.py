@@ -19,17 +19,14 @@ Usage: ``python bench/queue_cost.py [--n 200] [--finish] [--profile FILE]``.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import random
 import sys
 import time
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-import sqlalchemy as sa
-from common import DATABASE_URL, ROOT, prepare_database, print_costs
+from common import DATABASE_URL, ROOT, Costs, prepare_database
 from queue_ops import load_signups, queued_ids
 
 sys.path.insert(0, str(ROOT))
@@ -63,32 +60,10 @@ def main() -> None:
     load_signups(slug, args.queued, args.approved)
     rng = random.Random(args.seed)
     queued = queued_ids(slug)
-    counted = {"statements": 0}
-
-    @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
-    def count(*_: Any, **__: Any) -> None:
-        counted["statements"] += 1
-
     ops = ["healthz", "next", "move"] + (["finish"] if args.finish else [])
-    cpu: dict[str, list[float]] = {op: [] for op in ops}
-    statements: dict[str, list[int]] = {op: [] for op in ops}
-    profile = cProfile.Profile(time.thread_time) if args.profile else None
+    costs = Costs(ops, args.profile)
+    timed = costs.timed
     url = f"/api/v1/forums/{slug}/queue"
-
-    def timed(name: str, request: Any, profiled: bool) -> Any:
-        counted["statements"] = 0
-        if profiled and profile:
-            profile.enable()
-        started = time.thread_time()
-        response = request()
-        spent = time.thread_time() - started
-        if profiled and profile:
-            profile.disable()
-        if response.status_code != 200:
-            raise RuntimeError(f"{name}: {response.status_code} {response.get_data()!r}")
-        cpu[name].append(spent * 1000)
-        statements[name].append(counted["statements"])
-        return response
 
     for i in range(args.n + warmup):
         on = i >= warmup
@@ -105,12 +80,8 @@ def main() -> None:
         if args.finish:
             timed("finish", partial(client.post, f"{url}/finish", headers=headers), on)
         if i == warmup - 1:
-            for op in ops:
-                cpu[op].clear()
-                statements[op].clear()
-    print_costs(cpu, statements)
-    if profile and args.profile:
-        profile.dump_stats(args.profile)
+            costs.restart()
+    costs.report()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Usage: ``python bench/signup_cost.py [--n 200] [--off] [--profile FILE]``.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import hashlib
 import itertools
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from common import DATABASE_URL, ROOT, prepare_database, print_costs
+from common import DATABASE_URL, ROOT, Costs, prepare_database
 from signup_throughput import BENCH_CODE, verify_env
 from sms_common import fake_twilio
 
@@ -69,37 +68,17 @@ def main() -> None:
             db.session.execute(sa.text("DELETE FROM code_sends"))
             db.session.commit()
             slug = make_forum().slug
-        counted = {"statements": 0}
-
-        @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
-        def count(*_: Any, **__: Any) -> None:
-            counted["statements"] += 1
-
         total = args.n + 5
         solutions = (
             []
             if args.off
             else [_solve(client.get("/api/v1/challenge").get_json()) for _ in range(total)]
         )
-        cpu: dict[str, list[float]] = {"healthz": [], "signup": [], "code": []}
-        statements: dict[str, list[int]] = {"healthz": [], "signup": [], "code": []}
         numbers = itertools.count(int(time.time()) % 900_000)
-        profile = cProfile.Profile(time.thread_time) if args.profile else None
+        costs = Costs(["healthz", "signup", "code"], args.profile)
 
         def timed(name: str, request: Any, profiled: bool) -> Any:
-            counted["statements"] = 0
-            if profiled and profile:
-                profile.enable()
-            started = time.thread_time()
-            response = request()
-            spent = time.thread_time() - started
-            if profiled and profile:
-                profile.disable()
-            if response.status_code not in (200, 201, 202):
-                raise RuntimeError(f"{name}: {response.status_code} {response.get_data()!r}")
-            cpu[name].append(spent * 1000)
-            statements[name].append(counted["statements"])
-            return response
+            return costs.timed(name, request, profiled, ok=(200, 201, 202))
 
         for i in range(total):
             body: dict[str, Any] = {
@@ -120,12 +99,8 @@ def main() -> None:
                 code = {"code": BENCH_CODE}
                 timed("code", partial(client.post, f"/api/v1/verifications/{vid}", json=code), on)
             if i == 4:
-                for name in cpu:
-                    cpu[name].clear()
-                    statements[name].clear()
-        print_costs(cpu, statements)
-        if profile and args.profile:
-            profile.dump_stats(args.profile)
+                costs.restart()
+        costs.report()
 
 
 if __name__ == "__main__":
