@@ -322,27 +322,37 @@ def _step_statement(on_air: Any, text: Any, lines: Any) -> Any:
             "written", ids(texted, "id"), "on_the_line", ids(lines_cte, "signup_id")
         )
     )
-    values = sa.select(
-        sa.bindparam("a_forum", type_=table.c.forum_id.type),
-        sa.bindparam("a_user", type_=table.c.user_id.type),
-        sa.bindparam("a_kind", type_=table.c.kind.type),
-        sa.bindparam("a_message", type_=table.c.message.type),
-        sa.cast(before, sa.JSON),
-        sa.bindparam("a_version", type_=table.c.version_after.type),
-        sa.bindparam("a_now", type_=table.c.created_at.type),
-        clock(UNDO_WINDOW),
+    values = _log_values(sa.cast(before, sa.JSON), clock(UNDO_WINDOW))
+    logged = (
+        sa.insert(table)
+        .from_select(list(values), sa.select(*values.values()))
+        .returning(*table.c)
+        .cte("step_action")
     )
-    columns = [
-        "forum_id", "user_id", "kind", "message", "before", "version_after", "created_at",
-        "expires_at",
-    ]  # fmt: skip
-    logged = sa.insert(table).from_select(columns, values).returning(*table.c).cte("step_action")
     statement = sa.select(
         aliased(LiveAction, logged), array(texted, "id"), array(lines_cte, "signup_id")
     )
     if on_air is not None:
         statement = statement.add_cte(on_air.cte("step_up"))
     return statement
+
+
+def _log_values(before: Any, expires: Any) -> dict[str, Any]:
+    """The log row's columns as the INSERTs write them: bind parameters ``a_…`` (as
+    ``_write_params`` gives them), and the two that differ between the statements."""
+    table = LiveAction.__table__
+    named = {
+        "forum_id": "a_forum",
+        "user_id": "a_user",
+        "kind": "a_kind",
+        "message": "a_message",
+        "version_after": "a_version",
+        "created_at": "a_now",
+    }
+    values: dict[str, Any] = {
+        column: sa.bindparam(name, type_=table.c[column].type) for column, name in named.items()
+    }
+    return {**values, "before": before, "expires_at": expires}
 
 
 # The log row's INSERT … RETURNING, built once per dialect with bind parameters and loaded
@@ -356,20 +366,8 @@ def _write_statement() -> Any:
         if dialect() == "postgresql"
         else sa.bindparam("a_expires", type_=table.c.expires_at.type)
     )
-    insert = (
-        sa.insert(table)
-        .values(
-            forum_id=sa.bindparam("a_forum", type_=table.c.forum_id.type),
-            user_id=sa.bindparam("a_user", type_=table.c.user_id.type),
-            kind=sa.bindparam("a_kind", type_=table.c.kind.type),
-            message=sa.bindparam("a_message", type_=table.c.message.type),
-            before=sa.bindparam("a_before", type_=table.c.before.type),
-            version_after=sa.bindparam("a_version", type_=table.c.version_after.type),
-            created_at=sa.bindparam("a_now", type_=table.c.created_at.type),
-            expires_at=expires,
-        )
-        .returning(*table.c)
-    )
+    before = sa.bindparam("a_before", type_=table.c.before.type)
+    insert = sa.insert(table).values(_log_values(before, expires)).returning(*table.c)
     return sa.select(LiveAction).from_statement(insert)
 
 
