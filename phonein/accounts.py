@@ -32,7 +32,7 @@ from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from .extensions import csrf, db, login_manager
 from .inputs import EMAIL_RE
 from .models import ApiToken, Role, User
-from .times import utcnow
+from .times import UTCDateTime, utcnow
 
 USER_KEY = "phonein.api_user"
 RIDER_KEY = "phonein.auth_rider"
@@ -205,24 +205,46 @@ def user_for_token(token: str, now: datetime) -> User | None:
     if not user.is_active:
         return None
     if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
-        row.last_used_at = now
-        _commit_after_request()
+        _stamp_after_request(row.id, now)
     return user
 
 
-def _commit_after_request() -> None:
-    """Commit the token's last use after a request that succeeded.
+_TOKENS = ApiToken.__table__
+_STAMP = (
+    sa.update(_TOKENS)
+    .where(
+        _TOKENS.c.id == sa.bindparam("stamp_token"),
+        sa.or_(
+            _TOKENS.c.last_used_at.is_(None),
+            _TOKENS.c.last_used_at <= sa.bindparam("stamp_since", type_=UTCDateTime),
+        ),
+    )
+    .values(last_used_at=sa.bindparam("stamp_now", type_=UTCDateTime))
+)
 
-    Views that change something commit it with their own change; a GET commits nothing,
-    so the last use is committed once the answer is ready. A failed request rolled back.
-    Not conditional on ``session.dirty``: a query autoflushes the stamp into the
-    transaction, after which the session no longer counts it as dirty.
+
+def _stamp_after_request(token_id: int, now: datetime) -> None:
+    """Write the token's last use once the request succeeded and its view committed.
+
+    Not in the request's own transaction: there the token's row would stay locked to the
+    end of it, under every lock the view takes after the check, and the order of locks
+    would depend on the view. Here it comes last: a view that changes something has
+    committed it already, and a GET, which commits nothing of its own, commits with it.
+    A failed request rolled back and stamps nothing.
     """
 
     @after_this_request
     def remember_use(response: Response) -> Response:
         if response.status_code < 400:
             try:
+                db.session.execute(
+                    _STAMP,
+                    {
+                        "stamp_token": token_id,
+                        "stamp_since": now - TOKEN_USE_RESOLUTION,
+                        "stamp_now": now,
+                    },
+                )
                 commit()
             except sa.exc.SQLAlchemyError:
                 # A last-use stamp is not worth failing an answer that is ready.
