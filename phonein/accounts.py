@@ -24,6 +24,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, logout_user
+from sqlalchemy.orm import aliased
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
@@ -31,7 +32,7 @@ from .database import Ride, commit, rollback
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from .extensions import csrf, db, login_manager
 from .inputs import EMAIL_RE
-from .models import ApiToken, Role, User
+from .models import ApiToken, Role, User, roles_that_can
 from .times import UTCDateTime, utcnow
 
 USER_KEY = "phonein.api_user"
@@ -188,9 +189,14 @@ def user_for_token(token: str, now: datetime) -> User | None:
     # The token and its user in one join: every API request pays this, the boards' 304
     # polls included, and a second round trip for the user was a third of such a poll.
     rider = _rider()
+    params: dict[str, Any] = {"token_digest": digest}
+    if rider is not None:
+        params.update(rider.ride.params)
+        if rider.ride.writes:
+            params["token_now"] = now
     found = db.session.execute(
-        _token_query(rider.ride.extend if rider is not None else None),
-        {"token_digest": digest, **dict(rider.ride.params if rider is not None else ())},
+        _token_query(rider.ride.extend, rider.guard) if rider is not None else _TOKEN_QUERY,
+        params,
     ).one_or_none()
     if found is None:
         return None
@@ -226,11 +232,12 @@ _STAMP = (
 def _stamp_after_request(token_id: int, now: datetime) -> None:
     """Write the token's last use once the request succeeded and its view committed.
 
-    Not in the request's own transaction: there the token's row would stay locked to the
-    end of it, under every lock the view takes after the check, and the order of locks
-    would depend on the view. Here it comes last: a view that changes something has
-    committed it already, and a GET, which commits nothing of its own, commits with it.
-    A failed request rolled back and stamps nothing.
+    Not in the request's own transaction: the token's row would be locked in the middle
+    of it, before the queue lock on one request and after it on another (a lock taken
+    with the check, ``Ride.writes``), and two producers sharing a token deadlocked. Here
+    it comes last, after any other lock: a view that changes something has committed it
+    already, and a GET, which commits nothing of its own, commits with it. A failed
+    request rolled back and stamps nothing.
     """
 
     @after_this_request
@@ -283,23 +290,60 @@ def api_user() -> User | None:
 @dataclass
 class _Rider:
     ride: Ride
+    # The role the view needs: what a ride that writes is conditional on.
+    role: Role
     # What the ride read (the columns it added, in order); None until it rode.
     values: tuple[Any, ...] | None = None
 
+    @property
+    def guard(self) -> Role | None:
+        return self.role if self.ride.writes else None
 
-@functools.cache
-def _token_query(extend: Callable[[Any], Any] | None) -> Any:
-    stmt = (
-        sa.select(ApiToken, User)
-        .join(ApiToken.user)
-        .where(ApiToken.token_hash == sa.bindparam("token_digest"))
+
+_TOKEN_QUERY = (
+    sa.select(ApiToken, User)
+    .join(ApiToken.user)
+    .where(ApiToken.token_hash == sa.bindparam("token_digest"))
+)
+
+
+def _passes_by_token(role: Role) -> sa.ColumnElement[bool]:
+    """``user_for_token``'s check and ``require_api``'s role, in SQL (for a ride that writes)."""
+    token, user = aliased(ApiToken), aliased(User)
+    return sa.exists().where(
+        token.token_hash == sa.bindparam("token_digest"),
+        token.revoked_at.is_(None),
+        sa.or_(token.expires_at.is_(None), token.expires_at > sa.bindparam("token_now")),
+        user.id == token.user_id,
+        user.is_active_user.is_(True),
+        user.role.in_(roles_that_can(role)),
     )
-    return extend(stmt) if extend is not None else stmt
+
+
+def _passes_by_session(role: Role) -> sa.ColumnElement[bool]:
+    """``user_for_session``'s check and ``require_api``'s role, in SQL."""
+    user = aliased(User)
+    return sa.exists().where(
+        user.id == sa.bindparam("session_user"),
+        user.session_version == sa.bindparam("session_version"),
+        user.is_active_user.is_(True),
+        user.role.in_(roles_that_can(role)),
+    )
 
 
 @functools.cache
-def _session_query(extend: Callable[[Any], Any]) -> Any:
-    return extend(sa.select(User).where(User.id == sa.bindparam("session_user")))
+def _token_query(extend: Callable[..., Any], guard: Role | None) -> Any:
+    if guard is None:
+        return extend(_TOKEN_QUERY)
+    return extend(_TOKEN_QUERY, _passes_by_token(guard))
+
+
+@functools.cache
+def _session_query(extend: Callable[..., Any], guard: Role | None) -> Any:
+    stmt = sa.select(User).where(User.id == sa.bindparam("session_user"))
+    if guard is None:
+        return extend(stmt)
+    return extend(stmt, _passes_by_session(guard))
 
 
 def _rider() -> _Rider | None:
@@ -320,22 +364,42 @@ def ridden() -> tuple[Any, ...] | None:
     return rider.values if rider is not None else None
 
 
+def _forged_writes_nothing() -> None:
+    """Check a login session's CSRF token before a ride that writes, not after.
+
+    ``api_user`` checks it once the user is loaded, and with such a ride loading the user
+    is the write: a forged request would hold the write (a queue lock) until it failed.
+    A request with a bearer token, or with no login session, is checked as ever.
+    """
+    if (
+        request.method not in ("GET", "HEAD", "OPTIONS")
+        and not request.headers.get("Authorization")
+        and "_user_id" in session
+    ):
+        csrf.protect()
+
+
 def require_api(
-    role: Role, *, along: Callable[..., Ride] | None = None
+    role: Role, *, along: Callable[..., Ride | None] | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Guard an API view: 401 without credentials, 403 without the role.
 
-    ``along(**view_args)``: what the query that checks the caller should read as well, in
-    the same round trip (a LEFT JOIN, so an unknown row never fails the check); the view
-    finds it in ``ridden()``. The check itself is the same query, every request: a
-    revoked token or a disabled user stops at once.
+    ``along(**view_args)``: what the query that checks the caller should read (or, with
+    ``Ride.writes``, change) as well, in the same round trip (a LEFT JOIN, so an unknown
+    row never fails the check); the view finds it in ``ridden()``. None: nothing rides.
+    The check itself is the same query, every request: a revoked token or a disabled user
+    stops at once.
     """
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if along is not None and RIDER_KEY not in request.environ:
-                request.environ[RIDER_KEY] = _Rider(along(**kwargs))
+                ride = along(**kwargs)
+                if ride is not None:
+                    if ride.writes:
+                        _forged_writes_nothing()
+                    request.environ[RIDER_KEY] = _Rider(ride, role)
             user = api_user()
             if user is None:
                 raise Unauthorized("This needs an API token: 'Authorization: Bearer TOKEN'.")
@@ -382,9 +446,11 @@ def user_for_session(value: str) -> User | None:
     if rider is None:
         user = db.session.get(User, int(user_id))
     else:
+        params: dict[str, Any] = {"session_user": int(user_id), **dict(rider.ride.params)}
+        if rider.ride.writes:
+            params["session_version"] = int(version)
         found = db.session.execute(
-            _session_query(rider.ride.extend),
-            {"session_user": int(user_id), **dict(rider.ride.params)},
+            _session_query(rider.ride.extend, rider.guard), params
         ).one_or_none()
         user = cast("User | None", found[0] if found is not None else None)
         if found is not None:

@@ -264,10 +264,17 @@ class Ride:
     """What a view has the query that checks its caller read as well
     (``accounts.require_api(along=…)``): ``extend`` adds a LEFT JOIN and columns, with
     bound parameters so that the statement is built once per process; ``params`` gives
-    their values for this request."""
+    their values for this request.
 
-    extend: Callable[[Any], Any]
+    ``writes``: the ride changes something (a data-modifying CTE, PostgreSQL only). Then
+    ``extend(stmt, allowed)`` also gets an SQL condition that holds only for a caller who
+    passes the check (credentials and role), which the write must be conditional on: the
+    statement runs whoever asks, and a caller who fails it must change nothing. What it
+    read is handed out only after the caller passed, as for any ride."""
+
+    extend: Callable[..., Any]
     params: tuple[tuple[str, Any], ...] = ()
+    writes: bool = False
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,14 @@ class Role(StrEnum):
     PRESENTER = "presenter"
 
 
+_ROLE_RANK = {Role.PRESENTER: 1, Role.PRODUCER: 2, Role.ADMIN: 3}
+
+
+def roles_that_can(needed: Role) -> tuple[Role, ...]:
+    """The roles that include ``needed`` (admin > producer > presenter)."""
+    return tuple(role for role, rank in _ROLE_RANK.items() if rank >= _ROLE_RANK[needed])
+
+
 class ForumStatus(StrEnum):
     OPEN = "open"
     LIVE = "live"
@@ -136,8 +144,7 @@ class User(UserMixin, Model):
 
     def can(self, needed: Role) -> bool:
         """Say whether this user's role includes ``needed`` (admin > producer > presenter)."""
-        rank = {Role.PRESENTER: 1, Role.PRODUCER: 2, Role.ADMIN: 3}
-        return rank[Role(self.role)] >= rank[needed]
+        return Role(self.role) in roles_that_can(needed)
 
 
 class ApiToken(Model):

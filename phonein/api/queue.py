@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from .. import forums, signups
-from ..accounts import api_user, require_api
+from ..accounts import api_user, require_api, ridden
 from ..database import commit
 from ..errors import Conflict
 from ..inputs import clean_line
@@ -145,7 +145,8 @@ def step_message(step: queue.Step, kind: actions.Kind) -> str:
 
 
 def _step(slug: str, kind: actions.Kind, chosen: int | None = None) -> dict[str, Any]:
-    step, action = actions.step(slug, kind, utcnow(), chosen, _user_id())
+    taken = queue.ridden_lock(ridden())
+    step, action = actions.step(slug, kind, utcnow(), chosen, _user_id(), taken=taken)
     message = step_message(step, kind)
     # The callers' lines follow the commit: the one finished is thanked, the next goes on air.
     commit()
@@ -160,7 +161,7 @@ def _step(slug: str, kind: actions.Kind, chosen: int | None = None) -> dict[str,
 
 
 @blp.route("/forums/<slug>/queue/next", methods=["POST"])
-@require_api(Role.PRODUCER)
+@require_api(Role.PRODUCER, along=queue.lock_ride)
 @blp.arguments(QueueNext(), required=False)
 @blp.response(200, QueueStep)
 @documented_errors(blp, 401, 403, 404, 409, 422)
@@ -176,7 +177,7 @@ def advance(data: dict[str, Any], slug: str) -> dict[str, Any]:
 
 
 @blp.route("/forums/<slug>/queue/finish", methods=["POST"])
-@require_api(Role.PRODUCER)
+@require_api(Role.PRODUCER, along=queue.lock_ride)
 @blp.response(200, QueueStep)
 @documented_errors(blp, 401, 403, 404, 409)
 @blp.doc(**PRODUCER_DOC)

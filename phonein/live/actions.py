@@ -372,7 +372,13 @@ def _write_statement() -> Any:
 
 
 def step(
-    slug: str, kind: Kind, now: datetime, chosen: int | None = None, user_id: int | None = None
+    slug: str,
+    kind: Kind,
+    now: datetime,
+    chosen: int | None = None,
+    user_id: int | None = None,
+    *,
+    taken: Forum | None = None,
 ) -> tuple[queue.Step, LiveAction | None]:
     """Next (``chosen``: that waiting caller rather than the head) or finish, as a live
     action; None for the action when it changed nothing.
@@ -380,9 +386,10 @@ def step(
     One queue lock, and no reads of its own: the step reads the rows it changes before
     changing them, and its statements say which texts they wrote and which lines they
     asked. The lock's version is the action's (nothing after it writes the version), and
-    a step cancels no text and changes nothing of the forum's own.
+    a step cancels no text and changes nothing of the forum's own. ``taken``: the forum,
+    locked already (``queue.lock_ride``).
     """
-    forum = queue.lock(slug, now, live_only=True)
+    forum = queue.lock(slug, now, live_only=True, taken=taken)
     if kind == Kind.NEXT:
         step = queue.plan_next(forum, now, chosen)
     else:
