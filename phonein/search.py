@@ -35,18 +35,19 @@ import functools
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import phones
 from .errors import Invalid
 from .extensions import db
 from .inputs import clean_text
-from .models import MAX_ID, Forum, Signup, SignupStatus
+from .models import CALL_LIVE, MAX_ID, Call, Forum, Signup, SignupStatus
 
 # A query typed as a phone number: digits with the usual separators.
 PHONE_LIKE = re.compile(r"^[\d\s+().\-/]+$")
@@ -208,6 +209,8 @@ class Page:
     items: list[Signup]
     total: int | None  # how many match; None when not counted (``count=False``)
     next_after: int | None  # ``after`` for the next page; None on the last
+    # With ``lines=True``: signup id -> its call on the line, for those that have one.
+    lines: dict[int, Call] = field(default_factory=dict)
 
 
 @functools.cache
@@ -246,6 +249,21 @@ def _before_anchor(created_at: Any, signup_id: Any) -> sa.ColumnElement[bool]:
     return sa.tuple_(created_at, signup_id) < anchor
 
 
+def _with_line(stmt: sa.Select[Any], lines: bool) -> sa.Select[Any]:
+    """With ``lines``, each signup's call on the line (its newest live call, as
+    ``live.calls.live_calls_of`` reads it) LEFT JOINed, as one more column: the page's
+    own statement reads it, where a query of its own was one more round trip per page."""
+    if not lines:
+        return stmt
+    newer = aliased(Call)
+    newest = (
+        sa.select(sa.func.max(newer.id))
+        .where(newer.signup_id == Signup.id, newer.state.in_(CALL_LIVE))
+        .scalar_subquery()
+    )
+    return stmt.outerjoin(Call, Call.id == newest).add_columns(Call)
+
+
 def _paged(stmt: sa.Select[Any]) -> sa.Select[Any]:
     return stmt.limit(sa.bindparam("s_limit", type_=sa.Integer)).offset(
         sa.bindparam("s_offset", type_=sa.Integer)
@@ -254,10 +272,11 @@ def _paged(stmt: sa.Select[Any]) -> sa.Select[Any]:
 
 @functools.cache
 def _search_statement(
-    status: bool, phones: bool, digits: bool, count: bool, keyset: bool
+    status: bool, phones: bool, digits: bool, count: bool, keyset: bool, lines: bool
 ) -> sa.Select[Any]:
-    """One page of the matches of a search, with their count (or NULL), built once per
-    process for each shape; every value is a bind parameter.
+    """One page of the matches of a search, with their count (or NULL) and, with
+    ``lines``, their calls on the line; built once per process for each shape; every
+    value is a bind parameter.
 
     One pass: every match has to be read and checked anyway (the trigram index only
     narrows them down), so the page and the count come from the same matches.
@@ -278,16 +297,17 @@ def _search_statement(
         .where(*([_before_anchor(matches.c.created_at, matches.c.id)] if keyset else []))
         .order_by(matches.c.created_at.desc(), matches.c.id.desc())
     ).subquery()
-    return (
+    return _with_line(
         sa.select(Signup, one_page.c.total)
         .join(one_page, Signup.id == one_page.c.id)
-        .order_by(Signup.created_at.desc(), Signup.id.desc())
+        .order_by(Signup.created_at.desc(), Signup.id.desc()),
+        lines,
     )
 
 
 @functools.cache
 def _list_statements(
-    status: bool, keyset: bool, match: tuple[bool, bool] | None
+    status: bool, keyset: bool, match: tuple[bool, bool] | None, lines: bool
 ) -> tuple[sa.Select[Any], sa.Select[Any]]:
     """The count and the page of a list (built once per shape): without a search, or a
     search's further pages when ``_search_statement`` found none there; ``match`` is
@@ -301,9 +321,12 @@ def _list_statements(
         conditions.append(_matches(*match))
     count = sa.select(sa.func.count()).select_from(Signup).where(*conditions)
     page = _paged(
-        sa.select(Signup)
-        .where(*conditions, *([_before_anchor(Signup.created_at, Signup.id)] if keyset else []))
-        .order_by(Signup.created_at.desc(), Signup.id.desc())
+        _with_line(
+            sa.select(Signup)
+            .where(*conditions, *([_before_anchor(Signup.created_at, Signup.id)] if keyset else []))
+            .order_by(Signup.created_at.desc(), Signup.id.desc()),
+            lines,
+        )
     )
     return count, page
 
@@ -317,6 +340,7 @@ def search(
     per_page: int = 50,
     after: int | None = None,
     count: bool = True,
+    lines: bool = False,
 ) -> Page:
     """Return one page of a forum's signups matching ``status`` and ``q``, newest first.
 
@@ -325,6 +349,8 @@ def search(
     Pages follow ``ix_signups_forum_created`` / ``ix_signups_forum_status_created``.
     ``count=False`` leaves the total out: counting a forum of 100,000 reads 100,000 index
     entries, which a client that has the first page's total need not pay again.
+    ``lines``: read each signup's call on the line too (``Page.lines``), in the same
+    statement.
     """
     params: dict[str, Any] = {"s_forum": forum.id}
     if status:
@@ -344,24 +370,26 @@ def search(
         match = (bool(query.phones), query.digits is not None)
         params.update(s_like=query.like, s_phones=list(query.phones), s_digits=query.digits)
         rows = db.session.execute(
-            _search_statement(bool(status), *match, count, keyset), params
+            _search_statement(bool(status), *match, count, keyset, lines), params
         ).all()
         if rows:
-            items = [signup for signup, _ in rows]
-            return _page(forum, items, rows[0][1], per_page)
+            return _page(forum, [(row[0], *row[2:]) for row in rows], rows[0][1], per_page)
         if offset == 0 and not keyset:
             return Page([], 0 if count else None, None)
-    count_statement, page_statement = _list_statements(bool(status), keyset, match)
+    count_statement, page_statement = _list_statements(bool(status), keyset, match, lines)
     total = (db.session.scalar(count_statement, params) or 0) if count else None
-    items = list(db.session.scalars(page_statement, params))
-    return _page(forum, items, total, per_page)
+    found = db.session.execute(page_statement, params).all()
+    return _page(forum, [tuple(row) for row in found], total, per_page)
 
 
-def _page(forum: Forum, items: list[Signup], total: int | None, per_page: int) -> Page:
+def _page(forum: Forum, rows: list[tuple[Any, ...]], total: int | None, per_page: int) -> Page:
+    """``rows``: (signup,) or, with lines, (signup, its call or None)."""
     # One more than a page was read: whether it exists says whether a next page does.
-    more = len(items) > per_page
-    items = items[:per_page]
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    items: list[Signup] = [row[0] for row in rows]
     for signup in items:
         # Their forum is this one: no lazy load per signup when the page is shown.
         set_committed_value(signup, "forum", forum)
-    return Page(items, total, items[-1].id if more and items else None)
+    lines = {row[0].id: row[1] for row in rows if len(row) > 1 and row[1] is not None}
+    return Page(items, total, items[-1].id if more and items else None, lines)

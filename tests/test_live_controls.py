@@ -147,7 +147,7 @@ def test_undo_of_a_next_that_hung_up_a_line_says_to_call_back(client, producer):
     # a is done: their line is hung up once the step commits; b has no line.
     step = client.post(f"{url}/queue/next", headers=producer).get_json()
     assert db.session.get(LiveAction, step["action"]["id"]).before["on_the_line"] == [a.id]
-    assert calls.live_calls_of([a.id]) == {}
+    assert calls.live_call_of(a.id) is None
     undone = client.post(f"{url}/actions/{step['action']['id']}/undo", headers=producer)
     assert f"{a.name}'s call had ended: call them back." in undone.get_json()["message"]
     assert statuses(a, b) == ["on_air", "queued"]

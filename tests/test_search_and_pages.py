@@ -281,20 +281,39 @@ def test_the_list_shows_each_signups_call_on_the_line(client, producer):
     from phonein.models import Call
 
     forum = make_forum()
-    ringing, ended, none = (make_signup(forum, name=f"Caller {n}") for n in range(3))
+    ringing, ended, none, again = (make_signup(forum, name=f"Caller {n}") for n in range(4))
     db.session.add_all(
         [
             Call(forum_id=forum.id, signup_id=ringing.id, direction="inbound", state="ringing"),
             Call(forum_id=forum.id, signup_id=ended.id, direction="inbound", state="completed"),
+            # Two live calls (rang in twice): the newest is the one shown.
+            Call(forum_id=forum.id, signup_id=again.id, direction="inbound", state="ringing"),
+            Call(forum_id=forum.id, signup_id=again.id, direction="inbound", state="holding"),
         ]
     )
     db.session.commit()
-    for q in ("", "caller"):
-        body = found(client, producer, forum.slug, q)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    # The first page and a keyset page, with and without a search.
+    for q, args in (("", {}), ("caller", {}), ("", {"after": again.id}), ("caller", {"page": 1})):
+        statements.clear()
+        sa.event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            body = found(client, producer, forum.slug, q, **args)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", record)
         calls = {item["id"]: item["call"] for item in body["items"]}
         assert calls[ringing.id]["state"] == "ringing"
         assert calls[ringing.id]["signup_id"] == ringing.id
         assert calls[ended.id] is None and calls[none.id] is None
+        if again.id in calls:
+            assert calls[again.id]["state"] == "holding"
+        # The calls ride the page's own statement: no query of calls of its own.
+        assert not [s for s in statements if s.lstrip().upper().startswith("SELECT CALLS.")]
+        assert any("FROM signups" in s and "calls" in s for s in statements), statements
 
 
 def test_balance_counts_screened_signups_by_stance(app):

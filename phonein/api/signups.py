@@ -14,7 +14,7 @@ from ..accounts import require_api, ridden
 from ..database import commit
 from ..limits import signup_rate
 from ..links import manage_url
-from ..live import board, calls, queue
+from ..live import board, queue
 from ..models import MAX_ID, Role, Signup
 from ..times import utcnow
 from ..views import SignupView
@@ -149,6 +149,7 @@ def list_signups(args: dict[str, Any], slug: str) -> Any:
         per_page=args["per_page"],
         after=args.get("after"),
         count=counting and known is None,
+        lines=True,
     )
     total = found.total if known is None else known
     if known is None and total_key is not None and found.total is not None:
@@ -156,7 +157,7 @@ def list_signups(args: dict[str, Any], slug: str) -> Any:
             totals.clear()
         totals[total_key] = found.total
     places = queue.positions_of(forum.id, found.items)
-    lines = calls.live_calls_of([s.id for s in found.items])
+    lines = found.lines
     views = [
         SignupView(s, queue_position=places.get(s.id), call=lines.get(s.id)) for s in found.items
     ]

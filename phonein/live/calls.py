@@ -14,9 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
-from ..database import changed, dialect, per_dialect, upsert_insert
+from ..database import changed, upsert_insert
 from ..errors import NotFound
 from ..extensions import db
 from ..models import (
@@ -81,28 +80,6 @@ def lines(forum: Forum) -> list[Call]:
     return [*live, *ended]
 
 
-def live_calls_of(signup_ids: list[int]) -> dict[int, Call]:
-    """Return signup id -> its call on the line, for those that have one (one query)."""
-    found: dict[int, Call] = {}
-    if signup_ids:
-        for call in db.session.scalars(_live_calls_statement(), {"lines_of": signup_ids}):
-            found[call.signup_id or 0] = call
-    return found
-
-
-@per_dialect
-def _live_calls_statement() -> Any:
-    """``live_calls_of``'s query, built once per dialect. On PostgreSQL the ids are one
-    array (``= ANY``): a page of 50 as 50 parameters is a new statement text for psycopg
-    to parse on every request (it keeps no more than 50 parameters' worth)."""
-    if dialect() == "postgresql":
-        ids = sa.bindparam("lines_of", type_=postgresql.ARRAY(sa.Integer))
-        of_them: sa.ColumnElement[bool] = Call.signup_id == sa.any_(ids)
-    else:
-        of_them = Call.signup_id.in_(sa.bindparam("lines_of", expanding=True))
-    return sa.select(Call).where(of_them, Call.state.in_(CALL_LIVE)).order_by(Call.id)
-
-
 @dataclass
 class BoardLines:
     """The lines a board shows, from one query: each signup's call on the line, the
@@ -131,7 +108,7 @@ def _board_lines_query() -> Any:
 
 
 def board_lines(forum: Forum) -> BoardLines:
-    """What ``live_calls_of`` (for the forum's signups), ``unscreened`` and
+    """Each of the forum's signups' call on the line, ``unscreened`` and
     ``studio_call`` answer, in one query: the forum's live calls, with their signups,
     and its last studio call. A forum has few calls on the line at once."""
     rows = db.session.execute(_board_lines_query(), {"lines_forum": forum.id}).all()
