@@ -173,16 +173,3 @@ def test_a_next_for_no_such_forum_is_404_and_a_closed_one_409(app, producer):
     closed = make_forum(starts_at=now - timedelta(minutes=5), now=now, status="closed")
     answer = client.post(f"/api/v1/forums/{closed.slug}/queue/finish", headers=producer)
     assert answer.status_code == 409, answer.get_json()
-
-
-def test_a_tokens_last_use_is_written_after_a_next_commits(make_app):
-    app = make_app()
-    with app.app_context():
-        forum = _live_forum()
-        _, token = make_user("producer")
-        slug = forum.slug
-    step = app.test_client().post(f"/api/v1/forums/{slug}/queue/next", headers=bearer(token))
-    assert step.status_code == 200
-    with app.app_context(), db.engine.connect() as connection:
-        used = connection.execute(sa.select(ApiToken.last_used_at)).all()
-    assert [row[0] is not None for row in used] == [True]

@@ -177,17 +177,25 @@ def test_a_failed_last_use_stamp_does_not_fail_the_answer(client, app, monkeypat
     assert response.status_code == 200 and response.get_json()["items"] == []
 
 
-def test_a_tokens_last_use_on_a_get_is_committed_not_only_flushed(make_app):
-    """Read through a connection of its own: what the request's session merely flushed and
-    then threw away would look written to that same session."""
+@pytest.mark.parametrize("asked", ["list", "next"])
+def test_a_tokens_last_use_is_committed_after_the_request(make_app, asked):
+    """A GET, which commits nothing of its own, and a next, whose queue lock rides the
+    token's check on PostgreSQL: the last use is written after either. Read through a
+    connection of its own: what the request's session merely flushed and then threw away
+    would look written to that same session."""
     app = make_app()
     with app.app_context():
-        forum = make_forum()
-        make_signup(forum)  # the listing's queries autoflush the stamp before the answer
+        now = utcnow()
+        forum = make_forum(starts_at=now - timedelta(minutes=5), now=now)
+        make_signup(forum, status="queued")
         _, token = make_user("producer")
-        slug = forum.slug
-    listing = app.test_client().get(f"/api/v1/forums/{slug}/signups", headers=bearer(token))
-    assert listing.status_code == 200
+        url = f"/api/v1/forums/{forum.slug}"
+    client = app.test_client()
+    if asked == "list":
+        answer = client.get(f"{url}/signups", headers=bearer(token))
+    else:
+        answer = client.post(f"{url}/queue/next", headers=bearer(token))
+    assert answer.status_code == 200
     with app.app_context(), db.engine.connect() as connection:
         used = connection.execute(sa.select(ApiToken.last_used_at)).scalar_one()
     assert used is not None
