@@ -14,7 +14,7 @@ from werkzeug.datastructures import MultiDict
 from phonein import links
 from phonein.extensions import db
 from phonein.models import EarlyStatus, Message, OptOut
-from phonein.sms import backends, dispatch, outbox, recovery, sender
+from phonein.sms import backends, codes, dispatch, outbox, recovery, sender
 from phonein.sms import status as delivery
 from phonein.sms.sender import Sender
 from phonein.times import utcnow
@@ -47,6 +47,34 @@ def test_messages_go_out_through_the_sdk_and_record_the_sid(make_app):
             assert {r.status for r in rows} == {"queued"}
             assert {r.provider_sid for r in rows} == {m["sid"] for m in fake.messages}
             assert all(r.attempts == 1 for r in rows)
+
+
+def test_a_code_text_goes_out_with_its_code_which_is_not_kept(make_app):
+    """The code reaches Twilio, retried through transient failures; once sent, the stored
+    body no longer holds it. Other texts are kept as written."""
+    with FakeTwilio(faults=Faults(transient_rate=0.3, seed=3)) as fake:
+        app = make_app(**settings(fake, SMS_RATE=1000))
+        with app.app_context():
+            forum = make_forum()
+            listener = make_signup(forum)  # its confirmation
+            sent_codes = {f"+4477009006{n:02d}": f"{314159 + n * 7919:06d}" for n in range(12)}
+            for number, code in sent_codes.items():
+                codes.enqueue(number, codes.text(code), f"code-{number}", utcnow())
+            db.session.commit()
+        drain(app)
+        assert len(fake.rejected) > 0  # some codes were tried more than once
+        received = collections.defaultdict(list)
+        for message in fake.messages:
+            received[message["to"]].append(message["body"])
+        for number, code in sent_codes.items():
+            assert len(received[number]) == 1 and code in received[number][0]
+        with app.app_context():
+            rows = db.session.scalars(sa.select(Message)).all()
+            kept = {r.to: r.body for r in rows if r.kind == "code"}
+            assert kept == dict.fromkeys(sent_codes, dispatch.SENT_CODE_BODY)
+            [confirmation] = [r for r in rows if r.to == listener.phone]
+            assert confirmation.status == "queued"
+            assert confirmation.body == received[listener.phone][0]
 
 
 def test_a_fifth_of_sends_failing_transiently_still_delivers_each_once(make_app):

@@ -80,6 +80,12 @@ LEAD_SECONDS = 0.1
 # a day per signup.
 FAST_LANE = (MessageKind.REMINDER, MessageKind.NEXT_UP, MessageKind.CODE, MessageKind.LINK)
 
+# What a code text's stored body becomes once the provider has it. Its code (or the link
+# that carries one, for a number that signed up again) is a credential for a day at most,
+# and nothing after the send reads it: a retry or a reconciliation happens before this
+# is recorded. Private links are never stored at all (``links.PLACEHOLDER``).
+SENT_CODE_BODY = "[one-time code: removed once sent]"
+
 
 @dataclass(frozen=True)
 class Claimed:
@@ -182,12 +188,14 @@ def finish(
 
 
 def record_sent(claimed: Claimed, worker_id: str | None, result: SendResult) -> None:
-    """Record the provider's SID and status, and any status that beat it here."""
+    """Record the provider's SID and status, and any status that beat it here; a code
+    text's body goes (``SENT_CODE_BODY``)."""
     reached: str = status.TWILIO.get(result.status, MessageStatus.QUEUED)
     code: int | None = None
     early = status.take_early(result.sid)
     if early is not None and status.later(reached, early.status):
         reached, code = early.status, early.error_code
+    scrubbed: dict[str, Any] = {"body": SENT_CODE_BODY} if claimed.kind == MessageKind.CODE else {}
     finish(
         claimed,
         worker_id,
@@ -196,6 +204,7 @@ def record_sent(claimed: Claimed, worker_id: str | None, result: SendResult) -> 
         sent_at=sa.func.coalesce(Message.__table__.c.sent_at, database.clock()),
         error_code=code,
         error_message=None,
+        **scrubbed,
     )
 
 
