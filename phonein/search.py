@@ -250,9 +250,9 @@ def _before_anchor(created_at: Any, signup_id: Any) -> sa.ColumnElement[bool]:
 
 
 def _with_line(stmt: sa.Select[Any], lines: bool) -> sa.Select[Any]:
-    """With ``lines``, each signup's call on the line (its newest live call, as
-    ``live.calls.live_calls_of`` reads it) LEFT JOINed, as one more column: the page's
-    own statement reads it, where a query of its own was one more round trip per page."""
+    """With ``lines``, each signup's call on the line (its newest live call) LEFT JOINed,
+    as one more column: the page's own statement reads it, where a query of its own was
+    one more round trip per page."""
     if not lines:
         return stmt
     newer = aliased(Call)
