@@ -36,6 +36,8 @@ from .models import ApiToken, Role, User, roles_that_can
 from .times import UTCDateTime, utcnow
 
 USER_KEY = "phonein.api_user"
+# Methods that change nothing: a session request by any other needs its CSRF token.
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 RIDER_KEY = "phonein.auth_rider"
 PASSWORD_MIN_LENGTH = 10
 # zxcvbn's score runs 0 (guessed at once) to 4; 3 means "safely unguessable: moderate
@@ -200,8 +202,8 @@ def user_for_token(token: str, now: datetime) -> User | None:
     ).one_or_none()
     if found is None:
         return None
-    token_id, last_used_at, expires_at, revoked_at = found[:4]
-    user: User = found[4]
+    token_id, last_used_at, expires_at, revoked_at = found[: _TOKEN_WIDTH - 1]
+    user: User = found[_TOKEN_WIDTH - 1]
     if rider is not None:
         rider.values = tuple(found[_TOKEN_WIDTH:])
     if revoked_at is not None:
@@ -280,7 +282,7 @@ def api_user() -> User | None:
         if user is None:
             raise Unauthorized("That API token is not valid.")
     elif current_user.is_authenticated:
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
+        if request.method not in SAFE_METHODS:
             csrf.protect()
         user = current_user._get_current_object()
     request.environ[USER_KEY] = user
@@ -302,12 +304,14 @@ class _Rider:
 
 # The token's columns that the check reads, not the token (every API request loads this
 # row: an entity costs more to load than its four columns), then the user.
+_TOKEN_COLUMNS = (ApiToken.id, ApiToken.last_used_at, ApiToken.expires_at, ApiToken.revoked_at)
 _TOKEN_QUERY = (
-    sa.select(ApiToken.id, ApiToken.last_used_at, ApiToken.expires_at, ApiToken.revoked_at, User)
+    sa.select(*_TOKEN_COLUMNS, User)
     .join(ApiToken.user)
     .where(ApiToken.token_hash == sa.bindparam("token_digest"))
 )
-_TOKEN_WIDTH = 5
+# What the check reads (the token's columns, the user); a ride's columns come after.
+_TOKEN_WIDTH = len(_TOKEN_COLUMNS) + 1
 
 
 def _passes_by_token(role: Role) -> sa.ColumnElement[bool]:
@@ -375,7 +379,7 @@ def _forged_writes_nothing() -> None:
     A request with a bearer token, or with no login session, is checked as ever.
     """
     if (
-        request.method not in ("GET", "HEAD", "OPTIONS")
+        request.method not in SAFE_METHODS
         and not request.headers.get("Authorization")
         and "_user_id" in session
     ):

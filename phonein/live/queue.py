@@ -91,27 +91,25 @@ def lock(slug: str, now: datetime, *, live_only: bool = False, taken: Forum | No
 # with bind parameters: built anew for every request, each and its cache key cost more CPU
 # than running it (as the signup's INSERT did, ``signups._insert_signup``).
 _FORUMS = Forum.__table__
-_TAKE_LOCK = (
-    sa.select(Forum)
-    .from_statement(
+
+
+def _lock_update(*allowed: sa.ColumnElement[bool]) -> sa.Update:
+    """The queue lock: bump the version of forum ``lock_slug`` (if ``allowed``), return it."""
+    return (
         sa.update(_FORUMS)
-        .where(_FORUMS.c.slug == sa.bindparam("lock_slug", type_=sa.String))
+        .where(_FORUMS.c.slug == sa.bindparam("lock_slug", type_=sa.String), *allowed)
         .values(queue_version=_FORUMS.c.queue_version + 1)
         .returning(*_FORUMS.c)
     )
-    .execution_options(populate_existing=True)
+
+
+_TAKE_LOCK = (
+    sa.select(Forum).from_statement(_lock_update()).execution_options(populate_existing=True)
 )
 
 
 def _ride_lock(stmt: sa.Select[Any], allowed: sa.ColumnElement[bool]) -> sa.Select[Any]:
-    locked = (
-        sa.update(_FORUMS)
-        .where(_FORUMS.c.slug == sa.bindparam("lock_slug", type_=sa.String), allowed)
-        .values(queue_version=_FORUMS.c.queue_version + 1)
-        .returning(*_FORUMS.c)
-        .cte("locked")
-    )
-    forum = aliased(Forum, locked)
+    forum = aliased(Forum, _lock_update(allowed).cte("locked"))
     # As ``_TAKE_LOCK``: a forum already in the session takes the locked row's values.
     return (
         stmt.outerjoin(forum, sa.true())
